@@ -1,0 +1,1 @@
+"""The components, one package each: a thin pykka actor beside pure, thread-free logic."""

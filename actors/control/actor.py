@@ -1,0 +1,76 @@
+"""Control actor: the control socket (REP) and the events socket (PUB)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import zmq
+
+from actors.control.commands import handle_request
+from messages.codec import decode_control, encode_control, encode_event
+from messages.system import Internal, Publish
+from supervisors.actor import SupervisedActor
+
+__all__ = ["ControlActor"]
+
+
+class _Poll(Internal):
+    __slots__ = ()
+
+
+_POLL = _Poll()
+
+
+class ControlActor(SupervisedActor):
+    """Answers control requests and publishes events; both sockets live in this actor's thread."""
+
+    def setup(self) -> None:
+        """Bind both sockets (actor thread)."""
+        settings = self.ctx.settings.control
+        context = zmq.Context.instance()
+        self.view = self.ctx.resources["view"]
+        self.rep = context.socket(zmq.REP)
+        self.pub = context.socket(zmq.PUB)
+        for sock in (self.rep, self.pub):
+            sock.setsockopt(zmq.LINGER, 0)
+        try:
+            self.rep.bind(settings.endpoint)
+            self.pub.bind(settings.events)
+        except zmq.ZMQError as exc:
+            self.teardown()
+            raise OSError(f"cannot bind control {settings.endpoint} / events {settings.events}: {exc}") from exc
+        self.published = 0
+        self.actor_ref.tell(_POLL)
+
+    def teardown(self) -> None:
+        """Close both sockets (actor thread)."""
+        for name in ("rep", "pub"):
+            sock = getattr(self, name, None)
+            if sock is not None:
+                sock.close(0)
+                setattr(self, name, None)
+
+    def handle(self, message: Any) -> Any:
+        """Serve a request or publish an event (actor thread)."""
+        if message is _POLL:
+            self._serve()
+            self.actor_ref.tell(_POLL)
+        elif isinstance(message, Publish):
+            self.pub.send_multipart([message.topic.encode("utf-8"), encode_event(message.event)])
+            self.published += 1
+        else:
+            raise TypeError(f"control cannot handle {type(message).__name__}")
+
+    def _serve(self) -> None:
+        timeout = 20 if self.actor_inbox.empty() else 0  # type: ignore[attr-defined]
+        if not self.rep.poll(timeout, zmq.POLLIN):
+            return
+        frames = self.rep.recv_multipart()
+        try:
+            if len(frames) != 1:
+                raise ValueError("request must be exactly one frame")
+            request = decode_control(frames[0])
+            reply = handle_request(request, self.view)
+        except ValueError as exc:
+            reply = {"ok": False, "error": str(exc)}
+        self.rep.send(encode_control(reply))

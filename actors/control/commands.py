@@ -1,0 +1,110 @@
+"""Control protocol v1: validate a request map and answer it from a view of the system.
+
+Every reply is a map with ``ok``; errors are ``{"ok": false, "error": "..."}`` and change nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+__all__ = ["COMMANDS", "ControlView", "handle_request"]
+
+
+class ControlView(Protocol):
+    """What the control socket may see and do."""
+
+    fault_injection: bool
+    actor_names: tuple[str, ...]
+
+    def health(self) -> dict[str, Any]: ...
+    def metrics(self) -> dict[str, Any]: ...
+    def query(self, actor: str, what: str) -> Any: ...
+    def watch(self, add: tuple[str, ...], remove: tuple[str, ...]) -> list[str]: ...
+    def restart(self, actor: str) -> None: ...
+    def crash(self, actor: str) -> None: ...
+    def shutdown(self, reason: str) -> None: ...
+
+
+def _symbols(request: dict[str, Any]) -> tuple[str, ...]:
+    value = request.get("symbols")
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and 0 < len(v) <= 32 for v in value):
+        raise ValueError('"symbols" must be a non-empty list of symbols or a comma-separated string')
+    return tuple(value)
+
+
+def _actor(request: dict[str, Any], view: ControlView) -> str:
+    actor = request.get("actor")
+    if not isinstance(actor, str) or actor not in view.actor_names:
+        raise ValueError(f'"actor" must be one of {", ".join(view.actor_names)}')
+    return actor
+
+
+def _ping(request: dict[str, Any], view: ControlView) -> dict[str, Any]:
+    return {"pong": True}
+
+
+def _health(request: dict[str, Any], view: ControlView) -> dict[str, Any]:
+    return view.health()
+
+
+def _metrics(request: dict[str, Any], view: ControlView) -> dict[str, Any]:
+    return view.metrics()
+
+
+def _positions(request: dict[str, Any], view: ControlView) -> dict[str, Any]:
+    return view.query("executor", "positions")
+
+
+def _orders(request: dict[str, Any], view: ControlView) -> dict[str, Any]:
+    return view.query("executor", "orders")
+
+
+def _subscribe(request: dict[str, Any], view: ControlView) -> dict[str, Any]:
+    return {"symbols": view.watch(_symbols(request), ())}
+
+
+def _unsubscribe(request: dict[str, Any], view: ControlView) -> dict[str, Any]:
+    return {"symbols": view.watch((), _symbols(request))}
+
+
+def _restart(request: dict[str, Any], view: ControlView) -> dict[str, Any]:
+    actor = _actor(request, view)
+    view.restart(actor)
+    return {"restarting": actor}
+
+
+def _crash(request: dict[str, Any], view: ControlView) -> dict[str, Any]:
+    if not view.fault_injection:
+        raise PermissionError("fault injection is off; start with --allow-fault-injection to use crash")
+    actor = _actor(request, view)
+    view.crash(actor)
+    return {"crashing": actor}
+
+
+def _shutdown(request: dict[str, Any], view: ControlView) -> dict[str, Any]:
+    view.shutdown("shutdown requested over the control socket")
+    return {"stopping": True}
+
+
+COMMANDS = {
+    "ping": _ping, "health": _health, "metrics": _metrics, "positions": _positions, "orders": _orders,
+    "subscribe": _subscribe, "unsubscribe": _unsubscribe, "restart": _restart, "crash": _crash,
+    "shutdown": _shutdown,
+}
+
+
+def handle_request(request: dict[str, Any], view: ControlView) -> dict[str, Any]:
+    """Answer one decoded request map."""
+    name = request.get("cmd")
+    command = COMMANDS.get(name) if isinstance(name, str) else None
+    if command is None:
+        return {"ok": False, "error": f"unknown command {name!r}; valid: {', '.join(COMMANDS)}"}
+    try:
+        reply = command(request, view)
+    except (ValueError, PermissionError, LookupError) as exc:
+        return {"ok": False, "error": str(exc)}
+    except TimeoutError as exc:
+        return {"ok": False, "error": f"timed out: {exc}"}
+    return {"ok": True, **reply}

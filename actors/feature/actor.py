@@ -1,0 +1,46 @@
+"""Feature actor: indicators for every frame, per symbol and timeframe."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from actors.feature.indicators import IndicatorSet
+from messages.pipeline import Drain, MarketBatch
+from supervisors.actor import SupervisedActor
+
+__all__ = ["FeatureActor"]
+
+NEXT = "model"
+
+
+class FeatureActor(SupervisedActor):
+    """Adds the configured indicators to each frame."""
+
+    def setup(self) -> None:
+        """Read the indicator list (actor thread)."""
+        strategy = self.ctx.settings.strategy
+        needed = (f"sma:{strategy.fast}", f"sma:{strategy.slow}")
+        self.specs = tuple(dict.fromkeys(self.ctx.settings.feature.indicators + needed))
+        self.sets: dict[tuple[str, str], IndicatorSet] = {}
+
+    def handle(self, message: Any) -> Any:
+        """Enrich one batch, or pass a marker on (actor thread)."""
+        if isinstance(message, MarketBatch):
+            if message.frames:
+                message = dataclasses.replace(message, frames=tuple(
+                    dataclasses.replace(frame, features=self._set(frame.symbol, frame.timeframe).update(frame))
+                    for frame in message.frames
+                ))
+            self.ctx.registry.tell(NEXT, message)
+        elif isinstance(message, Drain):
+            self.ctx.registry.tell(NEXT, message)
+        else:
+            raise TypeError(f"feature cannot handle {type(message).__name__}")
+
+    def _set(self, symbol: str, timeframe: str) -> IndicatorSet:
+        key = (symbol, timeframe)
+        found = self.sets.get(key)
+        if found is None:
+            found = self.sets[key] = IndicatorSet(self.specs)
+        return found

@@ -1,0 +1,56 @@
+"""Model actor: a probability of a higher next close for every bar."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from actors.model.logistic import OnlineLogit, feature_matrix
+from messages.market import readonly
+from messages.pipeline import Drain, MarketBatch
+from messages.system import Query
+from supervisors.actor import SupervisedActor
+
+__all__ = ["ModelActor"]
+
+NEXT = "strategy"
+
+
+class ModelActor(SupervisedActor):
+    """Runs one online logistic regression per symbol and timeframe."""
+
+    def setup(self) -> None:
+        """Read the model settings (actor thread)."""
+        settings = self.ctx.settings.model
+        self.enabled = settings.enabled
+        self.expressions = settings.features
+        self.learning_rate, self.l2 = settings.learning_rate, settings.l2
+        self.models: dict[tuple[str, str], OnlineLogit] = {}
+
+    def handle(self, message: Any) -> Any:
+        """Predict for one batch, or pass a marker on (actor thread)."""
+        if isinstance(message, MarketBatch):
+            if message.frames and self.enabled:
+                message = dataclasses.replace(message, frames=tuple(
+                    dataclasses.replace(frame, prediction=readonly(self._model(frame.symbol, frame.timeframe)
+                                        .predict_frame(feature_matrix(frame, self.expressions), np.asarray(frame.close))))
+                    for frame in message.frames
+                ))
+            self.ctx.registry.tell(NEXT, message)
+        elif isinstance(message, Drain):
+            self.ctx.registry.tell(NEXT, message)
+        elif isinstance(message, Query):
+            return {f"{s}/{tf}": {"updates": m.updates, "weights": list(m.weights), "bias": m.bias}
+                    for (s, tf), m in self.models.items()}
+        else:
+            raise TypeError(f"model cannot handle {type(message).__name__}")
+        return None
+
+    def _model(self, symbol: str, timeframe: str) -> OnlineLogit:
+        key = (symbol, timeframe)
+        found = self.models.get(key)
+        if found is None:
+            found = self.models[key] = OnlineLogit(len(self.expressions), self.learning_rate, self.l2)
+        return found

@@ -1,0 +1,57 @@
+"""Store actor: the single writer to the sqlite database, with group commits."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from actors.store.db import Database
+from messages.pipeline import Drain, Persist
+from supervisors.actor import SupervisedActor
+
+__all__ = ["StoreActor"]
+
+
+class StoreActor(SupervisedActor):
+    """Writes every Persist as it arrives and commits when its mailbox runs dry, when
+    ``commit_ms`` has passed, or on a Drain marker, so records never wait long and writes
+    are batched under load."""
+
+    def setup(self) -> None:
+        """Open the database (actor thread)."""
+        self.db = Database(self.ctx.resources.get("db_path", self.ctx.settings.store.db))
+        self.run = self.ctx.resources.get("run", self.ctx.mode)
+        self.commit_ns = self.ctx.settings.store.commit_ms * 1_000_000
+        self.last_commit = time.monotonic_ns()
+        self.rows = 0
+
+    def teardown(self) -> None:
+        """Commit and close (actor thread)."""
+        if hasattr(self, "db"):
+            self.db.close()
+
+    def handle(self, message: Any) -> Any:
+        """Write records, or commit and resolve a drain marker (actor thread)."""
+        if isinstance(message, Persist):
+            self._write(message)
+            now = time.monotonic_ns()
+            if self.actor_inbox.empty() or now - self.last_commit > self.commit_ns:  # type: ignore[attr-defined]
+                self.db.commit()
+                self.last_commit = now
+        elif isinstance(message, Drain):
+            self.db.commit()
+            message.done.set(True)
+        else:
+            raise TypeError(f"store cannot handle {type(message).__name__}")
+
+    def _write(self, p: Persist) -> None:
+        db, run = self.db, self.run
+        if p.bars:
+            self.rows += db.write_bars(p.bars)
+        if p.frames:
+            self.rows += db.write_frames(p.frames)
+        db.write_signals(run, p.signals)
+        db.write_orders(run, p.orders)
+        db.write_fills(run, p.fills)
+        db.write_equity(run, p.equity)
+        db.write_dead_letters(p.dead_letters)

@@ -1,0 +1,190 @@
+"""The sqlite database: schema, idempotent writes, and the reads replay and recovery need.
+
+Only the store actor writes. Readers (backtest loading, tools) open their own connection;
+WAL mode lets them read while the store writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from messages.market import Bar, BarFrame
+from messages.system import DeadLetter
+from messages.trading import Fill, Order, Signal
+
+__all__ = ["Database", "SCHEMA"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS bars (
+    symbol TEXT NOT NULL, timeframe TEXT NOT NULL, ts INTEGER NOT NULL,
+    open REAL NOT NULL, high REAL NOT NULL, low REAL NOT NULL, close REAL NOT NULL, volume REAL NOT NULL,
+    PRIMARY KEY (symbol, timeframe, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS signals (
+    run TEXT NOT NULL, strategy TEXT NOT NULL, symbol TEXT NOT NULL, timeframe TEXT NOT NULL, ts INTEGER NOT NULL,
+    side TEXT NOT NULL, price REAL NOT NULL, reason TEXT NOT NULL, inputs TEXT NOT NULL,
+    PRIMARY KEY (run, strategy, symbol, timeframe, ts)
+);
+CREATE TABLE IF NOT EXISTS orders (
+    run TEXT NOT NULL, client_id TEXT NOT NULL, strategy TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
+    qty REAL NOT NULL, ts INTEGER NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,
+    PRIMARY KEY (run, client_id)
+);
+CREATE TABLE IF NOT EXISTS fills (
+    run TEXT NOT NULL, client_id TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL, qty REAL NOT NULL,
+    price REAL NOT NULL, fee REAL NOT NULL, ts INTEGER NOT NULL,
+    PRIMARY KEY (run, client_id)
+);
+CREATE INDEX IF NOT EXISTS fills_by_symbol ON fills (run, symbol, ts);
+CREATE TABLE IF NOT EXISTS equity (
+    run TEXT NOT NULL, ts INTEGER NOT NULL, equity REAL NOT NULL, PRIMARY KEY (run, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, actor TEXT NOT NULL, ts INTEGER NOT NULL, error TEXT NOT NULL,
+    message_type TEXT NOT NULL, summary TEXT NOT NULL, ticks INTEGER NOT NULL
+);
+"""
+
+
+def _json_number(value: float) -> float | None:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+class Database:
+    """One connection to the sqlite file; use from one thread."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.executescript(SCHEMA)
+        self._in_tx = False
+
+    def close(self) -> None:
+        """Commit and close."""
+        self.commit()
+        self.conn.close()
+
+    def begin(self) -> None:
+        """Open a transaction if none is open."""
+        if not self._in_tx:
+            self.conn.execute("BEGIN")
+            self._in_tx = True
+
+    def commit(self) -> None:
+        """Commit the open transaction, if any."""
+        if self._in_tx:
+            self.conn.execute("COMMIT")
+            self._in_tx = False
+
+    # -- writes (idempotent) ---------------------------------------------------------------------
+
+    def write_bars(self, bars: Iterable[Bar]) -> int:
+        """Upsert bars; return how many rows were written."""
+        rows = [(b.symbol, b.timeframe, b.ts, b.open, b.high, b.low, b.close, b.volume) for b in bars]
+        return self._upsert_bar_rows(rows)
+
+    def write_frames(self, frames: Iterable[BarFrame]) -> int:
+        """Upsert the bars of frames."""
+        count = 0
+        for f in frames:
+            rows = list(zip([f.symbol] * len(f), [f.timeframe] * len(f), f.ts.tolist(), f.open.tolist(),
+                            f.high.tolist(), f.low.tolist(), f.close.tolist(), f.volume.tolist(), strict=True))
+            count += self._upsert_bar_rows(rows)
+        return count
+
+    def _upsert_bar_rows(self, rows: list[tuple]) -> int:
+        if rows:
+            self.begin()
+            self.conn.executemany(
+                "INSERT INTO bars VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (symbol, timeframe, ts) DO UPDATE SET "
+                "open=excluded.open, high=excluded.high, low=excluded.low, close=excluded.close, volume=excluded.volume",
+                rows,
+            )
+        return len(rows)
+
+    def write_signals(self, run: str, signals: Iterable[Signal]) -> None:
+        """Upsert signals with their inputs (as JSON)."""
+        rows = [(run, s.strategy, s.symbol, s.timeframe, s.ts, s.side, s.price, s.reason,
+                 json.dumps({k: _json_number(v) for k, v in s.inputs})) for s in signals]
+        if rows:
+            self.begin()
+            self.conn.executemany("INSERT OR REPLACE INTO signals VALUES (?,?,?,?,?,?,?,?,?)", rows)
+
+    def write_orders(self, run: str, orders: Iterable[Order]) -> None:
+        """Upsert orders by client id."""
+        rows = [(run, o.client_id, o.strategy, o.symbol, o.side, o.qty, o.ts, o.kind, o.status, o.reason) for o in orders]
+        if rows:
+            self.begin()
+            self.conn.executemany("INSERT OR REPLACE INTO orders VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+
+    def write_fills(self, run: str, fills: Iterable[Fill]) -> None:
+        """Upsert fills by client id (one fill per order)."""
+        rows = [(run, f.client_id, f.symbol, f.side, f.qty, f.price, f.fee, f.ts) for f in fills]
+        if rows:
+            self.begin()
+            self.conn.executemany("INSERT OR REPLACE INTO fills VALUES (?,?,?,?,?,?,?,?)", rows)
+            self.conn.executemany("UPDATE orders SET status='filled' WHERE run=? AND client_id=?",
+                                  [(run, f.client_id) for f in fills])
+
+    def write_equity(self, run: str, points: Iterable[tuple[int, float]]) -> None:
+        """Upsert equity points."""
+        rows = [(run, ts, value) for ts, value in points]
+        if rows:
+            self.begin()
+            self.conn.executemany("INSERT OR REPLACE INTO equity VALUES (?,?,?)", rows)
+
+    def write_dead_letters(self, letters: Iterable[DeadLetter]) -> None:
+        """Append dead letters."""
+        rows = [(d.actor, d.ts, d.error, d.message_type, d.summary, d.ticks) for d in letters]
+        if rows:
+            self.begin()
+            self.conn.executemany(
+                "INSERT INTO dead_letters (actor, ts, error, message_type, summary, ticks) VALUES (?,?,?,?,?,?)", rows)
+
+    def clear_run(self, run: str) -> None:
+        """Delete a run's signals, orders, fills and equity (a backtest starts clean)."""
+        self.begin()
+        for table in ("signals", "orders", "fills", "equity"):
+            self.conn.execute(f"DELETE FROM {table} WHERE run=?", (run,))  # noqa: S608 (fixed names)
+        self.commit()
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def read_bars(self, symbols: Iterable[str] | None, start_ns: int | None, end_ns: int | None,
+                  timeframe: str | None = None) -> pd.DataFrame:
+        """Bars with close time in (start, end], optionally for some symbols and one timeframe."""
+        where, params = ["1=1"], []
+        if symbols:
+            symbols = list(symbols)
+            where.append(f"symbol IN ({','.join('?' * len(symbols))})")
+            params += symbols
+        if timeframe:
+            where.append("timeframe = ?")
+            params.append(timeframe)
+        if start_ns is not None:
+            where.append("ts > ?")
+            params.append(start_ns)
+        if end_ns is not None:
+            where.append("ts <= ?")
+            params.append(end_ns)
+        query = f"SELECT symbol, timeframe, ts, open, high, low, close, volume FROM bars WHERE {' AND '.join(where)} ORDER BY ts, symbol"  # noqa: S608
+        frame = pd.read_sql_query(query, self.conn, params=params)
+        frame["ts"] = frame["ts"].astype(np.int64)
+        return frame
+
+    def count(self, table: str, run: str | None = None) -> int:
+        """Rows in a table (for one run where the table has runs)."""
+        if run is None:
+            return int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE run=?", (run,)).fetchone()[0])  # noqa: S608

@@ -1,0 +1,54 @@
+"""Strategy actor: turns enriched frames into signals."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from actors.strategy.sma_cross import SmaCross
+from messages.pipeline import Drain, MarketBatch, Persist
+from messages.trading import Signal
+from supervisors.actor import SupervisedActor, publish
+
+__all__ = ["StrategyActor"]
+
+NEXT = "executor"
+
+
+class StrategyActor(SupervisedActor):
+    """Runs ``sma_cross`` per symbol and timeframe; stores and publishes every signal."""
+
+    def setup(self) -> None:
+        """Read the strategy parameters (actor thread)."""
+        settings = self.ctx.settings.strategy
+        self.params = (settings.fast, settings.slow, settings.min_prob)
+        self.rules: dict[tuple[str, str], SmaCross] = {}
+
+    def handle(self, message: Any) -> Any:
+        """Decide on one batch, or pass a marker on (actor thread)."""
+        if isinstance(message, MarketBatch):
+            if message.frames:
+                message = self._decide(message)
+            self.ctx.registry.tell(NEXT, message)
+        elif isinstance(message, Drain):
+            self.ctx.registry.tell(NEXT, message)
+        else:
+            raise TypeError(f"strategy cannot handle {type(message).__name__}")
+
+    def _decide(self, batch: MarketBatch) -> MarketBatch:
+        frames = []
+        signals: list[Signal] = []
+        for frame in batch.frames:
+            key = (frame.symbol, frame.timeframe)
+            rule = self.rules.get(key)
+            if rule is None:
+                rule = self.rules[key] = SmaCross(*self.params)
+            column, new = rule.update(frame)
+            frames.append(dataclasses.replace(frame, signal=column))
+            signals.extend(new)
+        if signals:
+            self.ctx.counters.add(signals=len(signals))
+            self.ctx.registry.tell("store", Persist(signals=tuple(signals)))
+            for signal in signals:
+                publish(self.ctx, f"signal.{signal.symbol}", signal)
+        return dataclasses.replace(batch, frames=tuple(frames), signals=batch.signals + tuple(signals))

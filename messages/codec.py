@@ -1,0 +1,262 @@
+"""The one msgpack codec: ingress wire protocol v1, control protocol v1, and events.
+
+This is the only module that imports msgpack. Ingress validation never raises: every
+message decodes to a Tick, a Bar, or a Rejection with a named reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from messages.market import Bar, Tick, timeframe_ns
+
+__all__ = [
+    "MAX_CONTROL_BYTES", "MAX_MESSAGE_BYTES", "REJECTION_REASONS", "Rejection", "decode_control",
+    "decode_ingress", "encode_bar", "encode_control", "encode_event", "encode_tick", "packb", "unpackb",
+]
+
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_CONTROL_BYTES = 64 * 1024
+
+REJECTION_REASONS = (
+    "bad_frames",        # not exactly two frames
+    "bad_topic",         # topic not tick.<SYMBOL> / bar.<SYMBOL> in ASCII
+    "oversized",         # payload over 64 KiB, rejected unread
+    "not_msgpack",       # payload does not decode
+    "not_a_map",         # payload decodes to something other than a map
+    "missing_field",     # a required key is absent
+    "bad_type",          # a key has the wrong type
+    "bad_symbol",        # symbol not 1-32 of letters, digits and ._:/-
+    "symbol_mismatch",   # the topic's symbol differs from the map's
+    "bad_timestamp",     # ts not positive
+    "non_finite",        # NaN or infinity in a number
+    "bad_price",         # a price <= 0
+    "crossed_quote",     # bid > ask
+    "bad_volume",        # volume < 0
+    "bad_ohlc",          # high < low, or open/close outside [low, high]
+    "bad_timeframe",     # timeframe not like "1m"
+    "unobserved_symbol", # valid, but the symbol is not on the watch list
+    "internal_error",    # the feed failed while validating; the batch is also dead-lettered
+)
+
+_SYMBOL = re.compile(r"[A-Za-z0-9._:/\-]{1,32}")
+_NUMBER = (int, float)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why an ingress message was refused; ``reason`` is one of REJECTION_REASONS."""
+
+    reason: str
+    detail: str = ""
+
+
+def packb(obj: Any) -> bytes:
+    """Encode plain data as msgpack."""
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def unpackb(data: bytes) -> Any:
+    """Decode msgpack into plain data (raises ValueError on anything malformed)."""
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except Exception as exc:  # msgpack raises several unrelated types on garbage
+        raise ValueError(f"not msgpack: {exc}") from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# Ingress wire protocol v1
+
+
+def encode_tick(tick: Tick) -> list[bytes]:
+    """Return the two frames of a tick message."""
+    body: dict[str, Any] = {"symbol": tick.symbol, "ts": tick.ts, "last": tick.last, "volume": tick.volume}
+    if tick.has_quote:
+        body["bid"] = tick.bid
+        body["ask"] = tick.ask
+    if tick.src:
+        body["src"] = tick.src
+    if tick.seq >= 0:
+        body["seq"] = tick.seq
+    return [b"tick." + tick.symbol.encode("ascii"), packb(body)]
+
+
+def encode_bar(bar: Bar) -> list[bytes]:
+    """Return the two frames of a bar message."""
+    body: dict[str, Any] = {
+        "symbol": bar.symbol, "ts": bar.ts, "timeframe": bar.timeframe, "open": bar.open,
+        "high": bar.high, "low": bar.low, "close": bar.close, "volume": bar.volume,
+    }
+    if bar.src:
+        body["src"] = bar.src
+    if bar.seq >= 0:
+        body["seq"] = bar.seq
+    return [b"bar." + bar.symbol.encode("ascii"), packb(body)]
+
+
+def decode_ingress(frames: list[bytes]) -> Tick | Bar | Rejection:
+    """Decode and validate one ingress message (a list of frames)."""
+    if len(frames) != 2:
+        return Rejection("bad_frames", f"{len(frames)} frames")
+    topic_frame, payload_frame = frames
+    if len(payload_frame) > MAX_MESSAGE_BYTES:
+        return Rejection("oversized", f"{len(payload_frame)} bytes")
+    try:
+        topic = topic_frame.decode("ascii")
+    except UnicodeDecodeError:
+        return Rejection("bad_topic", "not ASCII")
+    kind, dot, topic_symbol = topic.partition(".")
+    if not dot or kind not in ("tick", "bar") or not _SYMBOL.fullmatch(topic_symbol):
+        return Rejection("bad_topic", topic[:64])
+    try:
+        body = msgpack.unpackb(payload_frame, raw=False, strict_map_key=False)
+    except Exception:  # garbage of every kind is one reason
+        return Rejection("not_msgpack")
+    if not isinstance(body, dict):
+        return Rejection("not_a_map", type(body).__name__)
+    common = _common(body, topic_symbol)
+    if isinstance(common, Rejection):
+        return common
+    symbol, ts, src, seq = common
+    if kind == "tick":
+        return _tick(body, symbol, ts, src, seq)
+    return _bar(body, symbol, ts, src, seq)
+
+
+def _common(body: dict, topic_symbol: str) -> tuple[str, int, str, int] | Rejection:
+    symbol = body.get("symbol")
+    if symbol is None:
+        return Rejection("missing_field", "symbol")
+    if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol):
+        return Rejection("bad_symbol", repr(symbol)[:64])
+    if symbol != topic_symbol:
+        return Rejection("symbol_mismatch", f"{topic_symbol} != {symbol}")
+    ts = body.get("ts")
+    if ts is None:
+        return Rejection("missing_field", "ts")
+    if type(ts) is not int:
+        return Rejection("bad_type", "ts")
+    if ts <= 0:
+        return Rejection("bad_timestamp", str(ts))
+    src = body.get("src", "")
+    if not isinstance(src, str) or len(src) > 64:
+        return Rejection("bad_type", "src")
+    seq = body.get("seq", -1)
+    if type(seq) is not int or (seq < 0 and "seq" in body):
+        return Rejection("bad_type", "seq")
+    return symbol, ts, src, seq
+
+
+def _number(body: dict, key: str) -> float | Rejection | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if type(value) not in _NUMBER:
+        return Rejection("bad_type", key)
+    value = float(value)
+    if not math.isfinite(value):
+        return Rejection("non_finite", key)
+    return value
+
+
+def _price(body: dict, key: str) -> float | Rejection | None:
+    value = _number(body, key)
+    if isinstance(value, float) and value <= 0.0:
+        return Rejection("bad_price", key)
+    return value
+
+
+def _volume(body: dict) -> float | Rejection:
+    volume = _number(body, "volume")
+    if volume is None:
+        return 0.0
+    if isinstance(volume, float) and volume < 0.0:
+        return Rejection("bad_volume", str(volume))
+    return volume
+
+
+def _tick(body: dict, symbol: str, ts: int, src: str, seq: int) -> Tick | Rejection:
+    bid = _price(body, "bid")
+    ask = _price(body, "ask")
+    last = _price(body, "last")
+    for value in (bid, ask, last):
+        if isinstance(value, Rejection):
+            return value
+    volume = _volume(body)
+    if isinstance(volume, Rejection):
+        return volume
+    if (bid is None) != (ask is None):
+        return Rejection("missing_field", "ask" if ask is None else "bid")
+    if bid is None:
+        if last is None:
+            return Rejection("missing_field", "bid+ask or last")
+        return Tick(symbol, ts, math.nan, math.nan, last, volume, src, seq)
+    if bid > ask:
+        return Rejection("crossed_quote", f"{bid} > {ask}")
+    return Tick(symbol, ts, bid, ask, (bid + ask) / 2.0 if last is None else last, volume, src, seq)
+
+
+def _bar(body: dict, symbol: str, ts: int, src: str, seq: int) -> Bar | Rejection:
+    timeframe = body.get("timeframe")
+    if timeframe is None:
+        return Rejection("missing_field", "timeframe")
+    if not isinstance(timeframe, str):
+        return Rejection("bad_type", "timeframe")
+    try:
+        timeframe_ns(timeframe)
+    except ValueError:
+        return Rejection("bad_timeframe", timeframe[:16])
+    prices = []
+    for key in ("open", "high", "low", "close"):
+        value = _price(body, key)
+        if value is None:
+            return Rejection("missing_field", key)
+        if isinstance(value, Rejection):
+            return value
+        prices.append(value)
+    open_, high, low, close = prices
+    volume = _volume(body)
+    if isinstance(volume, Rejection):
+        return volume
+    if high < low or not (low <= open_ <= high) or not (low <= close <= high):
+        return Rejection("bad_ohlc", f"o={open_} h={high} l={low} c={close}")
+    return Bar(symbol, ts, timeframe, open_, high, low, close, volume, src, seq)
+
+
+# ---------------------------------------------------------------------------------------------
+# Control protocol v1 and events
+
+
+def encode_control(message: dict[str, Any]) -> bytes:
+    """Encode one control request or reply."""
+    return packb(message)
+
+
+def decode_control(data: bytes) -> dict[str, Any]:
+    """Decode one control request; raise ValueError with a readable message if it is not one."""
+    if len(data) > MAX_CONTROL_BYTES:
+        raise ValueError(f"request too large ({len(data)} bytes, limit {MAX_CONTROL_BYTES})")
+    try:
+        message = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except Exception as exc:
+        raise ValueError("request is not msgpack") from exc
+    if not isinstance(message, dict):
+        raise ValueError("request is not a msgpack map")
+    if not isinstance(message.get("cmd"), str):
+        raise ValueError('request has no string "cmd"')
+    return message
+
+
+def encode_event(event: Any) -> bytes:
+    """Encode a frozen dataclass event (Signal, Order, Fill, ...) or a plain map as msgpack."""
+    if dataclasses.is_dataclass(event) and not isinstance(event, type):
+        body = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+        body["type"] = type(event).__name__
+        return packb(body)
+    return packb(event)

@@ -1,0 +1,53 @@
+"""The batch that travels down the pipeline, and the markers that follow it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from messages.market import Bar, BarFrame, Tick
+from messages.system import DeadLetter
+from messages.trading import Fill, Order, Signal
+
+__all__ = ["Drain", "MarketBatch", "Persist"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class MarketBatch:
+    """Everything the feed drained in one go, enriched stage by stage.
+
+    ``ticks`` and ``bars`` are what came in (bars from ingress or replay); ``frames`` are closed
+    bars as columns (built by the buffer, enriched by feature, model and strategy); ``signals``
+    are the strategy's decisions. ``recv_ns`` is the monotonic clock when the feed received the
+    first message, so the executor can measure latency.
+    """
+
+    seq: int
+    recv_ns: int
+    ticks: tuple[Tick, ...] = ()
+    bars: tuple[Bar, ...] = ()
+    frames: tuple[BarFrame, ...] = ()
+    signals: tuple[Signal, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Drain:
+    """A marker sent down the pipeline behind the data; the last stage resolves ``done``.
+
+    When ``done`` resolves, everything sent before the marker has been processed and stored.
+    """
+
+    done: Any = field(repr=False)  # a pykka.ThreadingFuture resolved with True
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Persist:
+    """A copy of records for the store: the single writer batches them into sqlite."""
+
+    bars: tuple[Bar, ...] = ()
+    frames: tuple[BarFrame, ...] = ()
+    signals: tuple[Signal, ...] = ()
+    orders: tuple[Order, ...] = ()
+    fills: tuple[Fill, ...] = ()
+    equity: tuple[tuple[int, float], ...] = ()
+    dead_letters: tuple[DeadLetter, ...] = ()

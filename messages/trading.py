@@ -1,0 +1,52 @@
+"""Trading decisions and their consequences: signals, orders, fills."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["BUY", "SELL", "Fill", "Order", "Signal"]
+
+BUY = "buy"
+SELL = "sell"
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A strategy's decision at a bar's close, with the inputs that explain it."""
+
+    strategy: str
+    symbol: str
+    timeframe: str
+    ts: int
+    side: str
+    price: float
+    reason: str
+    inputs: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """A market order as submitted; ``client_id`` is deterministic, so a replayed decision is recognised."""
+
+    client_id: str
+    strategy: str
+    symbol: str
+    side: str
+    qty: float
+    ts: int
+    kind: str = "market"
+    status: str = "submitted"
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """An execution of an order; ``ts`` is when it happened (the open of the bar that filled it)."""
+
+    client_id: str
+    symbol: str
+    side: str
+    qty: float
+    price: float
+    fee: float
+    ts: int

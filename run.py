@@ -1,0 +1,270 @@
+"""Command line: live | backtest | ctl | feed-sim.
+
+Thin: parse the arguments, load the settings, build and run the tree. User mistakes are
+one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import signal
+import sys
+import threading
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--settings", metavar="FILE", help="settings file (TOML)")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="log level (default INFO)")
+
+
+def _symbols(text: str) -> tuple[str, ...]:
+    symbols = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not symbols:
+        raise argparse.ArgumentTypeError("expected symbols separated by commas, e.g. BTCUSD,ETHUSD")
+    return symbols
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line."""
+    parser = _Parser(prog="run.py", description="Actor-model trading engine: live, backtest, control.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+
+    live = commands.add_parser("live", help="run live on the simulator or external feeds",
+                               description="Run the pipeline live. Ends on Ctrl-C, on 'ctl shutdown', or after --duration.")
+    live.add_argument("--symbols", type=_symbols, help="symbols to observe, e.g. BTCUSD,ETHUSD")
+    live.add_argument("--feed", choices=["sim", "external"], help="sim (default) publishes simulated ticks into the "
+                      "ingress; external only listens")
+    live.add_argument("--duration", type=_positive, metavar="SECONDS", help="stop after this many seconds")
+    live.add_argument("--db", metavar="PATH", help="sqlite database (default trading.db)")
+    live.add_argument("--ingress", metavar="ENDPOINT", help="ingress SUB endpoint (default tcp://127.0.0.1:5555)")
+    live.add_argument("--control", metavar="ENDPOINT", help="control REP endpoint (default tcp://127.0.0.1:5556)")
+    live.add_argument("--events", metavar="ENDPOINT", help="events PUB endpoint (default tcp://127.0.0.1:5557)")
+    live.add_argument("--sim-rate", type=_positive, metavar="TICKS_PER_S", help="simulator ticks per second")
+    live.add_argument("--sim-speed", type=_positive, metavar="X", help="simulated seconds per wall second")
+    live.add_argument("--allow-fault-injection", action="store_true", help="accept 'ctl crash actor=NAME'")
+    _common(live)
+
+    backtest = commands.add_parser("backtest", help="replay history through the same actors",
+                                   description="Replay bars from --data, else the database, else the bundled sample.")
+    backtest.add_argument("--from", dest="start", required=True, metavar="DATE", help="first day, e.g. 2024-01-01")
+    backtest.add_argument("--to", dest="end", metavar="DATE", help="last day (inclusive)")
+    backtest.add_argument("--symbols", type=_symbols, help="symbols to replay (default: all in the data)")
+    backtest.add_argument("--data", metavar="FILE", help="bars from a .csv, .csv.gz or .parquet file")
+    backtest.add_argument("--db", metavar="PATH", help="sqlite database (default trading.db)")
+    backtest.add_argument("--json", action="store_true", help="print the report as JSON")
+    _common(backtest)
+
+    ctl = commands.add_parser("ctl", help="talk to a running system over the control socket",
+                              description="Send one command, e.g. 'ctl health' or 'ctl subscribe symbols=A,B'.")
+    ctl.add_argument("cmd", metavar="COMMAND", help="ping, health, metrics, positions, orders, subscribe, "
+                     "unsubscribe, restart, crash, shutdown")
+    ctl.add_argument("args", nargs="*", metavar="KEY=VALUE", help="command arguments")
+    ctl.add_argument("--json", action="store_true", help="print the raw reply as JSON")
+    ctl.add_argument("--control", metavar="ENDPOINT", default="tcp://127.0.0.1:5556", help="control endpoint")
+    ctl.add_argument("--timeout", type=_positive, default=5.0, metavar="SECONDS", help="reply timeout (default 5)")
+
+    sim = commands.add_parser("feed-sim", help="publish simulated ticks into an ingress",
+                              description="An external publisher speaking wire protocol v1.")
+    sim.add_argument("--ingress", default="tcp://127.0.0.1:5555", metavar="ENDPOINT", help="ingress to connect to")
+    sim.add_argument("--symbols", type=_symbols, default=("BTCUSD", "ETHUSD", "SOLUSD"), help="symbols")
+    sim.add_argument("--rate", type=_positive, default=3000.0, help="ticks per second (default 3000)")
+    sim.add_argument("--speed", type=_positive, default=600.0, help="simulated seconds per wall second")
+    sim.add_argument("--count", type=int, help="stop after this many ticks")
+    sim.add_argument("--duration", type=_positive, metavar="SECONDS", help="stop after this many seconds")
+    sim.add_argument("--seed", type=int, default=7, help="random seed")
+    sim.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> int:
+    sys.stderr.write(f"run.py: error: {message}\n")
+    return code
+
+
+def _is_loopback(endpoint: str) -> bool:
+    parts = urlsplit(endpoint)
+    if parts.scheme in ("ipc", "inproc"):
+        return True
+    host = parts.hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _settings(args: argparse.Namespace, overrides: dict[str, Any]) -> Any:
+    from settings import load_settings
+    return load_settings(args.settings, overrides={k: v for k, v in overrides.items() if v is not None})
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    """Run live."""
+    from supervisors.modes import run_live
+    from supervisors.system import StartupError
+
+    settings = _settings(args, {
+        "feed.symbols": args.symbols, "feed.source": args.feed, "store.db": args.db,
+        "ingress.endpoint": args.ingress, "control.endpoint": args.control, "control.events": args.events,
+        "feed.sim_rate": args.sim_rate, "feed.sim_speed": args.sim_speed,
+        "control.allow_fault_injection": True if args.allow_fault_injection else None,
+    })
+    for endpoint in (settings.control.endpoint, settings.control.events):
+        if not _is_loopback(endpoint):
+            return _fail(f"refusing to bind {endpoint}: a non-loopback control or events address needs CURVE "
+                         "authentication, which is not configured")
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        result = run_live(settings, args.duration, stop)
+    except StartupError as exc:
+        return _fail(f"cannot start: {exc}")
+    c = result.counters
+    equity = f"{result.equity:,.2f}" if result.equity is not None else "n/a"
+    print(f"live run ended after {result.seconds:.1f}s ({result.reason})")
+    print(f"  ticks     received {c['ticks_received']:,}  accepted {c['ticks_accepted']:,}  "
+          f"rejected {c['ticks_rejected']:,}  processed {c['ticks_processed']:,}  dead-lettered {c['ticks_dead_lettered']:,}")
+    print(f"  bars      {c['bars']:,}")
+    print(f"  signals   {c['signals']:,}")
+    print(f"  orders    {c['orders']:,}  fills {c['fills']:,}")
+    print(f"  equity    {equity}")
+    if result.fatal:
+        return _fail(result.fatal)
+    return EXIT_OK
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    """Run a backtest and print its report."""
+    from actors.store.history import parse_date
+    from supervisors.modes import load_backtest_bars, run_backtest
+
+    settings = _settings(args, {"store.db": args.db})
+    start = parse_date(args.start, "--from")
+    end = parse_date(args.end, "--to", end_of_day=True) if args.end else None
+    if end is not None and end <= start:
+        return _fail(f"--to {args.end} is before --from {args.start}", EXIT_USAGE)
+    bars, source = load_backtest_bars(args.data, settings.store.db, start, end, args.symbols)
+    from loguru import logger
+    logger.info("replaying {:,} bars of {} from {}", len(bars), ",".join(dict.fromkeys(bars["symbol"])), source)
+    report = run_backtest(settings, bars, settings.store.db)
+    if args.json:
+        print(json.dumps({"summary": report["summary"], "trades": report["trades"]}, indent=2))
+        return EXIT_OK
+    s = report["summary"]
+    print(f"backtest {s['start']} .. {s['end']}  ({s['bars']:,} bar closes, source: {source})")
+    print(f"  trades        {s['trades']}  (win rate {s['win_rate_pct']:.1f}%, open positions {s['open_positions']})")
+    print(f"  return        {s['total_return_pct']:+.2f}%")
+    print(f"  max drawdown  {s['max_drawdown_pct']:.2f}%")
+    print(f"  final equity  {s['final_equity']:,.2f}  (from {s['initial_cash']:,.2f})")
+    return EXIT_OK
+
+
+def _value(text: str) -> Any:
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def cmd_ctl(args: argparse.Namespace) -> int:
+    """Send one control command and print the reply."""
+    from actors.control.client import request
+
+    message: dict[str, Any] = {"cmd": args.cmd}
+    for pair in args.args:
+        key, eq, value = pair.partition("=")
+        if not eq or not key:
+            return _fail(f"argument {pair!r} is not KEY=VALUE", EXIT_USAGE)
+        message[key] = _value(value)
+    try:
+        reply = request(args.control, message, args.timeout)
+    except (TimeoutError, ValueError) as exc:
+        return _fail(str(exc))
+    if args.json:
+        print(json.dumps(reply, indent=2, sort_keys=True))
+    elif not reply.get("ok"):
+        pass
+    elif args.cmd == "health":
+        print(f"status: {reply['status']}")
+        print(f"  {'actor':<10}{'state':<12}{'restarts':>9}{'mailbox':>9}{'processed':>12}{'errors':>8}")
+        for name, a in reply["actors"].items():
+            print(f"  {name:<10}{a['state']:<12}{a['restarts']:>9}{a['mailbox']:>9}{a['processed']:>12}{a['errors']:>8}")
+    else:
+        body = {k: v for k, v in reply.items() if k != "ok"}
+        print(json.dumps(body, indent=2, sort_keys=True) if body else "ok")
+    if not reply.get("ok"):
+        return _fail(str(reply.get("error", "request failed")))
+    return EXIT_OK
+
+
+def cmd_feed_sim(args: argparse.Namespace) -> int:
+    """Publish simulated ticks until --count, --duration or Ctrl-C."""
+    from loguru import logger
+
+    from actors.feed.publisher import run_simulator
+
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if args.duration:
+        threading.Timer(args.duration, stop.set).start()
+    try:
+        sent = run_simulator(args.ingress, args.symbols, args.rate, args.speed, args.seed, stop, args.count)
+    except TimeoutError as exc:
+        return _fail(str(exc))
+    finally:
+        stop.set()
+    logger.info("sent {:,} ticks to {}", sent, args.ingress)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    args = build_parser().parse_args(argv)
+    from actors.store.history import DataError
+    from settings import SettingsError
+    from supervisors.logs import setup_logging
+
+    setup_logging(getattr(args, "log_level", "WARNING") if args.command != "ctl" else "WARNING")
+    handlers = {"live": cmd_live, "backtest": cmd_backtest, "ctl": cmd_ctl, "feed-sim": cmd_feed_sim}
+    try:
+        return handlers[args.command](args)
+    except (SettingsError, DataError) as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

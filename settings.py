@@ -1,0 +1,292 @@
+"""One typed, frozen settings object: defaults < settings file (TOML) < env vars < CLI flags.
+
+Every section is a frozen dataclass. Unknown keys and wrong types are errors that name the key.
+Environment variables are ``TRADING_<SECTION>_<KEY>`` (e.g. ``TRADING_EXECUTOR_FEE_BPS=5``);
+lists are comma-separated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "BacktestSettings", "ControlSettings", "ExecutorSettings", "FeatureSettings", "FeedSettings",
+    "IngressSettings", "ModelSettings", "Settings", "SettingsError", "StoreSettings",
+    "StrategySettings", "SupervisorSettings", "load_settings",
+]
+
+ENV_PREFIX = "TRADING_"
+SAMPLE_DATA = Path(__file__).resolve().parent / "data" / "sample_2024_1h.csv.gz"
+
+
+class SettingsError(ValueError):
+    """A settings file, variable or flag is wrong; the message names the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class IngressSettings:
+    """The ZeroMQ SUB socket that external feeds connect their PUB sockets to."""
+
+    endpoint: str = "tcp://127.0.0.1:5555"
+    batch_max: int = 1000          # most messages drained into one batch
+    rcvhwm: int = 1_000_000        # receive high-water mark (messages)
+    poll_ms: int = 20              # idle poll timeout; bounds how long a control message waits
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSettings:
+    """What to observe, and the built-in simulator used by ``live --feed sim``."""
+
+    source: str = "sim"            # sim | external
+    symbols: tuple[str, ...] = ("BTCUSD", "ETHUSD", "SOLUSD")
+    sim_rate: float = 3000.0       # ticks per second over all symbols
+    sim_speed: float = 600.0       # simulated seconds per wall-clock second
+    sim_seed: int = 7
+
+
+@dataclass(frozen=True, slots=True)
+class BufferSettings:
+    """Tick-to-bar aggregation."""
+
+    timeframe: str = "1m"
+    lookback: int = 500            # bars kept per symbol for warm-up
+    fill_empty: bool = True        # quiet intervals emit empty bars at the previous close
+    max_fill: int = 1440           # most empty bars emitted for one gap
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSettings:
+    """Indicators computed per symbol and timeframe, as ``name:period``."""
+
+    indicators: tuple[str, ...] = ("sma:10", "sma:30", "ema:12", "ema:26", "ret:1")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSettings:
+    """Online logistic regression predicting P(next close > this close)."""
+
+    enabled: bool = True
+    features: tuple[str, ...] = ("ret_1", "close/sma_10", "sma_10/sma_30", "ema_12/ema_26")
+    learning_rate: float = 0.05
+    l2: float = 1e-4
+
+
+@dataclass(frozen=True, slots=True)
+class StrategySettings:
+    """The strategy and its parameters."""
+
+    name: str = "sma_cross"
+    fast: int = 10
+    slow: int = 30
+    min_prob: float = 0.0          # > 0 gates buys on the model's probability
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorSettings:
+    """Paper broker: cash, costs, sizing."""
+
+    cash: float = 100_000.0
+    fee_bps: float = 10.0          # 0.1% of traded value per side
+    slippage_bps: float = 0.0
+    allocation: float = 0.0        # fraction of equity per position; 0 = 1 / number of symbols
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """The sqlite database written by the store actor."""
+
+    db: str = "trading.db"
+    commit_ms: int = 200           # longest a record waits before it is committed
+
+
+@dataclass(frozen=True, slots=True)
+class ControlSettings:
+    """Control (REP) and events (PUB) sockets."""
+
+    endpoint: str = "tcp://127.0.0.1:5556"
+    events: str = "tcp://127.0.0.1:5557"
+    allow_fault_injection: bool = False
+    summary_s: float = 5.0         # seconds between live summary log lines
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorSettings:
+    """Supervision of the actors."""
+
+    stop_timeout_s: float = 5.0
+    max_restarts: int = 10
+    within_s: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestSettings:
+    """Replay of stored or file bars."""
+
+    chunk: int = 10_000            # bars per replayed batch
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting of the system, one sub-object per component."""
+
+    ingress: IngressSettings = field(default_factory=IngressSettings)
+    feed: FeedSettings = field(default_factory=FeedSettings)
+    buffer: BufferSettings = field(default_factory=BufferSettings)
+    feature: FeatureSettings = field(default_factory=FeatureSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    strategy: StrategySettings = field(default_factory=StrategySettings)
+    executor: ExecutorSettings = field(default_factory=ExecutorSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    control: ControlSettings = field(default_factory=ControlSettings)
+    supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
+    backtest: BacktestSettings = field(default_factory=BacktestSettings)
+
+    def with_values(self, values: Mapping[str, Any]) -> Settings:
+        """Return a copy with ``{"section.key": value}`` applied (values are validated)."""
+        return _apply(self, values, "override")
+
+
+def load_settings(
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings: defaults, then the TOML file, then env vars, then ``overrides``."""
+    settings = Settings()
+    if path is not None:
+        try:
+            with open(path, "rb") as handle:
+                document = tomllib.load(handle)
+        except OSError as exc:
+            raise SettingsError(f"cannot read settings file {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"settings file {path} is not valid TOML: {exc}") from exc
+        flat: dict[str, Any] = {}
+        for section, values in document.items():
+            if not isinstance(values, dict):
+                raise SettingsError(f"{path}: '{section}' must be a [section] table")
+            for key, value in values.items():
+                flat[f"{section}.{key}"] = value
+        settings = _apply(settings, flat, str(path))
+    env = os.environ if env is None else env
+    from_env = {}
+    for name, raw in env.items():
+        if name.startswith(ENV_PREFIX):
+            section, _, key = name[len(ENV_PREFIX):].lower().partition("_")
+            from_env[f"{section}.{key}"] = raw
+    settings = _apply(settings, from_env, "environment")
+    return _apply(settings, overrides or {}, "command line")
+
+
+def _apply(settings: Settings, values: Mapping[str, Any], origin: str) -> Settings:
+    sections = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+    changes: dict[str, dict[str, Any]] = {}
+    for dotted, value in values.items():
+        section, _, key = dotted.partition(".")
+        if section not in sections:
+            raise SettingsError(f"unknown settings section '{section}' (from {origin}); valid: {', '.join(sections)}")
+        hints = typing.get_type_hints(type(sections[section]))
+        if key not in hints:
+            raise SettingsError(
+                f"unknown settings key '{dotted}' (from {origin}); valid in [{section}]: {', '.join(hints)}"
+            )
+        changes.setdefault(section, {})[key] = _coerce(value, hints[key], dotted, origin)
+    replaced = {name: dataclasses.replace(sections[name], **kv) for name, kv in changes.items()}
+    result = dataclasses.replace(settings, **replaced)
+    _validate(result)
+    return result
+
+
+def _coerce(value: Any, hint: Any, key: str, origin: str) -> Any:
+    def fail(expected: str) -> SettingsError:
+        return SettingsError(f"settings key '{key}' (from {origin}) must be {expected}, got {value!r}")
+
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise fail("true or false")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise fail("an integer")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise fail("a number")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise fail("a string")
+    if typing.get_origin(hint) is tuple:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise fail("a list of strings")
+    raise fail(str(hint))  # a field type this loader does not know is a programming error
+
+
+def _validate(s: Settings) -> None:
+    from messages.market import timeframe_ns
+
+    def check(ok: bool, key: str, rule: str) -> None:
+        if not ok:
+            raise SettingsError(f"settings key '{key}' {rule}")
+
+    check(s.ingress.batch_max >= 1, "ingress.batch_max", "must be at least 1")
+    check(s.ingress.rcvhwm >= 0, "ingress.rcvhwm", "must be >= 0")
+    check(s.ingress.poll_ms >= 1, "ingress.poll_ms", "must be at least 1")
+    check(s.feed.source in ("sim", "external"), "feed.source", "must be 'sim' or 'external'")
+    check(s.feed.sim_rate > 0, "feed.sim_rate", "must be > 0")
+    check(s.feed.sim_speed > 0, "feed.sim_speed", "must be > 0")
+    try:
+        timeframe_ns(s.buffer.timeframe)
+    except ValueError as exc:
+        raise SettingsError(f"settings key 'buffer.timeframe': {exc}") from None
+    check(s.buffer.lookback >= 1, "buffer.lookback", "must be at least 1")
+    check(s.buffer.max_fill >= 0, "buffer.max_fill", "must be >= 0")
+    check(s.strategy.fast >= 1, "strategy.fast", "must be at least 1")
+    check(s.strategy.slow > s.strategy.fast, "strategy.slow", "must be greater than strategy.fast")
+    check(0.0 <= s.strategy.min_prob < 1.0, "strategy.min_prob", "must be in [0, 1)")
+    check(s.model.learning_rate > 0, "model.learning_rate", "must be > 0")
+    check(s.model.l2 >= 0, "model.l2", "must be >= 0")
+    check(s.executor.cash > 0, "executor.cash", "must be > 0")
+    check(s.executor.fee_bps >= 0, "executor.fee_bps", "must be >= 0")
+    check(s.executor.slippage_bps >= 0, "executor.slippage_bps", "must be >= 0")
+    check(0.0 <= s.executor.allocation <= 1.0, "executor.allocation", "must be in [0, 1]")
+    check(s.store.commit_ms >= 1, "store.commit_ms", "must be at least 1")
+    check(s.control.summary_s > 0, "control.summary_s", "must be > 0")
+    check(s.supervisor.stop_timeout_s > 0, "supervisor.stop_timeout_s", "must be > 0")
+    check(s.supervisor.max_restarts >= 0, "supervisor.max_restarts", "must be >= 0")
+    check(s.supervisor.within_s > 0, "supervisor.within_s", "must be > 0")
+    check(s.backtest.chunk >= 1, "backtest.chunk", "must be at least 1")
+    computed = {spec.replace(":", "_") for spec in s.feature.indicators} | {"close"}
+    for expr in s.model.features:
+        for name in expr.split("/"):
+            check(name in computed, "model.features",
+                  f"uses {name!r}, which is not computed; add it to feature.indicators (as kind:period)")
+    for spec in s.feature.indicators:
+        kind, _, period = spec.partition(":")
+        check(kind in ("sma", "ema", "ret") and period.isdigit() and int(period) > 0, "feature.indicators",
+              f"has {spec!r}; expected kind:period with kind one of sma, ema, ret")
+    for symbol in s.feed.symbols:
+        check(0 < len(symbol) <= 32, "feed.symbols", f"has a bad symbol {symbol!r}")

@@ -1,0 +1,1 @@
+"""Supervision: stable addresses, supervised actors, supervisors and the tree built per mode."""

@@ -1,0 +1,159 @@
+"""Running a system in each mode: live until told to stop, backtest until the replay is done."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pykka
+from loguru import logger
+from tqdm import tqdm
+
+from actors.feed.actor import IngressSocket, StartReplay
+from actors.feed.publisher import run_simulator
+from actors.store.db import Database
+from actors.store.history import DataError, load_bar_file, select_range
+from messages.pipeline import Drain
+from settings import SAMPLE_DATA, Settings
+from supervisors.clock import SimClock
+from supervisors.system import System
+
+__all__ = ["LiveResult", "load_backtest_bars", "run_backtest", "run_live"]
+
+
+@dataclass
+class LiveResult:
+    """How a live run ended."""
+
+    counters: dict[str, Any]
+    equity: float | None
+    seconds: float
+    fatal: str | None
+    reason: str
+
+
+def _equity(system: System) -> float | None:
+    try:
+        return float(system.query("executor", "positions")["equity"])
+    except (LookupError, TimeoutError):
+        return None
+
+
+def _summary(system: System, previous: int, elapsed: float) -> tuple[str, int]:
+    c = system.counters.snapshot()
+    rate = (c["ticks_received"] - previous) / elapsed if elapsed > 0 else 0.0
+    equity = _equity(system)
+    line = (f"ticks/s={rate:,.0f} ticks={c['ticks_received']:,} rejected={c['ticks_rejected']:,} "
+            f"bars={c['bars']:,} signals={c['signals']:,} orders={c['orders']:,} fills={c['fills']:,} "
+            f"equity={equity:,.2f}" if equity is not None else "equity=n/a")
+    return line, c["ticks_received"]
+
+
+def run_live(settings: Settings, duration: float | None, stop: threading.Event | None = None) -> LiveResult:
+    """Run live until ``duration`` passes, ``stop`` is set, or a shutdown request or fatal failure."""
+    ingress = IngressSocket(settings.ingress.endpoint, settings.ingress.rcvhwm)
+    system = System(settings, "live", {"ingress": ingress, "symbols": settings.feed.symbols})
+    system.start()
+    began = time.monotonic()
+    sim_stop = threading.Event()
+    sim_thread = None
+    if settings.feed.source == "sim":
+        feed = settings.feed
+        sim_thread = threading.Thread(
+            target=_simulate, name="simulator", daemon=True,
+            args=(settings.ingress.endpoint, feed.symbols, feed.sim_rate, feed.sim_speed, feed.sim_seed, sim_stop),
+        )
+        sim_thread.start()
+        logger.info("simulator publishing {} at {:g} ticks/s into {}", ",".join(feed.symbols), feed.sim_rate,
+                    settings.ingress.endpoint)
+    else:
+        logger.info("listening for external feeds on {}", settings.ingress.endpoint)
+    stop = stop or threading.Event()
+    last_t, last_n = began, 0
+    interval = settings.control.summary_s
+    while True:
+        remaining = None if duration is None else duration - (time.monotonic() - began)
+        if remaining is not None and remaining <= 0:
+            system.request_stop(f"--duration {duration:g}s reached")
+        wait = interval if remaining is None else max(0.0, min(interval, remaining))
+        if system.stop_requested.wait(wait) or stop.is_set():
+            if stop.is_set():
+                system.request_stop("stop requested")
+            break
+        now = time.monotonic()
+        line, last_n = _summary(system, last_n, now - last_t)
+        last_t = now
+        logger.info(line)
+    logger.info("stopping: {}", system.stop_reason)
+    sim_stop.set()
+    if sim_thread is not None:
+        sim_thread.join(timeout=5.0)
+    if system.fatal is None:
+        system.drain(timeout=10.0)
+    equity = _equity(system) if system.fatal is None else None
+    system.stop()
+    return LiveResult(system.counters.snapshot(), equity, time.monotonic() - began, system.fatal, system.stop_reason)
+
+
+def _simulate(endpoint: str, symbols: tuple[str, ...], rate: float, speed: float, seed: int,
+              stop: threading.Event) -> None:
+    try:
+        sent = run_simulator(endpoint, symbols, rate, speed, seed, stop)
+        logger.info("simulator sent {:,} ticks", sent)
+    except Exception:
+        logger.exception("the simulator failed")
+
+
+def load_backtest_bars(data: str | None, db_path: str, start_ns: int | None, end_ns: int | None,
+                       symbols: tuple[str, ...] | None) -> tuple[pd.DataFrame, str]:
+    """Bars for a backtest, and where they came from: ``data`` if given, else the database if it
+    has bars in the range, else the bundled sample."""
+    if data:
+        return select_range(load_bar_file(data), start_ns, end_ns, symbols), data
+    if Path(db_path).exists():
+        db = Database(db_path)
+        try:
+            stored = db.read_bars(symbols, start_ns, end_ns)
+        finally:
+            db.close()
+        if not stored.empty:
+            return stored, f"database {db_path}"
+    return select_range(load_bar_file(SAMPLE_DATA), start_ns, end_ns, symbols), f"bundled sample {SAMPLE_DATA.name}"
+
+
+def run_backtest(settings: Settings, bars: pd.DataFrame, db_path: str, progress: bool = True) -> dict[str, Any]:
+    """Replay ``bars`` through the actors and return the executor's report."""
+    if bars.empty:
+        raise DataError("no bars to replay")
+    db = Database(db_path)
+    db.clear_run("backtest")
+    db.close()
+    symbols = tuple(dict.fromkeys(bars["symbol"]))
+    system = System(settings, "backtest",
+                    {"replay": bars, "symbols": symbols, "run": "backtest", "db_path": db_path},
+                    clock=SimClock(int(bars["ts"].iloc[0])))
+    system.start()
+    try:
+        system.registry.tell("feed", StartReplay())
+        done = pykka.ThreadingFuture()
+        system.registry.tell("feed", Drain(done))
+        with tqdm(total=len(bars), unit="bar", unit_scale=True, disable=None if progress else True,
+                  desc="backtest", leave=False) as bar:
+            while True:
+                try:
+                    done.get(timeout=0.1)
+                    break
+                except pykka.Timeout:
+                    if system.fatal:
+                        raise RuntimeError(system.fatal) from None
+                    bar.update(system.counters.get("bars_processed") - bar.n)
+            bar.update(system.counters.get("bars_processed") - bar.n)
+        report = system.query("executor", "report")
+        report["counters"] = {k: v for k, v in system.counters.snapshot().items() if k in ("bars", "signals", "orders", "fills", "dead_letters")}
+        return report
+    finally:
+        system.stop()
