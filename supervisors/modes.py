@@ -113,7 +113,8 @@ def load_backtest_bars(data: str | None, db_path: str, start_ns: int | None, end
     """Bars for a backtest, and where they came from: ``data`` if given, else the database if it
     has bars in the range, else the bundled sample."""
     if data:
-        return select_range(load_bar_file(data), start_ns, end_ns, symbols), data
+        only = symbols[0] if symbols and len(symbols) == 1 else None
+        return select_range(load_bar_file(data, symbol=only), start_ns, end_ns, symbols), data
     if Path(db_path).exists():
         db = Database(db_path)
         try:

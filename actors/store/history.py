@@ -78,7 +78,7 @@ def load_bar_file(path: str | Path, symbol: str | None = None, ts_label: str = "
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(raw.columns)}")
     if "symbol" not in raw.columns:
         if symbol is None:
-            raise DataError(f"{path} has no symbol column; pass the symbol")
+            raise DataError(f"{path} has no symbol column; name its one symbol with --symbols")
         raw["symbol"] = symbol
     elif symbol is not None:
         raw = raw[raw["symbol"] == symbol]

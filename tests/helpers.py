@@ -1,0 +1,58 @@
+"""Test helpers: waiting on conditions, the CLI as a subprocess, control requests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from actors.control.client import request
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Re-check ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        pause.wait(0.02)
+
+
+def run_cli(*args: str, timeout: float = 60.0, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python run.py ARGS`` to completion."""
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})})
+
+
+def start_cli(*args: str, cwd: Path = ROOT) -> subprocess.Popen[str]:
+    """Start ``python run.py ARGS`` in the background."""
+    return subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=cwd)
+
+
+def ctl(endpoint: str, cmd: str, timeout: float = 5.0, **args: Any) -> dict[str, Any]:
+    """One control request."""
+    return request(endpoint, {"cmd": cmd, **args}, timeout)
+
+
+def wait_for_control(endpoint: str, process: subprocess.Popen[str] | None = None, timeout: float = 20.0) -> None:
+    """Wait until a system answers ``ping`` on ``endpoint``."""
+    def answered() -> bool:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"process exited with {process.returncode}: {process.stderr.read() if process.stderr else ''}")
+        try:
+            return bool(ctl(endpoint, "ping", timeout=0.5).get("ok"))
+        except TimeoutError:
+            return False
+    wait_until(answered, timeout, f"control socket {endpoint}")
