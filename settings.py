@@ -120,9 +120,14 @@ class ControlSettings:
 class SupervisorSettings:
     """Supervision of the actors."""
 
-    stop_timeout_s: float = 5.0
-    max_restarts: int = 10
-    within_s: float = 60.0
+    stop_timeout_s: float = 5.0       # each child gets this long to stop, then is abandoned
+    max_restarts: int = 10            # restart intensity per supervisor: at most this many...
+    within_s: float = 60.0            # ...within this many seconds, else give up and escalate
+    backoff_min_s: float = 0.01       # delay before a restart after a failure with no progress
+    backoff_max_s: float = 2.0        # cap of the exponential backoff
+    jitter: float = 0.2               # relative random spread of the backoff
+    heartbeat_s: float = 1.0          # how often supervisors ping their children
+    heartbeat_timeout_s: float = 5.0  # no answer and no progress for this long = hung
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +283,11 @@ def _validate(s: Settings) -> None:
     check(s.supervisor.stop_timeout_s > 0, "supervisor.stop_timeout_s", "must be > 0")
     check(s.supervisor.max_restarts >= 0, "supervisor.max_restarts", "must be >= 0")
     check(s.supervisor.within_s > 0, "supervisor.within_s", "must be > 0")
+    check(0 <= s.supervisor.backoff_min_s <= s.supervisor.backoff_max_s, "supervisor.backoff_min_s",
+          "must be >= 0 and <= supervisor.backoff_max_s")
+    check(0 <= s.supervisor.jitter < 1, "supervisor.jitter", "must be in [0, 1)")
+    check(s.supervisor.heartbeat_s > 0, "supervisor.heartbeat_s", "must be > 0")
+    check(s.supervisor.heartbeat_timeout_s > 0, "supervisor.heartbeat_timeout_s", "must be > 0")
     check(s.backtest.chunk >= 1, "backtest.chunk", "must be at least 1")
     computed = {spec.replace(":", "_") for spec in s.feature.indicators} | {"close"}
     for expr in s.model.features:

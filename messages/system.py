@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "ChildFailed", "Crash", "DeadLetter", "Heartbeat", "Internal", "Publish", "Query", "Watch",
+    "ChildFailed", "Crash", "DeadLetter", "Hang", "Heartbeat", "Internal", "Publish", "Query", "Watch",
 ]
 
 
@@ -35,14 +35,25 @@ class Crash:
     reason: str = "injected crash"
 
 
+@dataclass(frozen=True, slots=True)
+class Hang:
+    """Fault injection: the receiving actor blocks for ``seconds`` (to exercise hang detection)."""
+
+    seconds: float = 30.0
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class ChildFailed:
-    """Told to a supervisor by a child that died; carries what was queued behind the failure."""
+    """Told to a supervisor by a child that died; carries what was queued behind the failure.
+
+    ``instance`` identifies which incarnation failed, so a late report from a replaced one is ignored.
+    """
 
     name: str
     error: str
     failed: Any = field(repr=False)
     pending: tuple[Any, ...] = field(default=(), repr=False)
+    instance: int = 0
 
 
 @dataclass(frozen=True, slots=True)

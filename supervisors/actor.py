@@ -1,8 +1,10 @@
-"""The base of every supervised actor: counts its work and hands its queue over when it dies."""
+"""The base of every supervised actor: counts its work, checkpoints its state, and hands its
+queue over when it dies."""
 
 from __future__ import annotations
 
 import queue
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -12,13 +14,14 @@ from typing import Any
 import pykka
 from loguru import logger
 
-from messages.system import ChildFailed, Crash, Heartbeat, Internal, Publish
+from messages.pipeline import MarketBatch
+from messages.system import ChildFailed, Crash, Hang, Heartbeat, Internal, Publish
 from settings import Settings
 from supervisors.clock import Clock
 from supervisors.health import ActorStats, Counters
 from supervisors.registry import Address, Registry
 
-__all__ = ["ChildContext", "InjectedCrash", "SupervisedActor", "publish"]
+__all__ = ["ChildContext", "InjectedCrash", "SupervisedActor", "drain_inbox", "publish"]
 
 
 class InjectedCrash(RuntimeError):
@@ -27,7 +30,12 @@ class InjectedCrash(RuntimeError):
 
 @dataclass(eq=False)
 class ChildContext:
-    """What a supervised actor is given: its name, where to send things, and shared resources."""
+    """What one incarnation of a supervised actor is given.
+
+    ``resources`` and ``checkpoints`` are shared by all incarnations (they outlive restarts);
+    ``retired`` is set when the supervisor gave up on this incarnation (it hung), after which
+    nothing it sends is delivered.
+    """
 
     name: str
     registry: Registry
@@ -38,6 +46,9 @@ class ChildContext:
     mode: str
     report_failure: Callable[[ChildFailed], None]
     resources: dict[str, Any] = field(default_factory=dict)
+    checkpoints: dict[str, Any] = field(default_factory=dict)
+    instance: int = 0
+    retired: bool = False
 
     @property
     def address(self) -> Address:
@@ -45,13 +56,31 @@ class ChildContext:
         return self.registry.address(self.name)
 
 
+def drain_inbox(inbox: queue.Queue) -> list[Any]:
+    """Take every envelope out of an inbox, keeping user messages (not self-sent or pykka's own).
+    Safe from any thread: the inbox is a thread-safe queue."""
+    kept = []
+    while True:
+        try:
+            envelope = inbox.get_nowait()
+        except queue.Empty:
+            return kept
+        message = envelope.message
+        if isinstance(message, Internal | Heartbeat | pykka.messages._ActorStop):  # noqa: SLF001
+            if envelope.reply_to is not None:
+                envelope.reply_to.set(None)
+            continue
+        kept.append(envelope)
+
+
 class SupervisedActor(pykka.ThreadingActor):
     """A pykka actor under supervision.
 
     Subclasses implement ``setup`` (actor thread, before the first message), ``handle``
-    (actor thread, one message) and optionally ``teardown`` (actor thread, on stop or failure).
-    A failure in a tell hands the failed message and everything queued behind it to the
-    supervisor, which restarts a fresh instance with the same queue.
+    (actor thread, one message), optionally ``teardown`` (actor thread, on stop or failure),
+    and, to survive restarts with their state, ``snapshot``/``restore``. A failure in a tell
+    hands the failed message and everything queued behind it to the supervisor, which starts
+    a fresh incarnation with the same queue and the last checkpoint.
     """
 
     def __init__(self, ctx: ChildContext) -> None:
@@ -73,12 +102,32 @@ class SupervisedActor(pykka.ThreadingActor):
     def teardown(self) -> None:
         """Release resources; runs in the actor thread on stop and on failure."""
 
+    def snapshot(self) -> Any:
+        """Return a copy of the state to restore after a crash, or None to keep none."""
+        return None
+
+    def restore(self, state: Any) -> None:
+        """Take back a state returned by ``snapshot`` (actor thread, after ``setup``)."""
+
+    # -- for subclasses -------------------------------------------------------------------------
+
+    def send(self, name: str, message: Any) -> None:
+        """Tell the actor called ``name``, unless this incarnation was retired."""
+        if self.ctx.retired:
+            self.log.warning("retired {} incarnation dropped a {} for {}", self.name, type(message).__name__, name)
+            return
+        self.ctx.registry.tell(name, message)
+
     # -- pykka hooks --------------------------------------------------------------------------
 
     def on_start(self) -> None:
-        """Run ``setup``; a failure here is reported like any other (actor thread)."""
+        """Run ``setup`` and restore the last checkpoint (actor thread)."""
         try:
             self.setup()
+            state = self.ctx.checkpoints.get(self.name)
+            if state is not None:
+                self.restore(state)
+                self.log.info("{} restored its state from the last checkpoint", self.name)
         except Exception as exc:
             self._current = None
             self._fail(exc)
@@ -87,7 +136,7 @@ class SupervisedActor(pykka.ThreadingActor):
         self.ctx.stats.last_activity_ns = time.time_ns()
 
     def on_receive(self, message: Any) -> Any:
-        """Count and dispatch one message (actor thread)."""
+        """Count, dispatch and checkpoint one message (actor thread)."""
         stats = self.ctx.stats
         stats.last_activity_ns = time.time_ns()
         if isinstance(message, Heartbeat):
@@ -98,18 +147,27 @@ class SupervisedActor(pykka.ThreadingActor):
         if isinstance(message, Crash):
             stats.errors += 1
             raise InjectedCrash(message.reason)
+        if isinstance(message, Hang):
+            threading.Event().wait(message.seconds)
+            self._current = None
+            return None
         try:
             result = self.handle(message)
         except Exception:
             stats.errors += 1
             raise
+        if isinstance(message, MarketBatch) and not self.ctx.retired:
+            state = self.snapshot()
+            if state is not None:
+                self.ctx.checkpoints[self.name] = state
         self._current = None
         stats.processed += 1
         return result
 
     def on_stop(self) -> None:
         """Release resources when stopped on purpose (actor thread)."""
-        self.ctx.stats.state = "stopped"
+        if not self.ctx.retired:
+            self.ctx.stats.state = "stopped"
         self._teardown()
 
     def on_failure(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
@@ -119,22 +177,15 @@ class SupervisedActor(pykka.ThreadingActor):
     # -- internals ------------------------------------------------------------------------------
 
     def _fail(self, exc: BaseException | None) -> None:
+        if self.ctx.retired:
+            self._teardown()
+            return
         self.ctx.stats.state = "restarting"
         self.ctx.address.hold()
-        pending = []
-        while True:
-            try:
-                envelope = self.actor_inbox.get_nowait()  # type: ignore[attr-defined]
-            except queue.Empty:
-                break
-            if isinstance(envelope.message, Internal | pykka.messages._ActorStop):  # noqa: SLF001
-                if envelope.reply_to is not None:
-                    envelope.reply_to.set(None)
-                continue
-            pending.append(envelope)
+        pending = drain_inbox(self.actor_inbox)  # type: ignore[arg-type]
         self._teardown()
         error = "".join(traceback.format_exception_only(type(exc), exc)).strip() if exc else "failed"
-        self.ctx.report_failure(ChildFailed(self.name, error, self._current, tuple(pending)))
+        self.ctx.report_failure(ChildFailed(self.name, error, self._current, tuple(pending), self.ctx.instance))
 
     def _teardown(self) -> None:
         try:
@@ -145,5 +196,5 @@ class SupervisedActor(pykka.ThreadingActor):
 
 def publish(ctx: ChildContext, topic: str, event: Any) -> None:
     """Send an event to the events socket, when this system has one."""
-    if ctx.resources.get("events", False):
+    if ctx.resources.get("events", False) and not ctx.retired:
         ctx.registry.tell("control", Publish(topic, event))

@@ -42,7 +42,7 @@ class Counters:
     NAMES = (
         "ticks_received", "ticks_accepted", "ticks_rejected", "ticks_processed", "ticks_late",
         "ticks_dead_lettered", "bars_received", "bars_accepted", "bars_rejected", "seq_gaps", "bars",
-        "bars_processed", "signals", "orders", "fills", "dead_letters",
+        "bars_processed", "signals", "orders", "fills", "dead_letters", "hangs",
     )
 
     def __init__(self) -> None:

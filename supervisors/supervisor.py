@@ -1,31 +1,54 @@
-"""The supervisor actor: starts children in order, stops them in reverse, restarts the dead."""
+"""The supervisor actor: starts children in order, stops them in reverse, restarts the dead
+and the hung, and gives up to its parent past its restart intensity."""
 
 from __future__ import annotations
 
+import random
+import threading
 import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import pykka
 from loguru import logger
 
 from messages.pipeline import MarketBatch, Persist
-from messages.system import ChildFailed, DeadLetter, Publish
-from supervisors.actor import ChildContext, SupervisedActor
+from messages.system import ChildFailed, DeadLetter, Heartbeat, Publish
+from settings import Settings
+from supervisors.actor import ChildContext, SupervisedActor, drain_inbox
 from supervisors.health import ActorStats, Counters
+from supervisors.policy import RestartPolicy, SupervisorPolicy
 from supervisors.registry import Registry
 
-__all__ = ["ChildSpec", "RestartChild", "StopChildren", "Supervisor", "dead_letter_for"]
+__all__ = ["ChildSpec", "RestartChild", "Runtime", "StopChildren", "Supervisor", "SupervisorSpec", "dead_letter_for"]
 
 
 @dataclass(frozen=True, slots=True)
 class ChildSpec:
-    """How to start one child: its name and actor class."""
+    """A worker: its name, actor class and child type."""
 
     name: str
     actor: type[SupervisedActor]
+    kind: str = "permanent"
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorSpec:
+    """A supervisor: its name, strategy and children (workers or supervisors), in start order."""
+
+    name: str
+    strategy: str
+    children: tuple[ChildSpec | SupervisorSpec, ...]
+    kind: str = "permanent"
+    why: str = ""
+
+    def workers(self) -> list[str]:
+        """Every worker under this supervisor, in start order."""
+        names: list[str] = []
+        for child in self.children:
+            names.extend(child.workers() if isinstance(child, SupervisorSpec) else [child.name])
+        return names
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,143 +60,362 @@ class StopChildren:
 
 @dataclass(frozen=True, slots=True)
 class RestartChild:
-    """Replace a running child with a fresh instance (its queue is kept)."""
+    """Replace a running child with a fresh incarnation (its queue is kept)."""
 
     name: str
 
 
-def dead_letter_for(failed: ChildFailed, ts: int) -> DeadLetter:
-    """Describe the message a child failed on."""
-    message = failed.failed
+@dataclass(frozen=True, slots=True, eq=False)
+class _Restart:
+    generation: int
+    targets: tuple[str, ...]
+
+
+class _Tick:
+    __slots__ = ()
+
+
+class Runtime(Protocol):
+    """What supervisors share: registry, counters, health records, checkpoints, parked queues."""
+
+    registry: Registry
+    counters: Counters
+    settings: Settings
+    stats: dict[str, ActorStats]
+    parked: dict[str, list[Any]]
+    started: bool
+
+    def make_context(self, name: str, stats: ActorStats, report: Any, instance: int) -> ChildContext: ...
+    def give_up(self, reason: str) -> None: ...
+    def register_supervisor(self, name: str, ref: pykka.ActorRef) -> None: ...
+
+
+def dead_letter_for(name: str, error: str, message: Any, ts: int) -> DeadLetter:
+    """Describe a message an actor failed on."""
     if isinstance(message, MarketBatch):
         ticks = len(message.ticks)
     else:
         ticks = len(getattr(message, "messages", ()))
     summary = repr(message)[:200] if message is not None else "failure outside a message (start-up)"
-    return DeadLetter(failed.name, ts, failed.error, type(message).__name__, summary, ticks)
+    return DeadLetter(name, ts, error, type(message).__name__, summary, ticks)
+
+
+@dataclass(eq=False)
+class _Child:
+    spec: ChildSpec | SupervisorSpec
+    ref: pykka.ActorRef | None = None
+    actor: Any = None
+    ctx: ChildContext | None = None
+    instance: int = 0
+    processed_at_start: int = 0
+    heartbeat: Any = None
+    heartbeat_sent: float = 0.0
+    heartbeat_processed: int = 0
+    parked: dict[str, list[Any]] = field(default_factory=dict)
+
+
+_instances = iter(range(1, 1 << 62))
+_instances_lock = threading.Lock()
+
+
+def _next_instance() -> int:
+    with _instances_lock:
+        return next(_instances)
 
 
 class Supervisor(pykka.ThreadingActor):
-    """One-for-one supervisor with a restart intensity limit.
+    """Supervises workers and sub-supervisors by its spec's strategy (see supervisors.policy)."""
 
-    Past ``max_restarts`` restarts within ``within_s`` seconds it gives up: the children are
-    left stopped and ``on_give_up`` is called with a reason (the root stops the system).
-    """
-
-    def __init__(
-        self,
-        name: str,
-        specs: list[ChildSpec],
-        make_context: Callable[[str, ActorStats, Callable[[ChildFailed], None]], ChildContext],
-        registry: Registry,
-        counters: Counters,
-        max_restarts: int,
-        within_s: float,
-        on_give_up: Callable[[str], None],
-        stats: dict[str, ActorStats] | None = None,
-    ) -> None:
+    def __init__(self, spec: SupervisorSpec, runtime: Runtime, parent: pykka.ActorRef | None,
+                 instance: int = 0) -> None:
         super().__init__()
-        self.name = name
-        self.specs = specs
-        self.registry = registry
-        self.counters = counters
-        self.stats = stats if stats is not None else {spec.name: ActorStats(spec.name) for spec in specs}
-        self._make_context = make_context
-        self._max_restarts = max_restarts
-        self._within_ns = int(within_s * 1e9)
-        self._restart_times: deque[int] = deque()
-        self._on_give_up = on_give_up
-        self._gave_up = False
-        self._stopping = False
+        self.spec = spec
+        self.name = spec.name
+        self.runtime = runtime
+        self.parent = parent
+        self.instance = instance
+        s = runtime.settings.supervisor
+        self.stop_timeout = s.stop_timeout_s
+        self.heartbeat_s = s.heartbeat_s
+        self.heartbeat_timeout = s.heartbeat_timeout_s
+        self.policy = SupervisorPolicy(
+            RestartPolicy(spec.strategy, s.max_restarts, s.within_s, s.backoff_min_s, s.backoff_max_s, s.jitter),
+            [(c.name, c.kind) for c in spec.children], time.monotonic, random.Random(zlib.crc32(spec.name.encode())),
+        )
+        self.children = {c.name: _Child(c) for c in spec.children}
+        self.generation = 0
+        self.stopping = False
+        self.gave_up = False
+        self._ticker_stop = threading.Event()
+
+    # -- lifecycle -------------------------------------------------------------------------------
 
     def on_start(self) -> None:
-        """Start every child in dependency order (supervisor thread)."""
-        for spec in self.specs:
-            self._spawn(spec, ())
+        """Start the children in order and the heartbeat ticker (supervisor thread)."""
+        self.runtime.register_supervisor(self.name, self.actor_ref)
+        self.runtime.stats[self.name].state = "running"
+        for name in self.children:
+            self._spawn(name)
+        ticker = threading.Thread(target=self._tick_loop, name=f"{self.name}-heartbeat", daemon=True)
+        ticker.start()
+
+    def on_stop(self) -> None:
+        """Stop the heartbeat ticker (supervisor thread)."""
+        self._ticker_stop.set()
+
+    def _tick_loop(self) -> None:
+        while not self._ticker_stop.wait(self.heartbeat_s):
+            try:
+                self.actor_ref.tell(_Tick())
+            except pykka.ActorDeadError:
+                return
 
     def on_receive(self, message: Any) -> Any:
-        """Handle failures, restarts and the stop request (supervisor thread)."""
+        """Supervise (supervisor thread)."""
         if isinstance(message, ChildFailed):
-            return self._child_failed(message)
-        if isinstance(message, RestartChild):
+            self._child_failed(message)
+        elif isinstance(message, _Tick):
+            self._check_heartbeats()
+        elif isinstance(message, _Restart):
+            if message.generation == self.generation and not (self.stopping or self.gave_up):
+                for name in message.targets:
+                    self._spawn(name)
+        elif isinstance(message, RestartChild):
             return self._restart_on_request(message.name)
-        if isinstance(message, StopChildren):
-            return self._stop_children(message.timeout)
-        return super().on_receive(message)
+        elif isinstance(message, StopChildren):
+            self._stop_children(message.timeout)
+        else:
+            return super().on_receive(message)
+        return None
 
-    def _spec(self, name: str) -> ChildSpec:
-        for spec in self.specs:
-            if spec.name == name:
-                return spec
-        raise KeyError(f"unknown actor {name!r}; known: {', '.join(s.name for s in self.specs)}")
+    # -- starting and stopping children -------------------------------------------------------------
 
-    def _spawn(self, spec: ChildSpec, pending: tuple[Any, ...]) -> None:
-        stats = self.stats[spec.name]
-        ctx = self._make_context(spec.name, stats, self.actor_ref.tell)
-        actor = spec.actor(ctx)
+    def _spawn(self, name: str) -> None:
+        child = self.children[name]
+        stats = self.runtime.stats[name]
+        child.instance = _next_instance()
+        child.heartbeat = None
+        if isinstance(child.spec, SupervisorSpec):
+            child.ref = Supervisor.start(child.spec, self.runtime, self.actor_ref, child.instance)
+            return
+        ctx = self.runtime.make_context(name, stats, self.actor_ref.tell, child.instance)
+        actor = child.spec.actor(ctx)
+        pending = self.runtime.parked.pop(name, [])
         # Attach before the thread starts, so nothing told in between can reach a dead inbox.
-        self.registry.address(spec.name).attach(actor.actor_ref, pending)
+        self.runtime.registry.address(name).attach(actor.actor_ref, pending)
         pykka.ActorRegistry.register(actor.actor_ref)
+        child.ref, child.actor, child.ctx = actor.actor_ref, actor, ctx
+        child.processed_at_start = stats.processed
         actor._start_actor_loop()  # noqa: SLF001  (pykka.Actor.start minus the race above)
 
-    def _child_failed(self, failed: ChildFailed) -> None:
-        now = time.time_ns()
-        letter = dead_letter_for(failed, now)
-        self.counters.add(dead_letters=1, ticks_dead_lettered=letter.ticks)
-        logger.error("{} failed on {}: {}; message dead-lettered", failed.name, letter.message_type, failed.error)
-        self.registry.tell("store", Persist(dead_letters=(letter,)))
-        if self._stopping or self._gave_up:
-            self.stats[failed.name].state = "failed"
-            return
-        self._restart_times.append(now)
-        while self._restart_times and now - self._restart_times[0] > self._within_ns:
-            self._restart_times.popleft()
-        if len(self._restart_times) > self._max_restarts:
-            self._gave_up = True
-            self.stats[failed.name].state = "failed"
-            reason = (
-                f"supervisor {self.name}: {len(self._restart_times)} restarts within "
-                f"{self._within_ns / 1e9:g}s exceeds the limit of {self._max_restarts}; last failure: "
-                f"{failed.name}: {failed.error}"
-            )
-            self._on_give_up(reason)
-            return
-        self.stats[failed.name].restarts += 1
-        self._spawn(self._spec(failed.name), failed.pending)
-        logger.warning("{} restarted (restart #{})", failed.name, self.stats[failed.name].restarts)
-        self._publish_health(failed.name, "restarted", failed.error)
+    def _park(self, name: str, envelopes: list[Any] | tuple[Any, ...]) -> None:
+        self.runtime.parked.setdefault(name, []).extend(envelopes)
 
-    def _restart_on_request(self, name: str) -> None:
-        spec = self._spec(name)
-        address = self.registry.address(name)
-        ref = address.ref
-        if ref is not None:
-            address.hold()
-            ref.stop(block=True, timeout=5.0)
-        self.stats[name].restarts += 1
-        self._spawn(spec, ())
-        logger.warning("{} restarted on request", name)
-        self._publish_health(name, "restarted", "on request")
+    def _kill(self, name: str) -> None:
+        """Stop a child now, keeping its queue parked for the next incarnation."""
+        child = self.children[name]
+        ref = child.ref
+        if ref is None:
+            return
+        if isinstance(child.spec, SupervisorSpec):
+            if ref.is_alive():
+                try:
+                    ref.ask(StopChildren(self.stop_timeout), timeout=self.stop_timeout * (len(child.spec.workers()) + 1))
+                    ref.stop(block=True, timeout=self.stop_timeout)
+                except pykka.Timeout:
+                    logger.error("supervisor {} did not stop in time; abandoned", name)
+            child.ref = None
+            return
+        address = self.runtime.registry.address(name)
+        address.hold()
+        self._park(name, drain_inbox(ref.actor_inbox))
+        if ref.is_alive():
+            ref.tell(pykka.messages._ActorStop())  # noqa: SLF001  (stop after the current message)
+            if not ref.actor_stopped.wait(self.stop_timeout):
+                logger.error("{} did not stop within {:g}s; abandoned", name, self.stop_timeout)
+                if child.ctx is not None:
+                    child.ctx.retired = True
+        self._park(name, drain_inbox(ref.actor_inbox))
+        child.ref = None
 
     def _stop_children(self, timeout: float) -> None:
-        self._stopping = True
-        for spec in reversed(self.specs):
-            address = self.registry.address(spec.name)
-            ref = address.ref
+        self.stopping = True
+        self.generation += 1
+        for name in reversed(list(self.children)):
+            child = self.children[name]
+            ref = child.ref
+            stats = self.runtime.stats[name]
+            if isinstance(child.spec, SupervisorSpec):
+                if ref is not None and ref.is_alive():
+                    try:
+                        ref.ask(StopChildren(timeout), timeout=timeout * (len(child.spec.workers()) + 1))
+                        ref.stop(block=True, timeout=timeout)
+                    except pykka.Timeout:
+                        logger.error("supervisor {} did not stop within its timeout; abandoned", name)
+                stats.state = "stopped"
+                continue
             if ref is not None and ref.is_alive():
                 try:
                     ref.stop(block=True, timeout=timeout)
                 except pykka.Timeout:
-                    logger.error("{} did not stop within {:g}s; abandoned", spec.name, timeout)
-                    self.stats[spec.name].state = "failed"
-            dropped = address.close()
+                    logger.error("{} did not stop within {:g}s; abandoned", name, timeout)
+                    stats.state = "failed"
+            dropped = self.runtime.registry.address(name).close()
             if dropped:
-                logger.warning("{}: {} messages arrived after it stopped and were not delivered", spec.name, dropped)
-            if self.stats[spec.name].state != "failed":
-                self.stats[spec.name].state = "stopped"
+                logger.warning("{}: {} messages arrived after it stopped and were not delivered", name, dropped)
+            if stats.state != "failed":
+                stats.state = "stopped"
+        self.runtime.stats[self.name].state = "stopped"
 
-    def _publish_health(self, name: str, change: str, detail: str) -> None:
-        stats = self.stats[name]
-        self.registry.tell("control", Publish(f"health.{name}", {
-            "actor": name, "change": change, "state": stats.state, "restarts": stats.restarts, "detail": detail,
+    # -- failures ---------------------------------------------------------------------------------------
+
+    def _child_failed(self, failed: ChildFailed) -> None:
+        child = self.children.get(failed.name)
+        if child is None:
+            return
+        if failed.instance != child.instance:
+            # An incarnation already replaced (killed with its group, or hung) failed late: its
+            # message is still dead-lettered, and anything it held goes to the current one.
+            self._dead_letter(failed.name, failed.error, failed.failed)
+            address = self.runtime.registry.address(failed.name)
+            for envelope in failed.pending:
+                address.tell(envelope.message)
+            return
+        if isinstance(child.spec, SupervisorSpec):
+            if child.ref is not None:
+                child.ref.stop(block=False)  # it gave up and stopped its children already
+        else:
+            self._dead_letter(failed.name, failed.error, failed.failed)
+            self._park(failed.name, failed.pending)
+        child.ref = None
+        self._after_exit(failed.name, failed.error)
+
+    def _dead_letter(self, name: str, error: str, message: Any) -> None:
+        letter = dead_letter_for(name, error, message, time.time_ns())
+        self.runtime.counters.add(dead_letters=1, ticks_dead_lettered=letter.ticks)
+        logger.error("{} failed on {}: {}; message dead-lettered", name, letter.message_type, error)
+        self.runtime.registry.tell("store", Persist(dead_letters=(letter,)))
+
+    def _after_exit(self, name: str, error: str, abnormal: bool = True) -> None:
+        stats = self.runtime.stats[name]
+        if self.stopping or self.gave_up:
+            stats.state = "failed"
+            return
+        if not self.runtime.started:
+            stats.state = "failed"
+            self.gave_up = True
+            self.runtime.give_up(f"{name} failed to start: {error}")
+            return
+        progressed = stats.processed > self.children[name].processed_at_start
+        decision = self.policy.on_exit(name, abnormal, progressed)
+        if decision.action == "ignore":
+            stats.state = "stopped"
+            logger.info(decision.reason)
+            return
+        if decision.action == "escalate":
+            stats.state = "failed"
+            self._give_up(f"supervisor {self.name}: {decision.reason}; last failure: {name}: {error}")
+            return
+        for target in decision.targets:
+            if target != name:
+                self._kill(target)
+            self.runtime.stats[target].state = "restarting"
+            self.runtime.stats[target].restarts += 1
+        self.generation += 1
+        if decision.delay_s > 0:
+            logger.warning("restarting {} in {:.3f}s", ", ".join(decision.targets), decision.delay_s)
+            timer = threading.Timer(decision.delay_s, self._tell_safely, (_Restart(self.generation, decision.targets),))
+            timer.daemon = True
+            timer.start()
+        else:
+            for target in decision.targets:
+                self._spawn(target)
+        logger.warning("{} restarted (restart #{}) by {} ({})", name, stats.restarts, self.name, self.spec.strategy)
+        self._publish(name, "restarted", error)
+
+    def _tell_safely(self, message: Any) -> None:
+        try:
+            self.actor_ref.tell(message)
+        except pykka.ActorDeadError:
+            pass
+
+    def _give_up(self, reason: str) -> None:
+        self.gave_up = True
+        self.generation += 1
+        for name in reversed(list(self.children)):
+            self._kill(name)
+            self.runtime.stats[name].state = "failed"
+        self.runtime.stats[self.name].state = "failed"
+        logger.error("{}", reason)
+        if self.parent is None:
+            self.runtime.give_up(reason)
+        else:
+            self.parent.tell(ChildFailed(self.name, reason, None, (), self.instance))
+
+    def _restart_on_request(self, name: str) -> bool:
+        if name not in self.children:
+            raise LookupError(f"{self.name} does not supervise {name}")
+        self._kill(name)
+        self.runtime.stats[name].restarts += 1
+        self._spawn(name)
+        logger.warning("{} restarted on request", name)
+        self._publish(name, "restarted", "on request")
+        return True
+
+    # -- hangs -----------------------------------------------------------------------------------------
+
+    def _check_heartbeats(self) -> None:
+        if self.stopping or self.gave_up:
+            return
+        now = time.monotonic()
+        for name, child in self.children.items():
+            if isinstance(child.spec, SupervisorSpec) or child.ref is None or not child.ref.is_alive():
+                continue
+            stats = self.runtime.stats[name]
+            if child.heartbeat is None:
+                child.heartbeat = child.ref.ask(Heartbeat(), block=False)
+                child.heartbeat_sent, child.heartbeat_processed = now, stats.processed
+            elif _resolved(child.heartbeat):
+                child.heartbeat = None
+            elif now - child.heartbeat_sent > self.heartbeat_timeout:
+                if stats.processed != child.heartbeat_processed:
+                    child.heartbeat_sent, child.heartbeat_processed = now, stats.processed  # busy, not hung
+                else:
+                    self._hung(name)
+
+    def _hung(self, name: str) -> None:
+        child = self.children[name]
+        stats = self.runtime.stats[name]
+        stats.errors += 1
+        self.runtime.counters.add(hangs=1)
+        error = f"hung: no heartbeat answer and no progress for {self.heartbeat_timeout:g}s"
+        logger.error("{} {}; replacing it", name, error)
+        if child.ctx is not None:
+            child.ctx.retired = True  # whatever it does if it ever wakes up is not delivered
+        ref = child.ref
+        address = self.runtime.registry.address(name)
+        address.hold()
+        self._park(name, drain_inbox(ref.actor_inbox))  # type: ignore[union-attr]
+        ref.tell(pykka.messages._ActorStop())  # type: ignore[union-attr]  # noqa: SLF001
+        self._dead_letter(name, error, getattr(child.actor, "_current", None))
+        child.ref = None
+        self._after_exit(name, error)
+
+    def _publish(self, name: str, change: str, detail: str) -> None:
+        if "control" not in self.runtime.stats:
+            return
+        stats = self.runtime.stats[name]
+        self.runtime.registry.tell("control", Publish(f"health.{name}", {
+            "actor": name, "supervisor": self.name, "change": change, "state": stats.state,
+            "restarts": stats.restarts, "detail": detail,
         }))
+
+
+def _resolved(future: Any) -> bool:
+    try:
+        future.get(timeout=0)
+        return True
+    except pykka.Timeout:
+        return False
+    except Exception:
+        return True

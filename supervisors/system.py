@@ -1,4 +1,4 @@
-"""A running system: the root supervisor, its registry and counters, and the control view."""
+"""A running system: the supervision tree, its registry and counters, and the control view."""
 
 from __future__ import annotations
 
@@ -11,24 +11,20 @@ import pykka
 from loguru import logger
 
 from messages.pipeline import Drain
-from messages.system import ChildFailed, Crash, Heartbeat, Query, Watch
+from messages.system import ChildFailed, Crash, Hang, Heartbeat, Query, Watch
 from settings import Settings
 from supervisors.actor import ChildContext
 from supervisors.clock import Clock, LiveClock
 from supervisors.health import ActorStats, Counters
 from supervisors.registry import Registry
-from supervisors.supervisor import RestartChild, StopChildren, Supervisor
-from supervisors.tree import specs_for
+from supervisors.supervisor import RestartChild, StopChildren, Supervisor, SupervisorSpec
+from supervisors.tree import tree_for
 
 __all__ = ["StartupError", "System"]
 
 
 class StartupError(RuntimeError):
     """The system could not start; the message says which actor and why."""
-
-
-class _MarkStarted:
-    __slots__ = ()
 
 
 class System:
@@ -44,24 +40,54 @@ class System:
         self.resources = dict(resources or {})
         self.resources.setdefault("view", self)
         self.resources.setdefault("events", mode == "live")
-        self.specs = specs_for(mode)
-        self.actor_names = tuple(spec.name for spec in self.specs)
+        self.tree = tree_for(mode)
+        self.actor_names = tuple(self.tree.workers())
+        self.owners: dict[str, str] = {}
+        self.supervisor_specs: dict[str, SupervisorSpec] = {}
+        self._index(self.tree)
+        self.stats = {name: ActorStats(name) for name in (*self.supervisor_specs, *self.actor_names)}
+        self.parked: dict[str, list[Any]] = {}
+        self.checkpoints: dict[str, Any] = {}
+        self.supervisors: dict[str, pykka.ActorRef] = {}
         self.fault_injection = settings.control.allow_fault_injection
         self.stop_requested = threading.Event()
         self.stop_reason = ""
         self.fatal: str | None = None
-        self._started = False
-        self.supervisor: pykka.ActorRef | None = None
-        self._stats = {spec.name: ActorStats(spec.name) for spec in self.specs}
+        self.started = False
+        self.root: pykka.ActorRef | None = None
+
+    def _index(self, spec: SupervisorSpec) -> None:
+        self.supervisor_specs[spec.name] = spec
+        for child in spec.children:
+            if isinstance(child, SupervisorSpec):
+                self._index(child)
+            else:
+                self.owners[child.name] = spec.name
+
+    # -- the runtime supervisors share ----------------------------------------------------------------
+
+    def make_context(self, name: str, stats: ActorStats, report: Callable[[ChildFailed], None],
+                     instance: int) -> ChildContext:
+        """A fresh context for one incarnation of a worker."""
+        return ChildContext(name, self.registry, stats, self.counters, self.settings, self.clock, self.mode,
+                            report, self.resources, self.checkpoints, instance)
+
+    def register_supervisor(self, name: str, ref: pykka.ActorRef) -> None:
+        """Record the current incarnation of a supervisor."""
+        self.supervisors[name] = ref
+
+    def give_up(self, reason: str) -> None:
+        """The root gave up: stop the system."""
+        self.fatal = reason
+        if self.started:
+            logger.critical("stopping the system: {}", reason)
+        self.request_stop(reason)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def start(self, timeout: float = 10.0) -> None:
         """Start every actor and wait until each answers; StartupError if one cannot start."""
-        self.supervisor = _RootSupervisor.start(
-            "root", self.specs, self._context, self.registry, self.counters,
-            self.settings.supervisor.max_restarts, self.settings.supervisor.within_s, self._give_up, self._stats,
-        )
+        self.root = Supervisor.start(self.tree, self, None)
         deadline = time.monotonic() + timeout
         for name in self.actor_names:
             address = self.registry.address(name)
@@ -77,19 +103,8 @@ class System:
                         self.stop()
                         raise StartupError(f"{name} did not start within {timeout:g}s") from None
                     self.stop_requested.wait(0.01)
-        self.supervisor.ask(_MarkStarted(), timeout=timeout)
-        self._started = True
+        self.started = True
         logger.info("{} system started: {}", self.mode, ", ".join(self.actor_names))
-
-    def _context(self, name: str, stats: ActorStats, report: Callable[[ChildFailed], None]) -> ChildContext:
-        return ChildContext(name, self.registry, stats, self.counters, self.settings, self.clock, self.mode,
-                            report, self.resources)
-
-    def _give_up(self, reason: str) -> None:
-        self.fatal = reason
-        if self._started:
-            logger.critical("stopping the system: {}", reason)
-        self.request_stop(reason)
 
     def request_stop(self, reason: str) -> None:
         """Ask the running system to stop (from any thread)."""
@@ -109,32 +124,45 @@ class System:
 
     def stop(self) -> None:
         """Stop every actor in reverse start order and release the sockets."""
-        if self.supervisor is not None and self.supervisor.is_alive():
+        root = self.root
+        if root is not None and root.is_alive():
             timeout = self.settings.supervisor.stop_timeout_s
             try:
-                self.supervisor.ask(StopChildren(timeout), timeout=timeout * (len(self.specs) + 1))
+                root.ask(StopChildren(timeout), timeout=timeout * (len(self.actor_names) + len(self.supervisor_specs)))
             except pykka.Timeout:
                 logger.error("actors did not stop in time")
-            self.supervisor.stop(block=True, timeout=timeout)
+            for ref in self.supervisors.values():
+                if ref.is_alive():
+                    ref.stop(block=True, timeout=timeout)
         ingress = self.resources.get("ingress")
         if ingress is not None:
             ingress.close()
 
     # -- the control view ----------------------------------------------------------------------------
 
+    def _node(self, spec: SupervisorSpec) -> dict[str, Any]:
+        node = self.stats[spec.name]
+        children: dict[str, Any] = {}
+        for child in spec.children:
+            if isinstance(child, SupervisorSpec):
+                children[child.name] = self._node(child)
+            else:
+                children[child.name] = {"type": "worker", "kind": child.kind, "state": self.stats[child.name].state,
+                                        "restarts": self.stats[child.name].restarts}
+        return {"type": "supervisor", "strategy": spec.strategy, "state": node.state, "restarts": node.restarts,
+                "children": children}
+
     def health(self) -> dict[str, Any]:
-        """The health tree: status and every actor's record."""
-        actors = {name: self._stats[name].snapshot(self.registry.address(name).mailbox())
-                  for name in self.actor_names if name in self._stats}
-        states = {a["state"] for a in actors.values()}
+        """The health tree: status, every actor's record, and the supervisors with their children."""
+        actors = {name: self.stats[name].snapshot(self.registry.address(name).mailbox()) for name in self.actor_names}
+        states = {a["state"] for a in actors.values()} | {self.stats[s].state for s in self.supervisor_specs}
         if self.fatal or "failed" in states:
             status = "failed"
         elif states <= {"running"}:
             status = "healthy"
         else:
             status = "degraded"
-        return {"status": status, "mode": self.mode, "actors": actors,
-                "supervisors": {"root": {"strategy": "one_for_one", "children": list(self.actor_names)}}}
+        return {"status": status, "mode": self.mode, "actors": actors, "tree": {"root": self._node(self.tree)}}
 
     def metrics(self) -> dict[str, Any]:
         """Counters, and latency from the executor when it answers in time."""
@@ -162,12 +190,16 @@ class System:
             raise LookupError("the feed is not available") from exc
 
     def restart(self, actor: str) -> None:
-        """Replace an actor with a fresh instance, keeping its queue."""
-        self.supervisor.tell(RestartChild(actor))  # type: ignore[union-attr]
+        """Replace an actor with a fresh incarnation, keeping its queue and state."""
+        self.supervisors[self.owners[actor]].tell(RestartChild(actor))
 
     def crash(self, actor: str) -> None:
         """Fault injection: make an actor raise on its next message."""
         self.registry.tell(actor, Crash(f"crash injected over the control socket into {actor}"))
+
+    def hang(self, actor: str, seconds: float) -> None:
+        """Fault injection: make an actor block on its next message."""
+        self.registry.tell(actor, Hang(seconds))
 
     def shutdown(self, reason: str) -> None:
         """Stop the system (the runner notices and stops cleanly)."""
@@ -175,19 +207,3 @@ class System:
         self.request_stop(reason)
 
 
-class _RootSupervisor(Supervisor):
-    """The root: before start-up completes, any failure is fatal (a bad port, a bad file)."""
-
-    _startup_done = False
-
-    def on_receive(self, message: Any) -> Any:
-        """Mark start-up done, or supervise (supervisor thread)."""
-        if isinstance(message, _MarkStarted):
-            self._startup_done = True
-            return True
-        if isinstance(message, ChildFailed) and not self._startup_done:
-            self._gave_up = True
-            self.stats[message.name].state = "failed"
-            self._on_give_up(f"{message.name} failed to start: {message.error}")
-            return None
-        return super().on_receive(message)

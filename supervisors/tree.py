@@ -1,4 +1,25 @@
-"""The supervision tree per mode: which actors, in which start order."""
+"""The supervision tree per mode.
+
+```
+root (one_for_one)
+├── execution (one_for_one): store, executor
+├── control                                   (live only)
+├── signals (rest_for_one): feature, model, strategy
+└── market (rest_for_one): buffer, feed
+```
+
+Sinks start first, so every actor's downstream exists before it sends; stopping runs in reverse
+(input first, the store last).
+
+- execution: the store is everyone's sink and the executor's memory; neither's failure says
+  anything about the other, so each restarts alone.
+- signals: each stage consumes what the one before it produced; a failed stage restarts with
+  every stage after it, so no stage keeps state derived from inputs its upstream no longer has.
+- market: the buffer's bars feed everything downstream; if it fails the feed restarts with it.
+  The ingress socket belongs to the system, so nothing published meanwhile is lost.
+- root: the groups are independent: a group that gives up (past its restart intensity) is
+  restarted on its own, and past the root's intensity the system stops.
+"""
 
 from __future__ import annotations
 
@@ -10,25 +31,30 @@ from actors.feed.actor import FeedActor, ReplayActor
 from actors.model.actor import ModelActor
 from actors.store.actor import StoreActor
 from actors.strategy.actor import StrategyActor
-from supervisors.supervisor import ChildSpec
+from supervisors.supervisor import ChildSpec, SupervisorSpec
 
-__all__ = ["PIPELINE", "specs_for"]
+__all__ = ["PIPELINE", "tree_for"]
 
 PIPELINE = ("feed", "buffer", "feature", "model", "strategy", "executor")
 
 
-def specs_for(mode: str) -> list[ChildSpec]:
-    """Children in dependency order: sinks first, so every actor's downstream exists before it
-    sends; the feed last. Stopping runs in reverse: input stops first, the store last."""
+def tree_for(mode: str) -> SupervisorSpec:
+    """The root supervisor's spec for ``live`` or ``backtest``."""
     if mode == "live":
-        head = [ChildSpec("store", StoreActor), ChildSpec("control", ControlActor)]
         feed = ChildSpec("feed", FeedActor)
+        control: list[ChildSpec | SupervisorSpec] = [ChildSpec("control", ControlActor)]
     elif mode == "backtest":
-        head = [ChildSpec("store", StoreActor)]
         feed = ChildSpec("feed", ReplayActor)
+        control = []
     else:
         raise ValueError(f"unknown mode {mode!r}")
-    return head + [
-        ChildSpec("executor", ExecutorActor), ChildSpec("strategy", StrategyActor), ChildSpec("model", ModelActor),
-        ChildSpec("feature", FeatureActor), ChildSpec("buffer", BufferActor), feed,
-    ]
+    return SupervisorSpec("root", "one_for_one", (
+        SupervisorSpec("execution", "one_for_one", (ChildSpec("store", StoreActor), ChildSpec("executor", ExecutorActor)),
+                       why="the store and the executor recover independently"),
+        *control,
+        SupervisorSpec("signals", "rest_for_one", (ChildSpec("feature", FeatureActor), ChildSpec("model", ModelActor),
+                                                   ChildSpec("strategy", StrategyActor)),
+                       why="each stage consumes the one before it"),
+        SupervisorSpec("market", "rest_for_one", (ChildSpec("buffer", BufferActor), feed),
+                       why="the feed restarts with the buffer it feeds"),
+    ), why="independent groups")

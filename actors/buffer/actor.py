@@ -33,13 +33,27 @@ class BufferActor(SupervisedActor):
         self.aggregator = BarAggregator(settings.timeframe, settings.fill_empty, settings.max_fill)
         self.lookback = settings.lookback
         self.windows: dict[tuple[str, str], BarWindow] = {}
+        self._dirty = False
+
+    def snapshot(self) -> Any:
+        """Open bars and windows, after a batch that changed them."""
+        if not self._dirty:
+            return None
+        self._dirty = False
+        return self.aggregator.copy(), {key: window.copy() for key, window in self.windows.items()}
+
+    def restore(self, state: Any) -> None:
+        """Take back open bars and windows."""
+        aggregator, windows = state
+        self.aggregator = aggregator.copy()
+        self.windows = {key: window.copy() for key, window in windows.items()}
 
     def handle(self, message: Any) -> Any:
         """Aggregate one batch, or pass a marker on (actor thread)."""
         if isinstance(message, MarketBatch):
             self._batch(message)
         elif isinstance(message, Drain):
-            self.ctx.registry.tell(NEXT, message)
+            self.send(NEXT, message)
         elif isinstance(message, Query):
             return {f"{s}/{tf}": len(w) for (s, tf), w in self.windows.items()}
         else:
@@ -47,6 +61,7 @@ class BufferActor(SupervisedActor):
         return None
 
     def _batch(self, batch: MarketBatch) -> None:
+        self._dirty = True
         late_before = self.aggregator.late
         built = self.aggregator.add(batch.ticks) if batch.ticks else []
         late = self.aggregator.late - late_before
@@ -61,5 +76,5 @@ class BufferActor(SupervisedActor):
         if new_bars or late:
             self.ctx.counters.add(bars=len(new_bars), ticks_late=late)
         if new_bars:
-            self.ctx.registry.tell("store", Persist(bars=tuple(new_bars)))
-        self.ctx.registry.tell(NEXT, dataclasses.replace(batch, bars=(), frames=tuple(frames)))
+            self.send("store", Persist(bars=tuple(new_bars)))
+        self.send(NEXT, dataclasses.replace(batch, bars=(), frames=tuple(frames)))

@@ -31,6 +31,13 @@ class BarAggregator:
         self.late = 0
         self.skipped_empty = 0
 
+    def copy(self) -> BarAggregator:
+        """An independent copy (for checkpoints)."""
+        twin = BarAggregator(self.timeframe, self.fill_empty, self.max_fill)
+        twin._open = {symbol: list(state) for symbol, state in self._open.items()}
+        twin.late, twin.skipped_empty = self.late, self.skipped_empty
+        return twin
+
     def add(self, ticks: Iterable[Tick]) -> list[Bar]:
         """Add ticks; return the bars they closed, in order."""
         closed: list[Bar] = []
@@ -85,6 +92,12 @@ class BarWindow:
 
     def __len__(self) -> int:
         return len(self.ts)
+
+    def copy(self) -> BarWindow:
+        """An independent copy (arrays are never changed in place, so they are shared)."""
+        twin = BarWindow(self.size)
+        twin.ts, twin.values, twin.symbol, twin.timeframe = self.ts, dict(self.values), self.symbol, self.timeframe
+        return twin
 
     def extend(self, frame: BarFrame) -> None:
         """Append a frame's bars, keeping the last ``size``."""

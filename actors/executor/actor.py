@@ -31,13 +31,25 @@ class ExecutorActor(SupervisedActor):
         )
         self.store_equity = live
         self.latency_ns: deque[int] = deque(maxlen=10_000)
+        self._dirty = False
+
+    def snapshot(self) -> Any:
+        """The account, after a batch with bars."""
+        if not self._dirty:
+            return None
+        self._dirty = False
+        return self.broker.copy()
+
+    def restore(self, state: Any) -> None:
+        """Take back the account."""
+        self.broker = state.copy()
 
     def handle(self, message: Any) -> Any:
         """Execute one batch, pass a marker on, or answer a query (actor thread)."""
         if isinstance(message, MarketBatch):
             self._batch(message)
         elif isinstance(message, Drain):
-            self.ctx.registry.tell("store", message)
+            self.send("store", message)
         elif isinstance(message, Query):
             return self._query(message.what)
         else:
@@ -45,6 +57,8 @@ class ExecutorActor(SupervisedActor):
         return None
 
     def _batch(self, batch: MarketBatch) -> None:
+        if batch.frames:
+            self._dirty = True
         result = self.broker.process(batch.frames, batch.signals)
         self.latency_ns.append(time.perf_counter_ns() - batch.recv_ns)
         bars = sum(len(f) for f in batch.frames)
@@ -52,7 +66,7 @@ class ExecutorActor(SupervisedActor):
                               orders=len(result.orders), fills=len(result.fills))
         if result.orders or result.fills or (self.store_equity and len(result.equity_ts)):
             equity = tuple(zip(result.equity_ts.tolist(), result.equity.tolist(), strict=True)) if self.store_equity else ()
-            self.ctx.registry.tell("store", Persist(orders=tuple(result.orders), fills=tuple(result.fills), equity=equity))
+            self.send("store", Persist(orders=tuple(result.orders), fills=tuple(result.fills), equity=equity))
         for order in result.orders:
             publish(self.ctx, f"order.{order.symbol}", order)
         for fill in result.fills:

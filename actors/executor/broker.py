@@ -8,6 +8,8 @@ a decision replayed after a restart is recognised and never trades twice.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import heapq
 import math
 from collections import deque
@@ -77,6 +79,15 @@ class PaperBroker:
         self._eq_len = 0
         self.keep_equity = keep_equity
         self.n_symbols = max(1, n_symbols)
+
+    def copy(self) -> PaperBroker:
+        """An independent copy of the account (for checkpoints); equity arrays are shared, never changed."""
+        twin = copy.copy(self)
+        twin.positions = {s: dataclasses.replace(p) for s, p in self.positions.items()}
+        twin.marks, twin.pending, twin._seen = dict(self.marks), dict(self.pending), set(self._seen)
+        twin.orders, twin.fills, twin.trades = (deque(d, maxlen=d.maxlen) for d in (self.orders, self.fills, self.trades))
+        twin._eq_ts, twin._eq_val = deque(self._eq_ts), deque(self._eq_val)
+        return twin
 
     # -- views ---------------------------------------------------------------------------------
 

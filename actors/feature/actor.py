@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any
 
@@ -23,18 +24,31 @@ class FeatureActor(SupervisedActor):
         needed = (f"sma:{strategy.fast}", f"sma:{strategy.slow}")
         self.specs = tuple(dict.fromkeys(self.ctx.settings.feature.indicators + needed))
         self.sets: dict[tuple[str, str], IndicatorSet] = {}
+        self._dirty = False
+
+    def snapshot(self) -> Any:
+        """Indicator states, after a batch with bars."""
+        if not self._dirty:
+            return None
+        self._dirty = False
+        return copy.deepcopy(self.sets)
+
+    def restore(self, state: Any) -> None:
+        """Take back indicator states."""
+        self.sets = copy.deepcopy(state)
 
     def handle(self, message: Any) -> Any:
         """Enrich one batch, or pass a marker on (actor thread)."""
         if isinstance(message, MarketBatch):
             if message.frames:
+                self._dirty = True
                 message = dataclasses.replace(message, frames=tuple(
                     dataclasses.replace(frame, features=self._set(frame.symbol, frame.timeframe).update(frame))
                     for frame in message.frames
                 ))
-            self.ctx.registry.tell(NEXT, message)
+            self.send(NEXT, message)
         elif isinstance(message, Drain):
-            self.ctx.registry.tell(NEXT, message)
+            self.send(NEXT, message)
         else:
             raise TypeError(f"feature cannot handle {type(message).__name__}")
 

@@ -82,7 +82,7 @@ class FeedActor(SupervisedActor):
         settings = self.ctx.settings
         self.socket = self.ctx.resources["ingress"].socket()
         self.watch: set[str] = self.ctx.resources.setdefault("watch", set(settings.feed.symbols))
-        self.ingest = Ingest()
+        self.ingest: Ingest = self.ctx.resources.setdefault("ingest", Ingest())
         self.ingest.watch = self.watch
         self.batch_max = settings.ingress.batch_max
         self.poll_ms = settings.ingress.poll_ms
@@ -101,7 +101,7 @@ class FeedActor(SupervisedActor):
             return sorted(self.watch)
         elif isinstance(message, Drain):
             self._drain(block=False)
-            self.ctx.registry.tell(NEXT, message)
+            self.send(NEXT, message)
         elif isinstance(message, Query):
             return {"watch": sorted(self.watch), "gaps_by_src": dict(self.ingest.gaps_by_src)}
         else:
@@ -109,6 +109,8 @@ class FeedActor(SupervisedActor):
         return None
 
     def _drain(self, block: bool = True) -> None:
+        if self.ctx.retired:
+            return
         sock = self.socket
         timeout = self.poll_ms if block and self.actor_inbox.empty() else 0  # type: ignore[attr-defined]
         if not sock.poll(timeout, zmq.POLLIN):
@@ -135,7 +137,7 @@ class FeedActor(SupervisedActor):
                            len(raw), result.last_rejection)
         if result.ticks or result.bars:
             self.seq += 1
-            self.ctx.registry.tell(NEXT, MarketBatch(self.seq, recv_ns, tuple(result.ticks), tuple(result.bars)))
+            self.send(NEXT, MarketBatch(self.seq, recv_ns, tuple(result.ticks), tuple(result.bars)))
 
 
 class StartReplay:
@@ -159,9 +161,9 @@ class ReplayActor(SupervisedActor):
             for seq, frames in enumerate(replay_chunks(self.bars, self.chunk), start=1):
                 if isinstance(clock, SimClock):
                     clock.advance_to(max(int(f.ts[-1]) for f in frames))
-                self.ctx.registry.tell(NEXT, MarketBatch(seq, time.perf_counter_ns(), frames=frames))
+                self.send(NEXT, MarketBatch(seq, time.perf_counter_ns(), frames=frames))
                 self.ctx.counters.add(bars=sum(len(f) for f in frames))
         elif isinstance(message, Drain):
-            self.ctx.registry.tell(NEXT, message)
+            self.send(NEXT, message)
         else:
             raise TypeError(f"replay cannot handle {type(message).__name__}")

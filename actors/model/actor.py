@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any
 
@@ -28,19 +29,32 @@ class ModelActor(SupervisedActor):
         self.expressions = settings.features
         self.learning_rate, self.l2 = settings.learning_rate, settings.l2
         self.models: dict[tuple[str, str], OnlineLogit] = {}
+        self._dirty = False
+
+    def snapshot(self) -> Any:
+        """Model weights and running statistics, after a batch with bars."""
+        if not self._dirty:
+            return None
+        self._dirty = False
+        return copy.deepcopy(self.models)
+
+    def restore(self, state: Any) -> None:
+        """Take back the models."""
+        self.models = copy.deepcopy(state)
 
     def handle(self, message: Any) -> Any:
         """Predict for one batch, or pass a marker on (actor thread)."""
         if isinstance(message, MarketBatch):
             if message.frames and self.enabled:
+                self._dirty = True
                 message = dataclasses.replace(message, frames=tuple(
                     dataclasses.replace(frame, prediction=readonly(self._model(frame.symbol, frame.timeframe)
                                         .predict_frame(feature_matrix(frame, self.expressions), np.asarray(frame.close))))
                     for frame in message.frames
                 ))
-            self.ctx.registry.tell(NEXT, message)
+            self.send(NEXT, message)
         elif isinstance(message, Drain):
-            self.ctx.registry.tell(NEXT, message)
+            self.send(NEXT, message)
         elif isinstance(message, Query):
             return {f"{s}/{tf}": {"updates": m.updates, "weights": list(m.weights), "bias": m.bias}
                     for (s, tf), m in self.models.items()}

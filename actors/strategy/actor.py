@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any
 
@@ -23,15 +24,28 @@ class StrategyActor(SupervisedActor):
         settings = self.ctx.settings.strategy
         self.params = (settings.fast, settings.slow, settings.min_prob)
         self.rules: dict[tuple[str, str], SmaCross] = {}
+        self._dirty = False
+
+    def snapshot(self) -> Any:
+        """Each rule's position and previous bar, after a batch with bars."""
+        if not self._dirty:
+            return None
+        self._dirty = False
+        return copy.deepcopy(self.rules)
+
+    def restore(self, state: Any) -> None:
+        """Take back the rules' state."""
+        self.rules = copy.deepcopy(state)
 
     def handle(self, message: Any) -> Any:
         """Decide on one batch, or pass a marker on (actor thread)."""
         if isinstance(message, MarketBatch):
             if message.frames:
+                self._dirty = True
                 message = self._decide(message)
-            self.ctx.registry.tell(NEXT, message)
+            self.send(NEXT, message)
         elif isinstance(message, Drain):
-            self.ctx.registry.tell(NEXT, message)
+            self.send(NEXT, message)
         else:
             raise TypeError(f"strategy cannot handle {type(message).__name__}")
 
@@ -48,7 +62,7 @@ class StrategyActor(SupervisedActor):
             signals.extend(new)
         if signals:
             self.ctx.counters.add(signals=len(signals))
-            self.ctx.registry.tell("store", Persist(signals=tuple(signals)))
+            self.send("store", Persist(signals=tuple(signals)))
             for signal in signals:
                 publish(self.ctx, f"signal.{signal.symbol}", signal)
         return dataclasses.replace(batch, frames=tuple(frames), signals=batch.signals + tuple(signals))
