@@ -30,9 +30,14 @@ class Query:
 
 @dataclass(frozen=True, slots=True)
 class Crash:
-    """Fault injection: the receiving actor raises. Only sent when fault injection is on."""
+    """Fault injection: the receiving actor raises. Only sent when fault injection is on.
+
+    With a ``target``, the message travels down the pipeline like data and crashes the target
+    exactly between the batches it was sent between.
+    """
 
     reason: str = "injected crash"
+    target: str = ""
 
 
 @dataclass(frozen=True, slots=True)

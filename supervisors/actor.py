@@ -83,6 +83,9 @@ class SupervisedActor(pykka.ThreadingActor):
     a fresh incarnation with the same queue and the last checkpoint.
     """
 
+    downstream: str | None = None
+    """The next actor down the pipeline (markers and targeted faults travel there)."""
+
     def __init__(self, ctx: ChildContext) -> None:
         super().__init__()
         self.ctx = ctx
@@ -143,6 +146,10 @@ class SupervisedActor(pykka.ThreadingActor):
             return True
         if isinstance(message, Internal):
             return self.handle(message)
+        if isinstance(message, Crash) and message.target not in ("", self.name):
+            if self.downstream:
+                self.send(self.downstream, message)
+            return None
         self._current = message
         if isinstance(message, Crash):
             stats.errors += 1

@@ -126,8 +126,12 @@ def load_backtest_bars(data: str | None, db_path: str, start_ns: int | None, end
     return select_range(load_bar_file(SAMPLE_DATA), start_ns, end_ns, symbols), f"bundled sample {SAMPLE_DATA.name}"
 
 
-def run_backtest(settings: Settings, bars: pd.DataFrame, db_path: str, progress: bool = True) -> dict[str, Any]:
-    """Replay ``bars`` through the actors and return the executor's report."""
+def run_backtest(settings: Settings, bars: pd.DataFrame, db_path: str, progress: bool = True,
+                 faults: tuple[tuple[int, str], ...] = ()) -> dict[str, Any]:
+    """Replay ``bars`` through the actors and return the executor's report.
+
+    ``faults``: ``(bars, actor)`` crashes injected mid-replay (see StartReplay).
+    """
     if bars.empty:
         raise DataError("no bars to replay")
     db = Database(db_path)
@@ -139,7 +143,7 @@ def run_backtest(settings: Settings, bars: pd.DataFrame, db_path: str, progress:
                     clock=SimClock(int(bars["ts"].iloc[0])))
     system.start()
     try:
-        system.registry.tell("feed", StartReplay())
+        system.registry.tell("feed", StartReplay(faults))
         done = pykka.ThreadingFuture()
         system.registry.tell("feed", Drain(done))
         with tqdm(total=len(bars), unit="bar", unit_scale=True, disable=None if progress else True,

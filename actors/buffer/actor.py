@@ -27,6 +27,8 @@ def group_frames(bars: list[Bar]) -> list[BarFrame]:
 class BufferActor(SupervisedActor):
     """Closes bars from ticks, passes bars and frames on, keeps the last bars per symbol."""
 
+    downstream = NEXT
+
     def setup(self) -> None:
         """Create the aggregator (actor thread)."""
         settings = self.ctx.settings.buffer

@@ -20,6 +20,8 @@ __all__ = ["ExecutorActor"]
 class ExecutorActor(SupervisedActor):
     """Fills orders, tracks cash and positions, measures ingress-to-decision latency."""
 
+    downstream = "store"
+
     def setup(self) -> None:
         """Open the paper account (actor thread)."""
         settings = self.ctx.settings.executor

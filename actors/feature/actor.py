@@ -18,6 +18,8 @@ NEXT = "model"
 class FeatureActor(SupervisedActor):
     """Adds the configured indicators to each frame."""
 
+    downstream = NEXT
+
     def setup(self) -> None:
         """Read the indicator list (actor thread)."""
         strategy = self.ctx.settings.strategy

@@ -60,15 +60,15 @@ __all__ = [
 MAX_PERIOD = 100_000
 
 _PERIODIC: dict[str, Callable[[int], Indicator]] = {
-    "sma": SMA, "ema": EMA, "wma": WMA, "std": StdDev, "rsi": RSI, "atr": ATR,
-    "ret": Return, "logret": LogReturn, "hh": Highest, "ll": Lowest,
+    "sma": SMA, "ema": EMA, "ret": Return, "logret": LogReturn, "wma": WMA, "std": StdDev,
+    "rsi": RSI, "atr": ATR, "hh": Highest, "ll": Lowest,
 }
 _INTEGER = re.compile(r"[1-9][0-9]*")
 _NUMBER = re.compile(r"(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
 VALID_FORMS = (
-    f"{', '.join(f'{kind}:N' for kind in _PERIODIC)} (e.g. 'rsi:14'); "
-    "macd:FAST:SLOW:SIGNAL with FAST < SLOW (e.g. 'macd:12:26:9'); bb:N:K (e.g. 'bb:20:2' or 'bb:20:2.5'); "
-    f"N, FAST, SLOW, SIGNAL are integers from 1 to {MAX_PERIOD}, K a positive number"
+    f"valid kinds: {', '.join(_PERIODIC)}, macd, bb; forms: {', '.join(f'{kind}:N' for kind in _PERIODIC)} "
+    "(e.g. 'rsi:14'), macd:FAST:SLOW:SIGNAL with FAST < SLOW (e.g. 'macd:12:26:9'), bb:N:K with K a positive "
+    f"number (e.g. 'bb:20:2' or 'bb:20:2.5'); N, FAST, SLOW and SIGNAL are integers from 1 to {MAX_PERIOD}"
 )
 
 
@@ -84,18 +84,16 @@ class Indicator(Protocol):
 
 
 def _periods(spec: str, texts: list[str], count: int, form: str) -> list[int]:
-    if len(texts) != count or not all(_INTEGER.fullmatch(text) for text in texts):
-        raise ValueError(f"bad indicator {spec!r}: expected {form}; valid: {VALID_FORMS}")
-    periods = [int(text) for text in texts]
-    if max(periods) > MAX_PERIOD:
-        raise ValueError(f"bad indicator {spec!r}: periods are at most {MAX_PERIOD}; valid: {VALID_FORMS}")
-    return periods
+    if len(texts) != count or not all(_INTEGER.fullmatch(t) and int(t) <= MAX_PERIOD for t in texts):
+        raise ValueError(f"indicator {spec!r} needs positive integer periods up to {MAX_PERIOD}, as {form!r}; "
+                         f"{VALID_FORMS}")
+    return [int(text) for text in texts]
 
 
 def parse_indicator(spec: str) -> Indicator:
     """Build the indicator of ``spec``; ValueError naming every valid kind and its form if it is wrong."""
     if not isinstance(spec, str):
-        raise ValueError(f"bad indicator {spec!r}: expected a string; valid: {VALID_FORMS}")
+        raise ValueError(f"indicator {spec!r} is not a string; {VALID_FORMS}")
     kind, *texts = spec.split(":")
     if kind in _PERIODIC:
         (period,) = _periods(spec, texts, 1, f"{kind}:N")
@@ -103,14 +101,14 @@ def parse_indicator(spec: str) -> Indicator:
     if kind == "macd":
         fast, slow, signal = _periods(spec, texts, 3, "macd:FAST:SLOW:SIGNAL")
         if fast >= slow:
-            raise ValueError(f"bad indicator {spec!r}: FAST must be less than SLOW, e.g. 'macd:12:26:9'")
+            raise ValueError(f"indicator {spec!r} needs FAST < SLOW, as in 'macd:12:26:9'; {VALID_FORMS}")
         return MACD(fast, slow, signal)
     if kind == "bb":
         (period,) = _periods(spec, texts[:1], 1, "bb:N:K")
         if len(texts) != 2 or not _NUMBER.fullmatch(texts[1]) or float(texts[1]) <= 0.0:
-            raise ValueError(f"bad indicator {spec!r}: expected bb:N:K with K a positive number; valid: {VALID_FORMS}")
+            raise ValueError(f"indicator {spec!r} needs a positive number K, as 'bb:N:K'; {VALID_FORMS}")
         return Bollinger(period, float(texts[1]), texts[1])
-    raise ValueError(f"unknown indicator {spec!r}; valid: {VALID_FORMS}")
+    raise ValueError(f"unknown indicator {spec!r}; {VALID_FORMS}")
 
 
 def output_names(spec: str) -> tuple[str, ...]:

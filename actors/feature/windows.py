@@ -76,12 +76,7 @@ class SMA:
 
     def update(self, high: np.ndarray, low: np.ndarray, close: np.ndarray) -> tuple[np.ndarray, ...]:
         """Return the column for the new bars, continuing from earlier updates."""
-        w = self._tail.windows(close)
-        if len(w) == 0:
-            return (_aligned(w[:, 0], len(close)),)
-        values = np.concatenate((w[:, 0], w[-1, 1:]))
-        cs = np.concatenate(([0.0], np.cumsum(values)))
-        return (_aligned((cs[self.period:] - cs[:-self.period]) / self.period, len(close)),)
+        return (_aligned(_sum(self._tail.windows(close)) / self.period, len(close)),)
 
 
 class WMA:

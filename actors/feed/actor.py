@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -11,7 +12,7 @@ import zmq
 from actors.feed.ingress import Ingest
 from actors.feed.replay import replay_chunks
 from messages.pipeline import Drain, MarketBatch
-from messages.system import Internal, Query, Watch
+from messages.system import Crash, Internal, Query, Watch
 from supervisors.actor import SupervisedActor
 from supervisors.clock import SimClock
 
@@ -77,6 +78,8 @@ class RawBatch:
 class FeedActor(SupervisedActor):
     """Drains the ingress socket into batches: one message when quiet, up to ``batch_max`` under load."""
 
+    downstream = NEXT
+
     def setup(self) -> None:
         """Take the ingress socket and start polling (actor thread)."""
         settings = self.ctx.settings
@@ -140,14 +143,21 @@ class FeedActor(SupervisedActor):
             self.send(NEXT, MarketBatch(self.seq, recv_ns, tuple(result.ticks), tuple(result.bars)))
 
 
+@dataclass(frozen=True, slots=True)
 class StartReplay:
-    """Tell the replay actor to send the whole data set down the pipeline."""
+    """Tell the replay actor to send the whole data set down the pipeline.
 
-    __slots__ = ()
+    ``faults`` is fault injection for chaos runs: ``(bars, actor)`` pairs; once ``bars`` bars
+    have been sent, the replay tells ``actor`` to crash, so the crash lands mid-stream.
+    """
+
+    faults: tuple[tuple[int, str], ...] = ()
 
 
 class ReplayActor(SupervisedActor):
     """Backtest feed: replays bars in time order, in batches, moving the simulated clock."""
+
+    downstream = NEXT
 
     def setup(self) -> None:
         """Nothing to open; the data is given by the runner (actor thread)."""
@@ -158,11 +168,18 @@ class ReplayActor(SupervisedActor):
         """Replay everything, or pass a marker on (actor thread)."""
         if isinstance(message, StartReplay):
             clock = self.ctx.clock
+            faults = sorted(message.faults)
+            sent = 0
             for seq, frames in enumerate(replay_chunks(self.bars, self.chunk), start=1):
                 if isinstance(clock, SimClock):
                     clock.advance_to(max(int(f.ts[-1]) for f in frames))
                 self.send(NEXT, MarketBatch(seq, time.perf_counter_ns(), frames=frames))
-                self.ctx.counters.add(bars=sum(len(f) for f in frames))
+                count = sum(len(f) for f in frames)
+                sent += count
+                self.ctx.counters.add(bars=count)
+                while faults and faults[0][0] <= sent:
+                    _, victim = faults.pop(0)
+                    self.send(NEXT, Crash(f"injected after {sent} replayed bars", target=victim))
         elif isinstance(message, Drain):
             self.send(NEXT, message)
         else:

@@ -22,6 +22,8 @@ NEXT = "strategy"
 class ModelActor(SupervisedActor):
     """Runs one online logistic regression per symbol and timeframe."""
 
+    downstream = NEXT
+
     def setup(self) -> None:
         """Read the model settings (actor thread)."""
         settings = self.ctx.settings.model

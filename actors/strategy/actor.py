@@ -19,6 +19,8 @@ NEXT = "executor"
 class StrategyActor(SupervisedActor):
     """Runs ``sma_cross`` per symbol and timeframe; stores and publishes every signal."""
 
+    downstream = NEXT
+
     def setup(self) -> None:
         """Read the strategy parameters (actor thread)."""
         settings = self.ctx.settings.strategy

@@ -64,3 +64,16 @@ def test_a_crash_before_the_data_arrives_loses_nothing(bars, tmp_path: Path, mon
     assert crashed["counters"]["dead_letters"] == 3
     assert crashed["trades"] == baseline["trades"]
     assert crashed["summary"] == baseline["summary"]
+
+
+@pytest.mark.parametrize("victims", [("buffer",), ("feature",), ("model",), ("strategy",), ("executor",),
+                                     ("feature", "executor", "buffer", "model", "strategy", "store")])
+def test_crashes_mid_replay_give_the_same_trades(bars, tmp_path: Path, victims: tuple[str, ...]) -> None:
+    settings = load_settings(env={}, overrides={"backtest.chunk": 300})
+    baseline = run_backtest(settings, bars, str(tmp_path / "base.db"), progress=False)
+
+    faults = tuple((3000 + 2500 * i, victim) for i, victim in enumerate(victims))
+    crashed = run_backtest(settings, bars, str(tmp_path / "crash.db"), progress=False, faults=faults)
+    assert crashed["counters"]["dead_letters"] == len(victims)
+    assert crashed["trades"] == baseline["trades"]
+    assert crashed["summary"] == baseline["summary"]
