@@ -155,7 +155,9 @@ class Settings:
 
     def with_values(self, values: Mapping[str, Any]) -> Settings:
         """Return a copy with ``{"section.key": value}`` applied (values are validated)."""
-        return _apply(self, values, "override")
+        result = _apply(self, values, "override")
+        _validate(result)
+        return result
 
 
 def load_settings(
@@ -187,7 +189,9 @@ def load_settings(
             section, _, key = name[len(ENV_PREFIX):].lower().partition("_")
             from_env[f"{section}.{key}"] = raw
     settings = _apply(settings, from_env, "environment")
-    return _apply(settings, overrides or {}, "command line")
+    settings = _apply(settings, overrides or {}, "command line")
+    _validate(settings)  # once, on the merged result: a later layer may complete an earlier one
+    return settings
 
 
 def _apply(settings: Settings, values: Mapping[str, Any], origin: str) -> Settings:
@@ -204,9 +208,7 @@ def _apply(settings: Settings, values: Mapping[str, Any], origin: str) -> Settin
             )
         changes.setdefault(section, {})[key] = _coerce(value, hints[key], dotted, origin)
     replaced = {name: dataclasses.replace(sections[name], **kv) for name, kv in changes.items()}
-    result = dataclasses.replace(settings, **replaced)
-    _validate(result)
-    return result
+    return dataclasses.replace(settings, **replaced)
 
 
 def _coerce(value: Any, hint: Any, key: str, origin: str) -> Any:
@@ -251,7 +253,7 @@ def _coerce(value: Any, hint: Any, key: str, origin: str) -> Any:
 
 
 def _validate(s: Settings) -> None:
-    from messages.market import timeframe_ns
+    from messages.market import SYMBOL_PATTERN, timeframe_ns
 
     def check(ok: bool, key: str, rule: str) -> None:
         if not ok:
@@ -289,14 +291,18 @@ def _validate(s: Settings) -> None:
     check(s.supervisor.heartbeat_s > 0, "supervisor.heartbeat_s", "must be > 0")
     check(s.supervisor.heartbeat_timeout_s > 0, "supervisor.heartbeat_timeout_s", "must be > 0")
     check(s.backtest.chunk >= 1, "backtest.chunk", "must be at least 1")
-    computed = {spec.replace(":", "_") for spec in s.feature.indicators} | {"close"}
+    from actors.feature.indicators import output_names
+
+    computed = {"close"}
+    for spec in s.feature.indicators:
+        try:
+            computed.update(output_names(spec))
+        except ValueError as exc:
+            raise SettingsError(f"settings key 'feature.indicators': {exc}") from None
     for expr in s.model.features:
         for name in expr.split("/"):
             check(name in computed, "model.features",
-                  f"uses {name!r}, which is not computed; add it to feature.indicators (as kind:period)")
-    for spec in s.feature.indicators:
-        kind, _, period = spec.partition(":")
-        check(kind in ("sma", "ema", "ret") and period.isdigit() and int(period) > 0, "feature.indicators",
-              f"has {spec!r}; expected kind:period with kind one of sma, ema, ret")
+                  f"uses {name!r}, which is not computed; add its indicator to feature.indicators")
     for symbol in s.feed.symbols:
-        check(0 < len(symbol) <= 32, "feed.symbols", f"has a bad symbol {symbol!r}")
+        check(SYMBOL_PATTERN.fullmatch(symbol) is not None, "feed.symbols",
+              f"has a bad symbol {symbol!r}; a symbol is 1-32 of letters, digits and ._:/-")

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 
-from messages.market import Bar, Tick, timeframe_ns
+from messages.market import SYMBOL_PATTERN, Bar, Tick, timeframe_ns
 
 __all__ = [
     "MAX_CONTROL_BYTES", "MAX_MESSAGE_BYTES", "REJECTION_REASONS", "Rejection", "decode_control",
@@ -45,7 +44,8 @@ REJECTION_REASONS = (
     "internal_error",    # the feed failed while validating; the batch is also dead-lettered
 )
 
-_SYMBOL = re.compile(r"[A-Za-z0-9._:/\-]{1,32}")
+_SYMBOL = SYMBOL_PATTERN
+_MAX_TS = 2**63  # timestamps are int64 nanoseconds
 _NUMBER = (int, float)
 
 
@@ -134,7 +134,7 @@ def _common(body: dict, topic_symbol: str) -> tuple[str, int, str, int] | Reject
     if symbol is None:
         return Rejection("missing_field", "symbol")
     if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol):
-        return Rejection("bad_symbol", repr(symbol)[:64])
+        return Rejection("bad_symbol", symbol[:64] if isinstance(symbol, str) else type(symbol).__name__)
     if symbol != topic_symbol:
         return Rejection("symbol_mismatch", f"{topic_symbol} != {symbol}")
     ts = body.get("ts")
@@ -142,8 +142,8 @@ def _common(body: dict, topic_symbol: str) -> tuple[str, int, str, int] | Reject
         return Rejection("missing_field", "ts")
     if type(ts) is not int:
         return Rejection("bad_type", "ts")
-    if ts <= 0:
-        return Rejection("bad_timestamp", str(ts))
+    if ts <= 0 or ts >= _MAX_TS:
+        return Rejection("bad_timestamp", str(ts)[:32])
     src = body.get("src", "")
     if not isinstance(src, str) or len(src) > 64:
         return Rejection("bad_type", "src")

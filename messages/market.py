@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Bar", "BarFrame", "Tick", "frame_from_bars", "readonly", "timeframe_ns"]
+__all__ = ["SYMBOL_PATTERN", "Bar", "BarFrame", "Tick", "frame_from_bars", "readonly", "timeframe_ns"]
+
+SYMBOL_PATTERN = re.compile(r"[A-Za-z0-9._:/\-]{1,32}")
+"""A symbol: 1-32 of letters, digits and ``._:/-`` (match with ``fullmatch``)."""
 
 _UNITS_NS = {"s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000, "d": 86_400_000_000_000}
 

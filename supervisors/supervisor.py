@@ -67,6 +67,9 @@ class RestartChild:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class _Restart:
+    """A delayed restart; ``generation`` changes when the supervisor stops or gives up, so a
+    restart scheduled before that is dropped."""
+
     generation: int
     targets: tuple[str, ...]
 
@@ -179,7 +182,8 @@ class Supervisor(pykka.ThreadingActor):
         elif isinstance(message, _Restart):
             if message.generation == self.generation and not (self.stopping or self.gave_up):
                 for name in message.targets:
-                    self._spawn(name)
+                    if self.children[name].ref is None:
+                        self._spawn(name)
         elif isinstance(message, RestartChild):
             return self._restart_on_request(message.name)
         elif isinstance(message, StopChildren):
@@ -321,7 +325,6 @@ class Supervisor(pykka.ThreadingActor):
                 self._kill(target)
             self.runtime.stats[target].state = "restarting"
             self.runtime.stats[target].restarts += 1
-        self.generation += 1
         if decision.delay_s > 0:
             logger.warning("restarting {} in {:.3f}s", ", ".join(decision.targets), decision.delay_s)
             timer = threading.Timer(decision.delay_s, self._tell_safely, (_Restart(self.generation, decision.targets),))
@@ -329,7 +332,8 @@ class Supervisor(pykka.ThreadingActor):
             timer.start()
         else:
             for target in decision.targets:
-                self._spawn(target)
+                if self.children[target].ref is None:
+                    self._spawn(target)
         logger.warning("{} restarted (restart #{}) by {} ({})", name, stats.restarts, self.name, self.spec.strategy)
         self._publish(name, "restarted", error)
 

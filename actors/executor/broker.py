@@ -56,6 +56,10 @@ class BatchResult:
     equity: np.ndarray
 
 
+def _fill_kind(side: str) -> int:
+    return 1 if side == SELL else 2
+
+
 class PaperBroker:
     """Cash account, long positions per symbol, pending market orders."""
 
@@ -108,14 +112,21 @@ class PaperBroker:
         cash_before = self.cash
         qty_before = {symbol: p.qty for symbol, p in self.positions.items()}
         by_key = {(s.symbol, s.timeframe, s.ts): s for s in signals}
-        events: list[tuple[int, int, int, int, int]] = []  # (time, kind 0=signal 1=fill, frame, bar, seq)
+        # (time, kind, frame, bar, seq); kind 0 = decision at a close, 1 = sell fill, 2 = buy fill:
+        # a decision at a close precedes a fill at the next open, and at one instant sells free
+        # cash before buys spend it.
+        events: list[tuple[int, int, int, int, int]] = []
         counter = 0
         for f_idx, frame in enumerate(frames):
             if len(frame) == 0:
                 continue
-            if frame.symbol in self.pending:
-                events.append((int(frame.ts[0]) - timeframe_ns(frame.timeframe), 1, f_idx, 0, counter))
-                counter += 1
+            order = self.pending.get(frame.symbol)
+            if order is not None:
+                opens = np.asarray(frame.ts) - timeframe_ns(frame.timeframe)
+                j = int(np.searchsorted(opens, order.ts, side="left"))  # never a bar that opened before the decision
+                if j < len(frame):
+                    events.append((int(opens[j]), _fill_kind(order.side), f_idx, j, counter))
+                    counter += 1
             if frame.signal is not None:
                 for i in np.flatnonzero(frame.signal).tolist():
                     events.append((int(frame.ts[i]), 0, f_idx, i, counter))
@@ -139,7 +150,8 @@ class PaperBroker:
                 if order.status == "submitted":
                     self.pending[frame.symbol] = order
                     if i + 1 < len(frame):
-                        heapq.heappush(events, (int(frame.ts[i + 1]) - timeframe_ns(frame.timeframe), 1, f_idx, i + 1, counter))
+                        heapq.heappush(events, (int(frame.ts[i + 1]) - timeframe_ns(frame.timeframe),
+                                                _fill_kind(order.side), f_idx, i + 1, counter))
                         counter += 1
             else:
                 fill = self._fill(frame, i, when)

@@ -54,7 +54,7 @@ from messages.market import BarFrame, readonly
 
 __all__ = [
     "ATR", "EMA", "MACD", "MAX_PERIOD", "RSI", "SMA", "WMA", "Bollinger", "Highest", "Indicator",
-    "IndicatorSet", "LogReturn", "Lowest", "Return", "StdDev", "output_names", "parse_indicator",
+    "IndicatorSet", "LogReturn", "Lowest", "Return", "StdDev", "VALID_FORMS", "output_names", "parse_indicator",
 ]
 
 MAX_PERIOD = 100_000

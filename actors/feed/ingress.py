@@ -64,11 +64,16 @@ class Ingest:
                 result.ticks_received += 1
             if isinstance(decoded, Rejection):
                 reason = decoded
-            elif watch and decoded.symbol not in watch:
-                reason = Rejection("unobserved_symbol", decoded.symbol)
             else:
-                if decoded.seq >= 0:
+                if decoded.seq >= 0:  # a publisher numbers all its messages, watched or not
                     result.seq_gaps += self._gap(decoded.src, decoded.seq)
+                if watch and decoded.symbol not in watch:
+                    reason = Rejection("unobserved_symbol", decoded.symbol)
+                    result.bars_rejected += is_bar
+                    result.ticks_rejected += not is_bar
+                    result.rejected_by_reason[reason.reason] += 1
+                    result.last_rejection = reason
+                    continue
                 if is_bar:
                     result.bars.append(decoded)  # type: ignore[arg-type]
                 else:

@@ -82,13 +82,15 @@ def load_bar_file(path: str | Path, symbol: str | None = None, ts_label: str = "
         raw["symbol"] = symbol
     elif symbol is not None:
         raw = raw[raw["symbol"] == symbol]
+    lines = raw.index.to_numpy() + 2  # file line of each row: the header is line 1
+    raw = raw.reset_index(drop=True)
     if "volume" not in raw.columns:
         raw["volume"] = 0.0
-    ts = _to_ns(raw[ts_col], path)
+    ts = _to_ns(raw[ts_col], path, lines)
     out = pd.DataFrame({"symbol": raw["symbol"].astype(str).to_numpy(), "ts": ts})
     for name in (*_PRICES, "volume"):
         out[name] = pd.to_numeric(raw[name], errors="coerce").to_numpy(dtype=np.float64)
-    _check_rows(out, path)
+    _check_rows(out, path, lines)
     timeframes = {}
     for sym, group in out.groupby("symbol", sort=False):
         timeframes[sym] = str(raw.loc[group.index, "timeframe"].iloc[0]) if "timeframe" in raw.columns else infer_timeframe(group["ts"].to_numpy())
@@ -100,32 +102,32 @@ def load_bar_file(path: str | Path, symbol: str | None = None, ts_label: str = "
         raise DataError(f"ts_label must be 'open' or 'close', not {ts_label!r}")
     duplicated = out.duplicated(["symbol", "ts"], keep="first")
     if duplicated.any():
-        raise DataError(f"{path}: duplicate bars at rows {_rows(duplicated)}")
+        raise DataError(f"{path}: duplicate bars at rows {_rows(duplicated, lines)}")
     return out.sort_values(["ts", "symbol"], kind="stable").reset_index(drop=True)
 
 
-def _to_ns(column: pd.Series, path: Path) -> np.ndarray:
+def _to_ns(column: pd.Series, path: Path, lines: np.ndarray) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(column):
         values = column.to_numpy(dtype=np.float64)
         if np.isnan(values).any():
-            raise DataError(f"{path}: empty time at rows {_rows(pd.Series(np.isnan(values)))}")
+            raise DataError(f"{path}: empty time at rows {_rows(pd.Series(np.isnan(values)), lines)}")
         scale = np.where(values < 1e11, 1e9, np.where(values < 1e14, 1e6, 1.0))  # s, ms, ns
         return (values * scale).astype(np.int64)
     parsed = pd.to_datetime(column, utc=True, errors="coerce", format="ISO8601")
     bad = parsed.isna()
     if bad.any():
-        raise DataError(f"{path}: unreadable time at rows {_rows(bad)}")
+        raise DataError(f"{path}: unreadable time at rows {_rows(bad, lines)}")
     return parsed.dt.as_unit("ns").astype(np.int64).to_numpy()
 
 
-def _rows(mask: pd.Series) -> str:
-    # rows as a user sees them in the file: header is line 1, first data row is row 2
-    rows = (np.flatnonzero(mask.to_numpy()) + 2).tolist()
+def _rows(mask: pd.Series, lines: np.ndarray) -> str:
+    """The file lines of the rows where ``mask`` holds (the header is line 1)."""
+    rows = lines[np.flatnonzero(np.asarray(mask))].tolist()
     shown = ", ".join(map(str, rows[:10]))
     return shown + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
 
 
-def _check_rows(out: pd.DataFrame, path: Path) -> None:
+def _check_rows(out: pd.DataFrame, path: Path, lines: np.ndarray) -> None:
     prices = out[list(_PRICES)]
     checks = (
         (prices.isna().any(axis=1) | out["volume"].isna(), "missing or non-numeric price/volume"),
@@ -137,7 +139,7 @@ def _check_rows(out: pd.DataFrame, path: Path) -> None:
     )
     for mask, why in checks:
         if mask.any():
-            raise DataError(f"{path}: {why} at rows {_rows(mask)}")
+            raise DataError(f"{path}: {why} at rows {_rows(mask, lines)}")
 
 
 def select_range(bars: pd.DataFrame, start_ns: int | None, end_ns: int | None,

@@ -1,0 +1,216 @@
+"""Ingress accounting (Ingest) and the backtest replay's batching."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from actors.feed.ingress import Ingest
+from actors.feed.replay import replay_chunks
+from messages.codec import encode_bar, encode_tick, packb
+from messages.market import Bar, Tick
+
+TS = 1_704_070_800_000_000_000
+H = 3_600_000_000_000
+
+
+def tick(symbol: str = "BTCUSD", src: str = "", seq: int = -1, ts: int = TS) -> list[bytes]:
+    return encode_tick(Tick(symbol, ts, 100.0, 101.0, 100.5, 1.0, src, seq))
+
+
+def bar(symbol: str = "BTCUSD", src: str = "", seq: int = -1) -> list[bytes]:
+    return encode_bar(Bar(symbol, TS, "1m", 100.0, 101.0, 99.0, 100.5, 3.0, src, seq))
+
+
+def bad_tick(**body: object) -> list[bytes]:
+    base = {"symbol": "BTCUSD", "ts": TS, "last": 100.0}
+    base.update(body)
+    return [b"tick.BTCUSD", packb(base)]
+
+
+def test_received_equals_accepted_plus_rejected_with_reasons_counted() -> None:
+    messages = [
+        tick(), tick("ETHUSD"), bad_tick(last=-1.0), bad_tick(ts=0), bad_tick(last=math.nan), [b"tick.BTCUSD", b"\xc1"],
+        bar(), [b"bar.BTCUSD", packb({"symbol": "BTCUSD", "ts": TS, "timeframe": "1m", "open": 1.0, "high": 0.5,
+                                      "low": 1.0, "close": 1.0})],
+        [b"bar.BTCUSD", packb([1])],
+    ]
+    result = Ingest().accept(messages)
+    assert len(result.ticks) == 2 and len(result.bars) == 1
+    assert result.counter_deltas() == {
+        "ticks_received": 6, "ticks_accepted": 2, "ticks_rejected": 4,
+        "bars_received": 3, "bars_accepted": 1, "bars_rejected": 2, "seq_gaps": 0,
+    }
+    assert dict(result.rejected_by_reason) == {"bad_price": 1, "bad_timestamp": 1, "non_finite": 1,
+                                               "not_msgpack": 1, "bad_ohlc": 1, "not_a_map": 1}
+    assert result.last_rejection is not None and result.last_rejection.reason == "not_a_map"
+
+
+def test_accepted_ticks_and_bars_keep_arrival_order() -> None:
+    result = Ingest().accept([tick("A"), bar("B"), tick("C"), bar("D")])
+    assert [t.symbol for t in result.ticks] == ["A", "C"]
+    assert [b.symbol for b in result.bars] == ["B", "D"]
+
+
+def test_garbage_without_a_bar_topic_counts_as_a_tick() -> None:
+    result = Ingest().accept([[b"junk"], [], [b"\xff", b"\x00"], [b"bar", b"x", b"y"]])
+    assert (result.ticks_received, result.ticks_rejected, result.bars_received) == (4, 4, 0)
+    assert dict(result.rejected_by_reason) == {"bad_frames": 3, "bad_topic": 1}
+
+
+def test_any_message_with_a_bar_topic_counts_as_a_bar_even_when_malformed() -> None:
+    result = Ingest().accept([[b"bar.BTCUSD"], [b"bar.BTCUSD", b"\xc1"], [b"bar.???", packb({})]])
+    assert (result.bars_received, result.bars_rejected, result.ticks_received) == (3, 3, 0)
+    assert dict(result.rejected_by_reason) == {"bad_frames": 1, "not_msgpack": 1, "bad_topic": 1}
+
+
+def test_empty_batch_counts_nothing() -> None:
+    result = Ingest().accept([])
+    assert all(v == 0 for v in result.counter_deltas().values())
+    assert result.last_rejection is None
+
+
+def test_symbol_off_the_watch_list_is_rejected_as_unobserved() -> None:
+    result = Ingest(["BTCUSD"]).accept([tick("BTCUSD"), tick("ETHUSD"), bar("SOLUSD"), bar("BTCUSD")])
+    assert [t.symbol for t in result.ticks] == ["BTCUSD"]
+    assert [b.symbol for b in result.bars] == ["BTCUSD"]
+    assert dict(result.rejected_by_reason) == {"unobserved_symbol": 2}
+    assert (result.ticks_rejected, result.bars_rejected) == (1, 1)
+    assert result.last_rejection is not None and result.last_rejection.detail == "SOLUSD"
+
+
+def test_empty_watch_list_accepts_every_symbol() -> None:
+    result = Ingest().accept([tick("ANY1"), tick("ANY2")])
+    assert len(result.ticks) == 2 and not result.rejected_by_reason
+
+
+def test_watch_list_changes_take_effect_on_the_next_batch() -> None:
+    ingest = Ingest(["BTCUSD"])
+    assert ingest.accept([tick("ETHUSD")]).rejected_by_reason["unobserved_symbol"] == 1
+    ingest.watch.add("ETHUSD")
+    assert len(ingest.accept([tick("ETHUSD")]).ticks) == 1
+
+
+def test_invalid_message_is_reported_with_its_own_reason_not_as_unobserved() -> None:
+    result = Ingest(["BTCUSD"]).accept([bad_tick(symbol="ETHUSD", ts=0)])
+    assert dict(result.rejected_by_reason) == {"symbol_mismatch": 1}
+
+
+def test_seq_jump_counts_the_missing_messages() -> None:
+    ingest = Ingest()
+    result = ingest.accept([tick(src="a", seq=1), tick(src="a", seq=2), tick(src="a", seq=5)])
+    assert result.seq_gaps == 2
+    assert ingest.gaps_by_src == {"a": 2}
+
+
+def test_first_seen_seq_is_never_a_gap() -> None:
+    ingest = Ingest()
+    assert ingest.accept([tick(src="a", seq=1000)]).seq_gaps == 0
+    assert ingest.accept([tick(src="b", seq=7), tick(src="b", seq=8)]).seq_gaps == 0
+
+
+def test_seq_gaps_are_counted_per_src() -> None:
+    ingest = Ingest()
+    result = ingest.accept([
+        tick(src="a", seq=1), tick(src="b", seq=10), tick(src="a", seq=2), tick(src="b", seq=11),
+        tick(src="a", seq=4), tick(src="b", seq=15),
+    ])
+    assert result.seq_gaps == 1 + 3
+    assert ingest.gaps_by_src == {"a": 1, "b": 3}
+
+
+def test_duplicate_and_regressing_seq_are_not_gaps() -> None:
+    ingest = Ingest()
+    result = ingest.accept([tick(src="a", seq=s) for s in (1, 2, 2, 1, 3, 0, 4)])
+    assert result.seq_gaps == 0
+    assert len(result.ticks) == 7  # duplicates are still delivered
+
+
+def test_seq_regression_does_not_lower_the_high_water_mark() -> None:
+    ingest = Ingest()
+    result = ingest.accept([tick(src="a", seq=s) for s in (5, 3, 6)])
+    assert result.seq_gaps == 0
+
+
+def test_seq_gaps_span_batches() -> None:
+    ingest = Ingest()
+    assert ingest.accept([tick(src="a", seq=1)]).seq_gaps == 0
+    assert ingest.accept([tick(src="a", seq=4)]).seq_gaps == 2
+    assert ingest.gaps_by_src["a"] == 2
+
+
+def test_ticks_and_bars_share_a_src_sequence() -> None:
+    result = Ingest().accept([tick(src="a", seq=1), bar(src="a", seq=2), tick(src="a", seq=3)])
+    assert result.seq_gaps == 0
+
+
+def test_messages_without_seq_are_not_tracked() -> None:
+    result = Ingest().accept([tick(src="a", seq=1), tick(src="a"), tick(src="a", seq=2)])
+    assert result.seq_gaps == 0
+
+
+def test_messages_without_src_share_the_empty_src_sequence() -> None:
+    ingest = Ingest()
+    assert ingest.accept([tick(seq=1), tick(seq=3)]).seq_gaps == 1
+    assert ingest.gaps_by_src == {"": 1}
+
+
+def test_unwatched_symbols_of_one_src_do_not_create_false_seq_gaps() -> None:
+    ingest = Ingest(["BTCUSD"])
+    result = ingest.accept([tick("BTCUSD", "venue", 1), tick("ETHUSD", "venue", 2), tick("BTCUSD", "venue", 3)])
+    assert result.rejected_by_reason["unobserved_symbol"] == 1
+    assert result.seq_gaps == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Replay
+
+
+def _bars(symbols: tuple[str, ...], n: int, skip: frozenset[tuple[str, int]] = frozenset()) -> pd.DataFrame:
+    rows = []
+    for i in range(n):
+        for k, symbol in enumerate(symbols):
+            if (symbol, i) in skip:
+                continue
+            price = 100.0 * (k + 1) + i
+            rows.append({"symbol": symbol, "timeframe": "1h", "ts": (i + 1) * H, "open": price, "high": price + 1,
+                         "low": price - 1, "close": price + 0.5, "volume": float(i)})
+    frame = pd.DataFrame(rows)
+    return frame.sample(frac=1.0, random_state=3).reset_index(drop=True)  # replay must sort
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5, 7, 100])
+def test_replay_covers_every_bar_once_in_time_order(chunk: int) -> None:
+    bars = _bars(("A", "B", "C"), 10, skip={("B", 3), ("C", 0)})
+    seen: list[tuple[int, str]] = []
+    last_batch_end = 0
+    for batch in replay_chunks(bars, chunk):
+        batch_ts = np.concatenate([f.ts for f in batch])
+        assert batch_ts.min() > last_batch_end  # batches move forward and never split a timestamp
+        last_batch_end = int(batch_ts.max())
+        for frame in batch:
+            assert np.all(np.diff(frame.ts) > 0)
+            assert not frame.ts.flags.writeable and not frame.close.flags.writeable
+            assert frame.timeframe == "1h"
+            seen += [(int(t), frame.symbol) for t in frame.ts]
+    assert sorted(seen) == sorted(zip(bars["ts"].tolist(), bars["symbol"].tolist(), strict=True))
+    assert len(seen) == len(bars)
+
+
+def test_replay_batches_hold_about_chunk_bars_and_whole_timestamps() -> None:
+    batches = list(replay_chunks(_bars(("A", "B", "C"), 4), 2))
+    # 3 bars per timestamp: a chunk of 2 is widened to the whole timestamp
+    assert [sum(len(f) for f in batch) for batch in batches] == [3, 3, 3, 3]
+    assert [[f.symbol for f in batch] for batch in batches] == [["A", "B", "C"]] * 4
+
+
+def test_replay_frames_carry_the_row_values() -> None:
+    (batch,) = list(replay_chunks(_bars(("A", "B"), 3), 100))
+    a = next(f for f in batch if f.symbol == "A")
+    assert a.ts.tolist() == [H, 2 * H, 3 * H]
+    assert a.open.tolist() == [100.0, 101.0, 102.0]
+    assert a.close.tolist() == [100.5, 101.5, 102.5]
+    assert a.volume.tolist() == [0.0, 1.0, 2.0]

@@ -1,0 +1,387 @@
+"""The sqlite store (real files in tmp_path) and historical bar files."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from actors.store.db import Database
+from actors.store.history import DataError, infer_timeframe, load_bar_file, parse_date, select_range
+from messages.market import Bar, BarFrame
+from messages.system import DeadLetter
+from messages.trading import BUY, SELL, Fill, Order, Signal
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample_2024_1h.csv.gz"
+H = 3_600_000_000_000
+T0 = 1_704_067_200_000_000_000  # 2024-01-01T00:00:00Z
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(tmp_path / "sub" / "trading.db")  # the parent folder is created
+    yield database
+    database.close()
+
+
+def bar(i: int, symbol: str = "BTCUSD", close: float = 100.0, timeframe: str = "1h") -> Bar:
+    return Bar(symbol, T0 + i * H, timeframe, close - 1, close + 1, close - 2, close, 10.0 + i)
+
+
+# ---------------------------------------------------------------------------------------------
+# Database
+
+
+def test_new_database_has_every_table(db: Database) -> None:
+    names = {row[0] for row in db.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"bars", "signals", "orders", "fills", "equity", "dead_letters"} <= names
+    assert Path(db.path).exists()
+
+
+def test_database_uses_wal_mode_seen_from_another_connection(db: Database) -> None:
+    assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    other = sqlite3.connect(db.path)
+    try:
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        other.close()
+
+
+def test_reopening_an_existing_database_keeps_its_rows(tmp_path: Path) -> None:
+    first = Database(tmp_path / "t.db")
+    first.write_bars([bar(1)])
+    first.close()
+    second = Database(tmp_path / "t.db")
+    try:
+        assert second.count("bars") == 1
+    finally:
+        second.close()
+
+
+def test_writing_a_bar_twice_keeps_one_row_with_the_new_values(db: Database) -> None:
+    assert db.write_bars([bar(1, close=100.0)]) == 1
+    assert db.write_bars([bar(1, close=200.0)]) == 1
+    db.commit()
+    assert db.count("bars") == 1
+    row = db.read_bars(None, None, None).iloc[0]
+    assert (row["open"], row["high"], row["low"], row["close"]) == (199.0, 201.0, 198.0, 200.0)
+
+
+def test_same_time_in_another_timeframe_or_symbol_is_another_bar(db: Database) -> None:
+    db.write_bars([bar(1), bar(1, symbol="ETHUSD"), bar(1, timeframe="1m")])
+    assert db.count("bars") == 3
+
+
+def test_committed_bars_are_visible_to_another_connection(db: Database) -> None:
+    db.write_bars([bar(1), bar(2)])
+    reader = sqlite3.connect(db.path)
+    try:
+        assert reader.execute("SELECT COUNT(*) FROM bars").fetchone()[0] == 0  # still in the transaction
+        db.commit()
+        assert reader.execute("SELECT COUNT(*) FROM bars").fetchone()[0] == 2
+    finally:
+        reader.close()
+
+
+def test_read_bars_takes_close_times_in_start_exclusive_end_inclusive(db: Database) -> None:
+    db.write_bars([bar(i) for i in range(1, 6)])
+    frame = db.read_bars(["BTCUSD"], T0 + 2 * H, T0 + 4 * H)
+    assert frame["ts"].tolist() == [T0 + 3 * H, T0 + 4 * H]
+    assert frame["ts"].dtype == np.int64
+    assert list(frame.columns) == ["symbol", "timeframe", "ts", "open", "high", "low", "close", "volume"]
+    assert db.read_bars(None, None, T0 + 1 * H)["ts"].tolist() == [T0 + H]
+    assert db.read_bars(None, T0 + 4 * H, None)["ts"].tolist() == [T0 + 5 * H]
+    assert len(db.read_bars(None, None, None)) == 5
+    assert db.read_bars(None, T0 + 5 * H, None).empty
+
+
+def test_read_bars_filters_symbols_and_timeframe_and_orders_by_time_then_symbol(db: Database) -> None:
+    db.write_bars([bar(2, "ETHUSD"), bar(1, "SOLUSD"), bar(1, "BTCUSD"), bar(2, "BTCUSD"),
+                   bar(1, "BTCUSD", timeframe="1m")])
+    frame = db.read_bars(None, None, None, timeframe="1h")
+    assert list(zip(frame["ts"], frame["symbol"])) == [(T0 + H, "BTCUSD"), (T0 + H, "SOLUSD"),
+                                                         (T0 + 2 * H, "BTCUSD"), (T0 + 2 * H, "ETHUSD")]
+    assert db.read_bars(["ETHUSD", "SOLUSD"], None, None)["symbol"].tolist() == ["SOLUSD", "ETHUSD"]
+    assert db.read_bars(["NOPE"], None, None).empty
+
+
+def test_frames_are_written_like_bars(db: Database) -> None:
+    frame = BarFrame.from_columns("BTCUSD", "1h", ts=[T0 + H, T0 + 2 * H], open=[1.0, 2.0], high=[3.0, 4.0],
+                                  low=[0.5, 1.5], close=[2.0, 3.0], volume=[5.0, 6.0])
+    assert db.write_frames([frame, frame]) == 4
+    rows = db.read_bars(None, None, None)
+    assert rows[["ts", "open", "high", "low", "close", "volume"]].values.tolist() == [
+        [T0 + H, 1.0, 3.0, 0.5, 2.0, 5.0], [T0 + 2 * H, 2.0, 4.0, 1.5, 3.0, 6.0]]
+
+
+def test_signals_round_trip_with_inputs_as_json(db: Database) -> None:
+    signal = Signal("sma_cross", "BTCUSD", "1h", T0 + H, BUY, 101.5, "fast crossed above slow",
+                    (("sma_10", 101.0), ("prob_up", math.nan), ("min_prob", 0.0)))
+    db.write_signals("run1", [signal])
+    db.write_signals("run1", [signal])  # idempotent
+    rows = db.conn.execute("SELECT * FROM signals").fetchall()
+    assert len(rows) == 1
+    run, strategy, symbol, timeframe, ts, side, price, reason, inputs = rows[0]
+    assert (run, strategy, symbol, timeframe, ts, side, price, reason) == (
+        "run1", "sma_cross", "BTCUSD", "1h", T0 + H, "buy", 101.5, "fast crossed above slow")
+    assert json.loads(inputs) == {"sma_10": 101.0, "prob_up": None, "min_prob": 0.0}  # NaN is stored as null
+
+
+def test_orders_and_fills_round_trip_and_a_fill_marks_its_order_filled(db: Database) -> None:
+    orders = [Order("c1", "sma_cross", "BTCUSD", BUY, 2.5, T0 + H),
+              Order("c2", "sma_cross", "ETHUSD", SELL, 0.0, T0 + H, status="rejected", reason="no position")]
+    fill = Fill("c1", "BTCUSD", BUY, 2.5, 100.0, 0.25, T0 + H)
+    db.write_orders("r", orders)
+    db.write_fills("r", [fill])
+    db.write_fills("r", [fill])
+    got = db.conn.execute("SELECT client_id, strategy, symbol, side, qty, ts, kind, status, reason FROM orders "
+                          "ORDER BY client_id").fetchall()
+    assert got == [("c1", "sma_cross", "BTCUSD", "buy", 2.5, T0 + H, "market", "filled", ""),
+                   ("c2", "sma_cross", "ETHUSD", "sell", 0.0, T0 + H, "market", "rejected", "no position")]
+    fills = db.conn.execute("SELECT run, client_id, symbol, side, qty, price, fee, ts FROM fills").fetchall()
+    assert fills == [("r", "c1", "BTCUSD", "buy", 2.5, 100.0, 0.25, T0 + H)]
+
+
+def test_equity_and_dead_letters_are_stored(db: Database) -> None:
+    db.write_equity("r", [(T0 + H, 100.0), (T0 + 2 * H, 101.0)])
+    db.write_equity("r", [(T0 + 2 * H, 102.0)])
+    points = db.conn.execute("SELECT ts, equity FROM equity ORDER BY ts").fetchall()
+    assert points == [(T0 + H, 100.0), (T0 + 2 * H, 102.0)]
+    db.write_dead_letters([DeadLetter("feed", T0, "boom", "RawBatch", "3 messages", 3)] * 2)
+    assert db.count("dead_letters") == 2  # appended, never merged
+
+
+def test_clear_run_removes_only_that_runs_records(db: Database) -> None:
+    for run in ("a", "b"):
+        db.write_signals(run, [Signal("s", "X", "1h", T0, BUY, 1.0, "r")])
+        db.write_orders(run, [Order("c", "s", "X", BUY, 1.0, T0)])
+        db.write_fills(run, [Fill("c", "X", BUY, 1.0, 1.0, 0.0, T0)])
+        db.write_equity(run, [(T0, 1.0)])
+    db.write_bars([bar(1)])
+    db.clear_run("a")
+    for table in ("signals", "orders", "fills", "equity"):
+        assert db.count(table, "a") == 0 and db.count(table, "b") == 1
+    assert db.count("bars") == 1
+
+
+def test_empty_writes_do_not_open_a_transaction(db: Database) -> None:
+    db.write_bars([])
+    db.write_signals("r", [])
+    db.write_orders("r", [])
+    db.write_fills("r", [])
+    db.write_equity("r", [])
+    assert not db._in_tx  # noqa: SLF001
+
+
+# ---------------------------------------------------------------------------------------------
+# History files
+
+
+def test_sample_file_loads_as_hourly_close_time_bars() -> None:
+    bars = load_bar_file(SAMPLE)
+    assert len(bars) == 26_352
+    assert set(bars["symbol"]) == {"BTCUSD", "ETHUSD", "SOLUSD"}
+    assert set(bars["timeframe"]) == {"1h"}
+    assert bars["ts"].dtype == np.int64
+    assert bars["ts"].iloc[0] == pd.Timestamp("2024-01-01T01:00:00Z").value
+    assert bars["ts"].iloc[-1] == pd.Timestamp("2025-01-01T00:00:00Z").value
+    assert bars["ts"].is_monotonic_increasing
+    assert (bars.groupby("symbol").size() == 8_784).all()
+    assert list(bars.iloc[0][["symbol", "open"]]) == ["BTCUSD", 42_000.0]
+    assert list(bars.columns) == ["symbol", "ts", "open", "high", "low", "close", "volume", "timeframe"]
+
+
+def test_sample_file_for_one_symbol() -> None:
+    bars = load_bar_file(SAMPLE, symbol="SOLUSD")
+    assert len(bars) == 8_784 and set(bars["symbol"]) == {"SOLUSD"}
+
+
+HEADER = "symbol,ts,open,high,low,close,volume\n"
+
+
+def write_csv(tmp_path: Path, lines: list[str], header: str = HEADER, name: str = "bars.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(header + "".join(line + "\n" for line in lines))
+    return path
+
+
+def good_rows(n: int = 4, symbol: str = "BTCUSD") -> list[str]:
+    return [f"{symbol},2024-01-01T{i + 1:02d}:00:00Z,100,102,99,101,5" for i in range(n)]
+
+
+def test_csv_without_a_close_column_names_it(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, ["BTCUSD,2024-01-01T01:00:00Z,100,102,99,5"], header="symbol,ts,open,high,low,volume\n")
+    with pytest.raises(DataError, match=r"missing column\(s\) close"):
+        load_bar_file(path)
+
+
+def test_csv_without_a_time_column_names_it(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, ["BTCUSD,100,102,99,101"], header="symbol,open,high,low,close\n")
+    with pytest.raises(DataError, match=r"missing column\(s\) ts"):
+        load_bar_file(path)
+
+
+def test_non_numeric_price_names_the_row(tmp_path: Path) -> None:
+    rows = good_rows()
+    rows[1] = "BTCUSD,2024-01-01T02:00:00Z,100,abc,99,101,5"
+    with pytest.raises(DataError, match=r"non-numeric price/volume at rows 3$"):
+        load_bar_file(write_csv(tmp_path, rows))
+
+
+def test_high_below_low_names_the_row(tmp_path: Path) -> None:
+    rows = good_rows(5)
+    rows[3] = "BTCUSD,2024-01-01T04:00:00Z,100,98,99,100,5"
+    with pytest.raises(DataError, match=r"high/low do not contain open and close at rows 5$"):
+        load_bar_file(write_csv(tmp_path, rows))
+
+
+def test_close_above_high_names_the_row(tmp_path: Path) -> None:
+    rows = good_rows()
+    rows[0] = "BTCUSD,2024-01-01T01:00:00Z,100,102,99,103,5"
+    with pytest.raises(DataError, match=r"high/low do not contain open and close at rows 2$"):
+        load_bar_file(write_csv(tmp_path, rows))
+
+
+def test_duplicate_rows_are_named(tmp_path: Path) -> None:
+    rows = good_rows(4)
+    rows.insert(2, rows[1])  # file rows 3 and 4 are the same bar
+    with pytest.raises(DataError, match=r"duplicate bars at rows 4$"):
+        load_bar_file(write_csv(tmp_path, rows))
+
+
+def test_unreadable_time_names_the_rows(tmp_path: Path) -> None:
+    rows = good_rows(5)
+    rows[1] = "BTCUSD,yesterday,100,102,99,101,5"
+    rows[3] = "BTCUSD,2024-13-45T00:00:00Z,100,102,99,101,5"
+    with pytest.raises(DataError, match=r"unreadable time at rows 3, 5$"):
+        load_bar_file(write_csv(tmp_path, rows))
+
+
+def test_non_positive_price_and_negative_volume_name_the_row(tmp_path: Path) -> None:
+    rows = good_rows()
+    rows[2] = "BTCUSD,2024-01-01T03:00:00Z,0,102,0,101,5"
+    with pytest.raises(DataError, match=r"price <= 0 at rows 4$"):
+        load_bar_file(write_csv(tmp_path, rows))
+    rows = good_rows()
+    rows[0] = "BTCUSD,2024-01-01T01:00:00Z,100,102,99,101,-1"
+    with pytest.raises(DataError, match=r"negative volume at rows 2$"):
+        load_bar_file(write_csv(tmp_path, rows, name="vol.csv"))
+
+
+def test_more_than_ten_bad_rows_are_summarised(tmp_path: Path) -> None:
+    rows = [f"BTCUSD,2024-01-01T{i + 1:02d}:00:00Z,100,x,99,101,5" for i in range(13)]
+    with pytest.raises(DataError, match=r"at rows 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 and 3 more$"):
+        load_bar_file(write_csv(tmp_path, rows))
+
+
+def test_missing_and_unsupported_files_are_data_errors(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="does not exist"):
+        load_bar_file(tmp_path / "nope.csv")
+    other = tmp_path / "bars.txt"
+    other.write_text(HEADER)
+    with pytest.raises(DataError, match=r"must be \.csv"):
+        load_bar_file(other)
+    broken = tmp_path / "broken.csv.gz"
+    broken.write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match="cannot read"):
+        load_bar_file(broken)
+
+
+def test_file_without_symbol_column_needs_a_symbol(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, ["2024-01-01T01:00:00Z,1,2,0.5,1.5", "2024-01-01T02:00:00Z,1,2,0.5,1.5"],
+                     header="Timestamp,Open,High,Low,Close\n")
+    with pytest.raises(DataError, match="no symbol column"):
+        load_bar_file(path)
+    bars = load_bar_file(path, symbol="XYZ")
+    assert bars["symbol"].tolist() == ["XYZ", "XYZ"] and bars["volume"].tolist() == [0.0, 0.0]
+
+
+def test_epoch_seconds_and_milliseconds_are_read_as_ns(tmp_path: Path) -> None:
+    seconds = write_csv(tmp_path, ["X,1704070800,1,2,0.5,1.5,1", "X,1704074400,1,2,0.5,1.5,1"], name="s.csv")
+    millis = write_csv(tmp_path, ["X,1704070800000,1,2,0.5,1.5,1", "X,1704074400000,1,2,0.5,1.5,1"], name="ms.csv")
+    for path in (seconds, millis):
+        bars = load_bar_file(path)
+        assert bars["ts"].tolist() == [1_704_070_800 * 10**9, 1_704_074_400 * 10**9]
+        assert bars["timeframe"].tolist() == ["1h", "1h"]
+
+
+def test_open_time_labels_are_shifted_to_close_times(tmp_path: Path) -> None:
+    bars = load_bar_file(write_csv(tmp_path, good_rows(3)), ts_label="open")
+    assert bars["ts"].iloc[0] == pd.Timestamp("2024-01-01T02:00:00Z").value
+    with pytest.raises(DataError, match="ts_label"):
+        load_bar_file(write_csv(tmp_path, good_rows(3), name="b.csv"), ts_label="middle")
+
+
+def test_timeframe_column_is_used_when_present(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, ["X,1h,2024-01-01T01:00:00Z,1,2,0.5,1.5,1", "X,1h,2024-01-01T03:00:00Z,1,2,0.5,1.5,1"],
+                     header="symbol,timeframe,ts,open,high,low,close,volume\n")
+    assert load_bar_file(path)["timeframe"].tolist() == ["1h", "1h"]
+
+
+def test_symbol_filter_works_on_a_file_with_a_timeframe_column(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, ["A,1h,2024-01-01T01:00:00Z,1,2,0.5,1.5,1", "B,1h,2024-01-01T01:00:00Z,1,2,0.5,1.5,1",
+                                "A,1h,2024-01-01T02:00:00Z,1,2,0.5,1.5,1", "B,1h,2024-01-01T02:00:00Z,1,2,0.5,1.5,1"],
+                     header="symbol,timeframe,ts,open,high,low,close,volume\n")
+    bars = load_bar_file(path, symbol="B")
+    assert bars["symbol"].tolist() == ["B", "B"] and bars["timeframe"].tolist() == ["1h", "1h"]
+
+
+def test_bad_row_number_is_the_file_line_even_with_a_symbol_filter(tmp_path: Path) -> None:
+    rows = [*good_rows(2, "A"), *good_rows(2, "B")]
+    rows[3] = "B,2024-01-01T02:00:00Z,100,98,99,100,5"  # file row 5
+    with pytest.raises(DataError, match=r"at rows 5$"):
+        load_bar_file(write_csv(tmp_path, rows), symbol="B")
+
+
+def test_infer_timeframe_uses_the_most_common_spacing() -> None:
+    minutes = np.array([0, 60, 120, 300, 360], dtype=np.int64) * 10**9
+    assert infer_timeframe(minutes) == "1m"
+    assert infer_timeframe(np.array([0, 86_400, 172_800], dtype=np.int64) * 10**9) == "1d"
+    assert infer_timeframe(np.array([0, 90], dtype=np.int64) * 10**9) == "90s"
+    with pytest.raises(DataError, match="fewer than two"):
+        infer_timeframe(np.array([1], dtype=np.int64))
+
+
+def test_parse_date_reads_dates_and_iso_timestamps_as_utc_ns() -> None:
+    assert parse_date("2024-03-01", "start") == pd.Timestamp("2024-03-01T00:00:00Z").value
+    assert parse_date("2024-03-01", "end", end_of_day=True) == pd.Timestamp("2024-03-02T00:00:00Z").value
+    assert parse_date("2024-03-01T12:30:00", "start") == pd.Timestamp("2024-03-01T12:30:00Z").value
+    assert parse_date("2024-03-01T12:00:00+02:00", "start") == pd.Timestamp("2024-03-01T10:00:00Z").value
+    assert parse_date("2024-03-01T12:00:00Z", "end", end_of_day=True) == pd.Timestamp("2024-03-01T12:00:00Z").value
+
+
+@pytest.mark.parametrize("text", ["not a date", "2024-02-30", "", "2024-13-01"])
+def test_unparseable_date_is_a_data_error_naming_the_option(text: str) -> None:
+    with pytest.raises(DataError, match=r"^--start"):
+        parse_date(text, "--start")
+
+
+@pytest.fixture(scope="module")
+def sample() -> pd.DataFrame:
+    return load_bar_file(SAMPLE)
+
+
+def test_select_range_keeps_close_times_in_start_exclusive_end_inclusive(sample: pd.DataFrame) -> None:
+    start, end = parse_date("2024-03-01", "start"), parse_date("2024-03-01", "end", end_of_day=True)
+    chosen = select_range(sample, start, end, ["ETHUSD"])
+    assert len(chosen) == 24 and set(chosen["symbol"]) == {"ETHUSD"}
+    assert chosen["ts"].iloc[0] == start + H and chosen["ts"].iloc[-1] == end
+    assert len(select_range(sample, None, None, None)) == len(sample)
+
+
+def test_select_range_that_is_empty_says_what_the_data_covers(sample: pd.DataFrame) -> None:
+    with pytest.raises(DataError, match=r"no bars in the requested range; the data covers 2024-01-01 01:00:00\+00:00"):
+        select_range(sample, parse_date("2030-01-01", "start"), None, None)
+    with pytest.raises(DataError, match="no bars in the requested range"):
+        select_range(sample, T0 + 5 * H, T0 + 5 * H, None)
+
+
+def test_select_range_with_unknown_symbols_names_them_and_the_available_ones(sample: pd.DataFrame) -> None:
+    with pytest.raises(DataError, match=r"no data for symbol\(s\) DOGE, XRP; available: BTCUSD, ETHUSD, SOLUSD"):
+        select_range(sample, None, None, ["BTCUSD", "XRP", "DOGE"])

@@ -1,0 +1,98 @@
+"""Chaos: a live system fed by an outside publisher while actors are crashed and one hangs."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+
+import pytest
+
+from actors.feed.actor import IngressSocket
+from actors.feed.publisher import Publisher
+from messages.market import Tick
+from messages.system import Crash, Hang
+from settings import Settings
+from supervisors.system import System
+from tests.helpers import ctl, wait_until
+
+pytestmark = pytest.mark.timeout(120)
+
+VICTIMS = ("feed", "buffer", "feature", "model", "strategy", "executor", "store")
+MINUTE = 60_000_000_000
+T0 = 1_717_200_000_000_000_000
+TOTAL = 30_000
+
+
+def publish(endpoint: str, ready: threading.Event, sent: list[int], stop: threading.Event) -> None:
+    publisher = Publisher(endpoint)
+    publisher.wait_for_subscriber()
+    ready.set()
+    symbols = ("BTCUSD", "ETHUSD", "SOLUSD")
+    for i in range(TOTAL):
+        if stop.is_set():
+            break
+        k = i // 3
+        price = 100.0 * (1 + 0.03 * math.sin(k / 150)) + 0.01 * (k % 7)
+        publisher.send_tick(Tick(symbols[i % 3], T0 + k * (MINUTE // 10), price - 0.01, price + 0.01, price, 1.0, "chaos", i + 1))
+        sent[0] = i + 1
+        if i % 500 == 0:
+            stop.wait(0.005)  # pace the publisher so crashes land while ticks flow
+    publisher.close()
+
+
+def test_fifty_crashes_and_a_hang_lose_nothing(live_settings: Settings) -> None:
+    settings = live_settings.with_values({
+        "supervisor.max_restarts": 500, "supervisor.heartbeat_s": 0.1, "supervisor.heartbeat_timeout_s": 0.5,
+        "control.allow_fault_injection": True,
+    })
+    system = System(settings, "live", {"ingress": IngressSocket(settings.ingress.endpoint, 1_000_000),
+                                       "symbols": settings.feed.symbols})
+    system.start()
+    stop, ready, sent = threading.Event(), threading.Event(), [0]
+    publisher = threading.Thread(target=publish, args=(settings.ingress.endpoint, ready, sent, stop), daemon=True)
+    publisher.start()
+    try:
+        assert ready.wait(10)
+        crashes = 0
+        for round_ in range(8):
+            for victim in VICTIMS:
+                if crashes == 50:
+                    break
+                target = system.counters.get("ticks_received") + 300
+                wait_until(lambda: system.counters.get("ticks_received") >= min(target, TOTAL) or sent[0] == TOTAL,
+                           30, "ticks to flow")
+                system.registry.tell(victim, Crash(f"chaos round {round_}"))
+                crashes += 1
+        assert crashes == 50
+        system.registry.tell("model", Hang(3.0))
+        wait_until(lambda: system.counters.get("hangs") == 1, 20, "the hang to be detected")
+        publisher.join(timeout=60)
+        assert sent[0] == TOTAL
+        wait_until(lambda: system.counters.get("ticks_received") == TOTAL, 30, "every tick to arrive")
+        assert system.drain(timeout=30)
+        wait_until(lambda: system.health()["status"] == "healthy", 20, "health to return to all running")
+
+        health = ctl(settings.control.endpoint, "health")
+        assert health["status"] == "healthy"
+        for name in VICTIMS:
+            assert health["actors"][name]["state"] == "running"
+            assert health["actors"][name]["restarts"] >= 7, (name, health["actors"][name])
+        assert health["actors"]["model"]["restarts"] >= 8  # 7 crashes + the hang (+ rest_for_one)
+        c = system.counters.snapshot()
+        assert c["ticks_received"] == TOTAL == c["ticks_accepted"] + c["ticks_rejected"]
+        assert c["ticks_rejected"] == 0
+        # every accepted tick was processed or dead-lettered; crashes hit fault messages, not data
+        assert c["ticks_processed"] + c["ticks_dead_lettered"] == c["ticks_accepted"]
+        assert c["dead_letters"] == 51
+        assert c["orders"] > 0
+        stored_dead = sqlite3.connect(settings.store.db).execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0]
+        assert stored_dead == 51
+        db = sqlite3.connect(settings.store.db)
+        orders = db.execute("SELECT COUNT(*), COUNT(DISTINCT client_id) FROM orders").fetchone()
+        assert orders[0] == orders[1] == c["orders"]   # no order twice
+        fills = db.execute("SELECT COUNT(*) FROM fills").fetchone()[0]
+        assert fills == c["fills"]
+    finally:
+        stop.set()
+        system.stop()
