@@ -1,4 +1,4 @@
-"""Command line: live | backtest | ctl | feed-sim.
+"""Command line: live | backtest | ctl | feed-sim | keys.
 
 Thin: parse the arguments, load the settings, build and run the tree. User mistakes are
 one line on stderr and a non-zero exit, never a traceback.
@@ -7,13 +7,11 @@ one line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import signal
 import sys
 import threading
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -86,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     ctl.add_argument("--json", action="store_true", help="print the raw reply as JSON")
     ctl.add_argument("--control", metavar="ENDPOINT", default="tcp://127.0.0.1:5556", help="control endpoint")
     ctl.add_argument("--timeout", type=_positive, default=5.0, metavar="SECONDS", help="reply timeout (default 5)")
+    ctl.add_argument("--server-key", metavar="FILE", help="CURVE: the server's public key file (NAME.key)")
+    ctl.add_argument("--client-key", metavar="FILE", help="CURVE: this client's secret key file (NAME.key_secret)")
+
+    keys = commands.add_parser("keys", help="generate a CURVE key pair for the control socket",
+                               description="Write NAME.key (public) and NAME.key_secret (private) into DIR.")
+    keys.add_argument("directory", metavar="DIR", help="where to write the key files")
+    keys.add_argument("--name", default="server", help="file name stem (default server)")
 
     sim = commands.add_parser("feed-sim", help="publish simulated ticks into an ingress",
                               description="An external publisher speaking wire protocol v1.")
@@ -105,19 +110,6 @@ def _fail(message: str, code: int = EXIT_FAILED) -> int:
     return code
 
 
-def _is_loopback(endpoint: str) -> bool:
-    parts = urlsplit(endpoint)
-    if parts.scheme in ("ipc", "inproc"):
-        return True
-    host = parts.hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _settings(args: argparse.Namespace, overrides: dict[str, Any]) -> Any:
     from settings import load_settings
     return load_settings(args.settings, overrides={k: v for k, v in overrides.items() if v is not None})
@@ -134,10 +126,6 @@ def cmd_live(args: argparse.Namespace) -> int:
         "feed.sim_rate": args.sim_rate, "feed.sim_speed": args.sim_speed,
         "control.allow_fault_injection": True if args.allow_fault_injection else None,
     })
-    for endpoint in (settings.control.endpoint, settings.control.events):
-        if not _is_loopback(endpoint):
-            return _fail(f"refusing to bind {endpoint}: a non-loopback control or events address needs CURVE "
-                         "authentication, which is not configured")
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -208,7 +196,7 @@ def cmd_ctl(args: argparse.Namespace) -> int:
             return _fail(f"argument {pair!r} is not KEY=VALUE", EXIT_USAGE)
         message[key] = _value(value)
     try:
-        reply = request(args.control, message, args.timeout)
+        reply = request(args.control, message, args.timeout, args.server_key, args.client_key)
     except (TimeoutError, ValueError) as exc:
         return _fail(str(exc))
     if args.json:
@@ -225,6 +213,19 @@ def cmd_ctl(args: argparse.Namespace) -> int:
         print(json.dumps(body, indent=2, sort_keys=True) if body else "ok")
     if not reply.get("ok"):
         return _fail(str(reply.get("error", "request failed")))
+    return EXIT_OK
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """Generate a CURVE key pair."""
+    from actors.control.security import generate_keypair
+
+    try:
+        public, secret = generate_keypair(args.directory, args.name)
+    except (FileExistsError, OSError) as exc:
+        return _fail(str(exc))
+    print(f"public key (share; put clients' ones in control.curve_clients): {public}")
+    print(f"secret key (keep private; server: control.curve_secret_key, client: ctl --client-key): {secret}")
     return EXIT_OK
 
 
@@ -256,8 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     from settings import SettingsError
     from supervisors.logs import setup_logging
 
-    setup_logging(getattr(args, "log_level", "WARNING") if args.command != "ctl" else "WARNING")
-    handlers = {"live": cmd_live, "backtest": cmd_backtest, "ctl": cmd_ctl, "feed-sim": cmd_feed_sim}
+    setup_logging(getattr(args, "log_level", "WARNING") if args.command not in ("ctl", "keys") else "WARNING")
+    handlers = {"live": cmd_live, "backtest": cmd_backtest, "ctl": cmd_ctl, "feed-sim": cmd_feed_sim, "keys": cmd_keys}
     try:
         return handlers[args.command](args)
     except (SettingsError, DataError) as exc:

@@ -37,7 +37,7 @@ class IngressSettings:
     endpoint: str = "tcp://127.0.0.1:5555"
     batch_max: int = 1000          # most messages drained into one batch
     rcvhwm: int = 1_000_000        # receive high-water mark (messages)
-    poll_ms: int = 20              # idle poll timeout; bounds how long a control message waits
+    poll_ms: int = 5               # idle poll timeout; bounds how long a message to the feed waits
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +114,8 @@ class ControlSettings:
     events: str = "tcp://127.0.0.1:5557"
     allow_fault_injection: bool = False
     summary_s: float = 5.0         # seconds between live summary log lines
+    curve_secret_key: str = ""     # server .key_secret file; set (with curve_clients) to require CURVE
+    curve_clients: str = ""        # directory of authorised client public keys (*.key)
 
 
 @dataclass(frozen=True, slots=True)

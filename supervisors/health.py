@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["ActorStats", "Counters", "STATES"]
@@ -17,15 +18,27 @@ class ActorStats:
     Counters are written only from the actor's own thread; readers see plain ints.
     """
 
-    __slots__ = ("errors", "last_activity_ns", "name", "processed", "restarts", "state")
+    __slots__ = ("_state", "errors", "last_activity_ns", "name", "on_change", "processed", "restarts")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, on_change: Callable[[ActorStats, str], None] | None = None) -> None:
         self.name = name
-        self.state = "stopped"
+        self._state = "stopped"
+        self.on_change = on_change
         self.restarts = 0
         self.processed = 0
         self.errors = 0
         self.last_activity_ns = 0
+
+    @property
+    def state(self) -> str:
+        """running, restarting, stopped or failed."""
+        return self._state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        old, self._state = self._state, value
+        if old != value and self.on_change is not None:
+            self.on_change(self, old)
 
     def snapshot(self, mailbox: int) -> dict[str, Any]:
         """Return the record as the ``health`` reply shows it."""

@@ -13,6 +13,7 @@ import pykka
 from loguru import logger
 from tqdm import tqdm
 
+from actors.control.security import control_security
 from actors.feed.actor import IngressSocket, StartReplay
 from actors.feed.publisher import run_simulator
 from actors.store.db import Database
@@ -20,7 +21,7 @@ from actors.store.history import DataError, load_bar_file, select_range
 from messages.pipeline import Drain
 from settings import SAMPLE_DATA, Settings
 from supervisors.clock import SimClock
-from supervisors.system import System
+from supervisors.system import StartupError, System
 
 __all__ = ["LiveResult", "load_backtest_bars", "run_backtest", "run_live"]
 
@@ -55,8 +56,13 @@ def _summary(system: System, previous: int, elapsed: float) -> tuple[str, int]:
 
 def run_live(settings: Settings, duration: float | None, stop: threading.Event | None = None) -> LiveResult:
     """Run live until ``duration`` passes, ``stop`` is set, or a shutdown request or fatal failure."""
+    control = settings.control
+    try:
+        curve = control_security((control.endpoint, control.events), control.curve_secret_key, control.curve_clients)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
     ingress = IngressSocket(settings.ingress.endpoint, settings.ingress.rcvhwm)
-    system = System(settings, "live", {"ingress": ingress, "symbols": settings.feed.symbols})
+    system = System(settings, "live", {"ingress": ingress, "symbols": settings.feed.symbols, "curve": curve})
     system.start()
     began = time.monotonic()
     sim_stop = threading.Event()

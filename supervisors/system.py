@@ -11,7 +11,7 @@ import pykka
 from loguru import logger
 
 from messages.pipeline import Drain
-from messages.system import ChildFailed, Crash, Hang, Heartbeat, Query, Watch
+from messages.system import ChildFailed, Crash, Hang, Heartbeat, Publish, Query, Watch
 from settings import Settings
 from supervisors.actor import ChildContext
 from supervisors.clock import Clock, LiveClock
@@ -45,7 +45,8 @@ class System:
         self.owners: dict[str, str] = {}
         self.supervisor_specs: dict[str, SupervisorSpec] = {}
         self._index(self.tree)
-        self.stats = {name: ActorStats(name) for name in (*self.supervisor_specs, *self.actor_names)}
+        self._publish_health = self.resources["events"]
+        self.stats = {name: ActorStats(name, self._state_changed) for name in (*self.supervisor_specs, *self.actor_names)}
         self.parked: dict[str, list[Any]] = {}
         self.checkpoints: dict[str, Any] = {}
         self.supervisors: dict[str, pykka.ActorRef] = {}
@@ -71,6 +72,13 @@ class System:
         """A fresh context for one incarnation of a worker."""
         return ChildContext(name, self.registry, stats, self.counters, self.settings, self.clock, self.mode,
                             report, self.resources, self.checkpoints, instance)
+
+    def _state_changed(self, stats: ActorStats, old: str) -> None:
+        """Publish every state change on the events socket under ``health.<name>``."""
+        if self._publish_health:
+            self.registry.tell("control", Publish(f"health.{stats.name}", {
+                "actor": stats.name, "change": "state", "from": old, "state": stats.state, "restarts": stats.restarts,
+            }))
 
     def register_supervisor(self, name: str, ref: pykka.ActorRef) -> None:
         """Record the current incarnation of a supervisor."""
@@ -124,6 +132,7 @@ class System:
 
     def stop(self) -> None:
         """Stop every actor in reverse start order and release the sockets."""
+        self._publish_health = False
         root = self.root
         if root is not None and root.is_alive():
             timeout = self.settings.supervisor.stop_timeout_s

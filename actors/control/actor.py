@@ -7,6 +7,7 @@ from typing import Any
 import zmq
 
 from actors.control.commands import handle_request
+from actors.control.security import CurveServer
 from messages.codec import decode_control, encode_control, encode_event
 from messages.system import Internal, Publish
 from supervisors.actor import SupervisedActor
@@ -29,10 +30,14 @@ class ControlActor(SupervisedActor):
         settings = self.ctx.settings.control
         context = zmq.Context.instance()
         self.view = self.ctx.resources["view"]
+        keys = self.ctx.resources.get("curve")
+        self.curve = CurveServer(context, keys) if keys is not None else None
         self.rep = context.socket(zmq.REP)
         self.pub = context.socket(zmq.PUB)
         for sock in (self.rep, self.pub):
             sock.setsockopt(zmq.LINGER, 0)
+            if self.curve is not None:
+                self.curve.secure(sock)
         try:
             self.rep.bind(settings.endpoint)
             self.pub.bind(settings.events)
@@ -49,6 +54,9 @@ class ControlActor(SupervisedActor):
             if sock is not None:
                 sock.close(0)
                 setattr(self, name, None)
+        if getattr(self, "curve", None) is not None:
+            self.curve.stop()
+            self.curve = None
 
     def handle(self, message: Any) -> Any:
         """Serve a request or publish an event (actor thread)."""
@@ -62,7 +70,7 @@ class ControlActor(SupervisedActor):
             raise TypeError(f"control cannot handle {type(message).__name__}")
 
     def _serve(self) -> None:
-        timeout = 20 if self.actor_inbox.empty() else 0  # type: ignore[attr-defined]
+        timeout = 5 if self.actor_inbox.empty() else 0  # type: ignore[attr-defined]  # ms; bounds a message's wait
         if not self.rep.poll(timeout, zmq.POLLIN):
             return
         frames = self.rep.recv_multipart()

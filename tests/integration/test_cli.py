@@ -148,3 +148,64 @@ def test_outside_publisher_into_live_external_with_ctl(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_crash_loop_past_the_intensity_limit_ends_the_process_cleanly(tmp_path: Path) -> None:
+    ingress, control, events = free_endpoint(), free_endpoint(), free_endpoint()
+    env = {"TRADING_SUPERVISOR_MAX_RESTARTS": "1", "TRADING_SUPERVISOR_WITHIN_S": "60"}
+    import os
+    import subprocess
+    import sys
+    from tests.helpers import ROOT
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "run.py"), "live", "--feed", "external", "--allow-fault-injection",
+         "--db", str(tmp_path / "loop.db"), "--ingress", ingress, "--control", control, "--events", events],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, **env})
+    try:
+        wait_for_control(control, process)
+        crashes = 0
+
+        def crashed_out() -> bool:
+            nonlocal crashes
+            if process.poll() is not None:
+                return True
+            try:
+                if ctl(control, "crash", timeout=0.5, actor="feed").get("ok"):
+                    crashes += 1
+            except TimeoutError:
+                pass
+            return process.poll() is not None
+
+        wait_until(crashed_out, 30, "the process to give up")
+        assert process.returncode == 1
+        stderr = process.stderr.read()
+        assert "exceeds the limit of 1" in stderr
+        assert "run.py: error: supervisor root:" in stderr
+        assert crashes >= 4   # market gave up twice; the root gave up on the second escalation
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_fault_injection_crash_over_ctl_restarts_and_trading_continues(tmp_path: Path) -> None:
+    ingress, control, events = free_endpoint(), free_endpoint(), free_endpoint()
+    process = start_cli("live", "--allow-fault-injection", "--sim-speed", "3000", "--db", str(tmp_path / "f.db"),
+                        "--ingress", ingress, "--control", control, "--events", events)
+    try:
+        wait_for_control(control, process)
+        wait_until(lambda: ctl(control, "metrics")["counters"]["bars"] > 50, 30, "bars")
+        crash = run_cli("ctl", "crash", "actor=feature", "--control", control)
+        assert crash.returncode == 0, crash.stderr
+        wait_until(lambda: ctl(control, "health")["actors"]["feature"]["restarts"] == 1, 20, "the restart")
+        bars_after = ctl(control, "metrics")["counters"]["bars"]
+        wait_until(lambda: ctl(control, "metrics")["counters"]["bars"] > bars_after + 50, 30, "bars to keep coming")
+        health = run_cli("ctl", "health", "--control", control)
+        assert "status: healthy" in health.stdout
+        assert run_cli("ctl", "shutdown", "--control", control).returncode == 0
+        assert process.wait(timeout=30) == 0
+        assert "feature restarted" in process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
