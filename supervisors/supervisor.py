@@ -292,7 +292,7 @@ class Supervisor(pykka.ThreadingActor):
             self._dead_letter(failed.name, failed.error, failed.failed)
             self._park(failed.name, failed.pending)
         child.ref = None
-        self._after_exit(failed.name, failed.error)
+        self._after_exit(failed.name, failed.error, in_setup=failed.failed is None)
 
     def _dead_letter(self, name: str, error: str, message: Any) -> None:
         letter = dead_letter_for(name, error, message, time.time_ns())
@@ -300,12 +300,12 @@ class Supervisor(pykka.ThreadingActor):
         logger.error("{} failed on {}: {}; message dead-lettered", name, letter.message_type, error)
         self.runtime.registry.tell("store", Persist(dead_letters=(letter,)))
 
-    def _after_exit(self, name: str, error: str, abnormal: bool = True) -> None:
+    def _after_exit(self, name: str, error: str, abnormal: bool = True, in_setup: bool = False) -> None:
         stats = self.runtime.stats[name]
         if self.stopping or self.gave_up:
             stats.state = "failed"
             return
-        if not self.runtime.started:
+        if in_setup and not self.runtime.started:  # a bad port or file: restarting will not help
             stats.state = "failed"
             self.gave_up = True
             self.runtime.give_up(f"{name} failed to start: {error}")
