@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--data", metavar="FILE", help="bars from a .csv, .csv.gz or .parquet file")
     backtest.add_argument("--db", metavar="PATH", help="sqlite database (default trading.db)")
     backtest.add_argument("--json", action="store_true", help="print the report as JSON")
+    backtest.add_argument("--out", metavar="DIR", help="write trades.csv, equity.csv, report.png and report.html")
     _common(backtest)
 
     ctl = commands.add_parser("ctl", help="talk to a running system over the control socket",
@@ -161,14 +162,26 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from loguru import logger
     logger.info("replaying {:,} bars of {} from {}", len(bars), ",".join(dict.fromkeys(bars["symbol"])), source)
     report = run_backtest(settings, bars, settings.store.db)
+    if args.out:
+        from actors.executor.output import write_report
+        written = write_report(args.out, report["summary"], report["trades"], report["equity_ts"], report["equity"],
+                               f"Backtest: {', '.join(dict.fromkeys(bars['symbol']))} ({source})")
+        logger.info("report written: {}", ", ".join(str(p) for p in written))
     if args.json:
         print(json.dumps({"summary": report["summary"], "trades": report["trades"]}, indent=2))
         return EXIT_OK
     s = report["summary"]
     print(f"backtest {s['start']} .. {s['end']}  ({s['bars']:,} bar closes, source: {source})")
-    print(f"  trades        {s['trades']}  (win rate {s['win_rate_pct']:.1f}%, open positions {s['open_positions']})")
-    print(f"  return        {s['total_return_pct']:+.2f}%")
-    print(f"  max drawdown  {s['max_drawdown_pct']:.2f}%")
+    def num(value: float | None, spec: str) -> str:
+        return "n/a" if value is None else format(value, spec)
+
+    print(f"  trades        {s['trades']}  (win rate {s['win_rate_pct']:.1f}%, profit factor "
+          f"{num(s['profit_factor'], '.2f')}, average {num(s['avg_trade_pct'], '+.2f')}%, open positions "
+          f"{s['open_positions']})")
+    print(f"  return        {s['total_return_pct']:+.2f}%  (CAGR {num(s['cagr_pct'], '+.2f')}%)")
+    print(f"  risk          Sharpe {num(s['sharpe'], '.2f')}  Sortino {num(s['sortino'], '.2f')}  "
+          f"exposure {num(s['exposure_pct'], '.1f')}%")
+    print(f"  max drawdown  {s['max_drawdown_pct']:.2f}%  (lasting {s['max_drawdown_days']:.1f} days)")
     print(f"  final equity  {s['final_equity']:,.2f}  (from {s['initial_cash']:,.2f})")
     return EXIT_OK
 

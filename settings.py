@@ -94,8 +94,17 @@ class ExecutorSettings:
 
     cash: float = 100_000.0
     fee_bps: float = 10.0          # 0.1% of traded value per side
-    slippage_bps: float = 0.0
+    fee_fixed: float = 0.0         # plus this much per fill
+    slippage_bps: float = 0.0      # market and stop fills move this much against the trader
     allocation: float = 0.0        # fraction of equity per position; 0 = 1 / number of symbols
+    allow_short: bool = False      # a sell signal while flat opens a short
+    latency_bars: int = 0          # orders fill this many bars later than the next bar
+    latency_ms: float = 0.0        # orders cannot fill until this long after the decision
+    max_position: float = 0.0      # risk: largest absolute quantity per symbol (0 = off)
+    max_notional: float = 0.0      # risk: largest absolute quantity x price per symbol (0 = off)
+    max_open_orders: int = 0       # risk: most open orders at once (0 = off)
+    max_orders_per_minute: int = 0  # risk: most orders within a minute (0 = off)
+    daily_loss_pct: float = 0.0    # risk: kill switch at this fall from the day's starting equity (0 = off)
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +291,12 @@ def _validate(s: Settings) -> None:
     check(s.executor.fee_bps >= 0, "executor.fee_bps", "must be >= 0")
     check(s.executor.slippage_bps >= 0, "executor.slippage_bps", "must be >= 0")
     check(0.0 <= s.executor.allocation <= 1.0, "executor.allocation", "must be in [0, 1]")
+    for key in ("fee_fixed", "latency_ms", "max_position", "max_notional", "daily_loss_pct"):
+        value = getattr(s.executor, key)
+        check(value >= 0 and value == value, f"executor.{key}", "must be >= 0")
+    for key in ("latency_bars", "max_open_orders", "max_orders_per_minute"):
+        check(getattr(s.executor, key) >= 0, f"executor.{key}", "must be >= 0")
+    check(s.executor.daily_loss_pct < 100, "executor.daily_loss_pct", "must be below 100")
     check(s.store.commit_ms >= 1, "store.commit_ms", "must be at least 1")
     check(s.control.summary_s > 0, "control.summary_s", "must be > 0")
     check(s.supervisor.stop_timeout_s > 0, "supervisor.stop_timeout_s", "must be > 0")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-__all__ = ["BUY", "SELL", "Fill", "Order", "Signal"]
+__all__ = ["BUY", "ORDER_STATES", "SELL", "Fill", "Order", "Signal"]
 
 BUY = "buy"
 SELL = "sell"
@@ -22,11 +23,21 @@ class Signal:
     price: float
     reason: str
     inputs: tuple[tuple[str, float], ...] = ()
+    order: str = "market"          # market | limit | stop
+    limit_price: float = math.nan
+    stop_price: float = math.nan
+
+
+ORDER_STATES = ("submitted", "accepted", "rejected", "filled", "cancelled")
 
 
 @dataclass(frozen=True, slots=True)
 class Order:
-    """A market order as submitted; ``client_id`` is deterministic, so a replayed decision is recognised."""
+    """An order and its state; ``client_id`` is deterministic, so a replayed decision is recognised.
+
+    Every change of ``status`` (submitted, accepted, rejected, filled, cancelled) is a new Order
+    published as an event and stored.
+    """
 
     client_id: str
     strategy: str
@@ -37,6 +48,8 @@ class Order:
     kind: str = "market"
     status: str = "submitted"
     reason: str = ""
+    limit_price: float = math.nan
+    stop_price: float = math.nan
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Executor actor: the paper broker behind the pipeline."""
+"""Executor actor: the paper broker behind the pipeline, with the risk engine in front."""
 
 from __future__ import annotations
 
@@ -8,13 +8,25 @@ from typing import Any
 
 import numpy as np
 
-from actors.executor.broker import PaperBroker
+from actors.executor.broker import BrokerConfig, PaperBroker
 from actors.executor.report import summarize, trade_rows
+from actors.executor.risk import RiskLimits
+from actors.store.db import load_account
 from messages.pipeline import Drain, MarketBatch, Persist
 from messages.system import Query
 from supervisors.actor import SupervisedActor, publish
 
-__all__ = ["ExecutorActor"]
+__all__ = ["ExecutorActor", "broker_config"]
+
+
+def broker_config(settings: Any, n_symbols: int) -> BrokerConfig:
+    """The broker's configuration from the executor settings."""
+    e = settings.executor
+    return BrokerConfig(
+        e.cash, e.fee_bps, e.fee_fixed, e.slippage_bps, e.allocation, n_symbols, e.allow_short, e.latency_bars,
+        e.latency_ms, RiskLimits(e.max_position, e.max_notional, e.max_open_orders, e.max_orders_per_minute,
+                                 e.daily_loss_pct),
+    )
 
 
 class ExecutorActor(SupervisedActor):
@@ -23,20 +35,27 @@ class ExecutorActor(SupervisedActor):
     downstream = "store"
 
     def setup(self) -> None:
-        """Open the paper account (actor thread)."""
-        settings = self.ctx.settings.executor
+        """Open the paper account; in live, rebuild it from the store first (actor thread)."""
         live = self.ctx.mode == "live"
         symbols = self.ctx.resources.get("symbols") or self.ctx.settings.feed.symbols
-        self.broker = PaperBroker(
-            settings.cash, settings.fee_bps, settings.slippage_bps, settings.allocation, len(symbols),
-            keep_equity=10_000 if live else None, keep_records=10_000 if live else None,
-        )
+        self.broker = PaperBroker(broker_config(self.ctx.settings, len(symbols)),
+                                  keep_equity=10_000 if live else None, keep_records=10_000 if live else None)
+        self.run = self.ctx.resources.get("run", self.ctx.mode)
         self.store_equity = live
         self.latency_ns: deque[int] = deque(maxlen=10_000)
+        self.risk_state: dict[str, Any] = self.ctx.resources.setdefault("risk", {"halted": False, "reason": ""})
         self._dirty = False
+        if live and self.name not in self.ctx.checkpoints:
+            orders, fills, marks = load_account(self.ctx.resources.get("db_path", self.ctx.settings.store.db), self.run)
+            if orders or fills:
+                self.broker.restore(orders, fills, marks)
+                p = self.broker.portfolio
+                self.log.info("account restored from the store: {} fills, {} open orders, cash {:,.2f}, positions {}",
+                              len(fills), len(self.broker.pending), p.cash,
+                              {s: round(pos.qty, 8) for s, pos in p.positions.items()} or "none")
 
     def snapshot(self) -> Any:
-        """The account, after a batch with bars."""
+        """The account, after a batch that changed it."""
         if not self._dirty:
             return None
         self._dirty = False
@@ -59,13 +78,15 @@ class ExecutorActor(SupervisedActor):
         return None
 
     def _batch(self, batch: MarketBatch) -> None:
-        if batch.frames:
+        broker = self.broker
+        if batch.frames or (batch.ticks and broker.pending):
             self._dirty = True
-        result = self.broker.process(batch.frames, batch.signals)
+        result = broker.process(batch.frames, batch.signals, batch.ticks if broker.pending else ())
         self.latency_ns.append(time.perf_counter_ns() - batch.recv_ns)
         bars = sum(len(f) for f in batch.frames)
-        self.ctx.counters.add(ticks_processed=len(batch.ticks), bars_processed=bars,
-                              orders=len(result.orders), fills=len(result.fills))
+        new_orders = sum(1 for o in result.orders if o.status == "submitted")
+        self.ctx.counters.add(ticks_processed=len(batch.ticks), bars_processed=bars, orders=new_orders,
+                              fills=len(result.fills))
         if result.orders or result.fills or (self.store_equity and len(result.equity_ts)):
             equity = tuple(zip(result.equity_ts.tolist(), result.equity.tolist(), strict=True)) if self.store_equity else ()
             self.send("store", Persist(orders=tuple(result.orders), fills=tuple(result.fills), equity=equity))
@@ -73,19 +94,27 @@ class ExecutorActor(SupervisedActor):
             publish(self.ctx, f"order.{order.symbol}", order)
         for fill in result.fills:
             publish(self.ctx, f"fill.{fill.symbol}", fill)
+        for alert in result.alerts:
+            self.risk_state.update(halted=True, reason=alert)
+            self.log.critical("kill switch tripped: {}; open orders cancelled, positions being flattened", alert)
+            publish(self.ctx, "health.executor", {"actor": self.name, "change": "kill_switch", "detail": alert})
 
     def _query(self, what: str) -> Any:
         broker = self.broker
+        portfolio = broker.portfolio
         if what == "positions":
             return {
-                "cash": broker.cash, "equity": broker.equity_now(),
-                "positions": {s: {"qty": p.qty, "avg_price": p.avg_price, "mark": broker.marks.get(s)}
-                              for s, p in broker.positions.items()},
+                "cash": portfolio.cash, "equity": portfolio.equity(), "realized": portfolio.realized,
+                "unrealized": portfolio.unrealized(), "halted": broker.risk.halted,
+                "positions": {s: {"qty": p.qty, "avg_price": p.avg_price, "mark": portfolio.marks.get(s),
+                                  "unrealized": p.qty * (portfolio.marks.get(s, p.avg_price) - p.avg_price)}
+                              for s, p in portfolio.positions.items()},
             }
         if what == "orders":
             return {"orders": [{"client_id": o.client_id, "symbol": o.symbol, "side": o.side, "qty": o.qty,
-                                "ts": o.ts, "status": o.status, "reason": o.reason} for o in list(broker.orders)[-100:]],
-                    "pending": sorted(broker.pending)}
+                                "kind": o.kind, "ts": o.ts, "status": o.status, "reason": o.reason}
+                               for o in list(broker.orders)[-100:]],
+                    "open": sorted(broker.pending)}
         if what == "latency":
             values = np.array(self.latency_ns, dtype=np.int64)
             if not len(values):
@@ -94,6 +123,8 @@ class ExecutorActor(SupervisedActor):
                     "p99_us": float(np.percentile(values, 99)) / 1e3, "max_us": float(values.max()) / 1e3}
         if what == "report":
             ts, equity = broker.equity_curve()
-            summary = summarize(broker.initial_cash, ts, equity, list(broker.trades), len(broker.positions))
-            return {"summary": summary, "trades": trade_rows(broker.trades)}
+            exposure = broker.bars_exposed / broker.bars_marked if broker.bars_marked else None
+            summary = summarize(portfolio.initial_cash, ts, equity, list(broker.trades), len(portfolio.positions),
+                                exposure)
+            return {"summary": summary, "trades": trade_rows(broker.trades), "equity_ts": ts, "equity": equity}
         raise ValueError(f"unknown query {what!r}; valid: positions, orders, latency, report")

@@ -1,103 +1,137 @@
-"""Paper broker: market orders filled at the next bar's open, fees, cash, positions, equity.
+"""Paper broker: orders through the risk engine, fills by the fill model, the portfolio, equity.
 
 The same logic serves backtest and live. Within a batch, decisions and fills are processed in
-time order across symbols (a decision at a bar's close comes before a fill at the next open),
-so sizing sees the cash and equity of that moment. Client order ids are deterministic:
-a decision replayed after a restart is recognised and never trades twice.
+time order across symbols (a decision at a bar's close comes before a fill at the next open; at
+one instant sells come before buys). Orders pending from an earlier batch fill on that batch's
+ticks when the symbol has ticks (live), else on its bars (backtest). Client order ids are
+deterministic (strategy:symbol:timeframe:bar_ts:side): a decision seen twice never trades twice.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import heapq
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from messages.market import BarFrame, timeframe_ns
+from actors.executor.fills import first_bar_fill, tick_fill
+from actors.executor.portfolio import Portfolio, Trade
+from actors.executor.risk import RiskEngine, RiskLimits
+from messages.market import BarFrame, Tick, timeframe_ns
 from messages.trading import BUY, SELL, Fill, Order, Signal
 
-__all__ = ["BatchResult", "PaperBroker", "Position", "Trade"]
-
-
-@dataclass(slots=True)
-class Position:
-    """An open long position."""
-
-    qty: float
-    avg_price: float
-    entry_ts: int
-    entry_fee: float
+__all__ = ["BatchResult", "BrokerConfig", "PaperBroker"]
 
 
 @dataclass(frozen=True, slots=True)
-class Trade:
-    """A closed round trip; times are fill times (the open of the bar that filled)."""
+class BrokerConfig:
+    """Costs, sizing, latency and limits."""
 
-    symbol: str
-    entry_time: int
-    entry_price: float
-    exit_time: int
-    exit_price: float
-    qty: float
-    pnl: float
+    cash: float = 100_000.0
+    fee_bps: float = 10.0
+    fee_fixed: float = 0.0
+    slippage_bps: float = 0.0
+    allocation: float = 0.0          # fraction of equity per new position; 0 = 1 / n_symbols
+    n_symbols: int = 1
+    allow_short: bool = False
+    latency_bars: int = 0
+    latency_ms: float = 0.0
+    limits: RiskLimits = field(default_factory=RiskLimits)
+
+
+@dataclass(slots=True)
+class _Pending:
+    order: Order
+    active_ts: int          # earliest time the order may fill
+    skip_bars: int          # bars of its symbol still to let pass (latency in bars)
+    batch: int              # batch in which it was accepted (ticks fill it from the next batch)
 
 
 @dataclass(slots=True)
 class BatchResult:
     """What one batch produced."""
 
-    orders: list[Order]
+    orders: list[Order]             # every order state change, in order
     fills: list[Fill]
     equity_ts: np.ndarray
     equity: np.ndarray
-
-
-def _fill_kind(side: str) -> int:
-    return 1 if side == SELL else 2
+    alerts: list[str] = field(default_factory=list)
 
 
 class PaperBroker:
-    """Cash account, long positions per symbol, pending market orders."""
+    """The paper account behind the executor actor."""
 
-    def __init__(self, cash: float, fee_bps: float, slippage_bps: float, allocation: float, n_symbols: int = 1,
-                 keep_equity: int | None = None, keep_records: int | None = None) -> None:
-        self.initial_cash = cash
-        self.cash = cash
-        self.fee = fee_bps / 1e4
-        self.slippage = slippage_bps / 1e4
-        self.allocation = allocation
-        self.positions: dict[str, Position] = {}
-        self.marks: dict[str, float] = {}
-        self.pending: dict[str, Order] = {}
+    def __init__(self, config: BrokerConfig, keep_equity: int | None = None, keep_records: int | None = None) -> None:
+        self.config = config
+        self.fee = config.fee_bps / 1e4
+        self.slippage = config.slippage_bps / 1e4
+        self.latency_ns = int(config.latency_ms * 1e6)
+        self.portfolio = Portfolio(config.cash, keep_records)
+        self.risk = RiskEngine(config.limits)
+        self.pending: dict[str, _Pending] = {}       # client_id -> open order
         self.orders: deque[Order] = deque(maxlen=keep_records)
         self.fills: deque[Fill] = deque(maxlen=keep_records)
-        self.trades: deque[Trade] = deque(maxlen=keep_records)
-        self._seen: set[str] = set()
+        self.seen: set[str] = set()
         self.duplicates = 0
+        self.batches = 0
+        self.keep_equity = keep_equity
         self._eq_ts: deque[np.ndarray] = deque()
         self._eq_val: deque[np.ndarray] = deque()
         self._eq_len = 0
-        self.keep_equity = keep_equity
-        self.n_symbols = max(1, n_symbols)
+        self.bars_marked = 0      # bar closes marked to market
+        self.bars_exposed = 0     # ... of which with any position open
+
+    # -- views and copies ---------------------------------------------------------------------
+
+    @property
+    def cash(self) -> float:
+        """Cash now."""
+        return self.portfolio.cash
+
+    @property
+    def positions(self) -> dict:
+        """Open positions by symbol."""
+        return self.portfolio.positions
+
+    @property
+    def marks(self) -> dict[str, float]:
+        """Latest close per symbol."""
+        return self.portfolio.marks
+
+    @property
+    def initial_cash(self) -> float:
+        """Cash at the start."""
+        return self.portfolio.initial_cash
+
+    def open_symbols(self) -> set[str]:
+        """Symbols with an open order."""
+        return {p.order.symbol for p in self.pending.values()}
+
+    @property
+    def trades(self) -> deque[Trade]:
+        """Closed trades."""
+        return self.portfolio.trades
 
     def copy(self) -> PaperBroker:
-        """An independent copy of the account (for checkpoints); equity arrays are shared, never changed."""
-        twin = copy.copy(self)
-        twin.positions = {s: dataclasses.replace(p) for s, p in self.positions.items()}
-        twin.marks, twin.pending, twin._seen = dict(self.marks), dict(self.pending), set(self._seen)
-        twin.orders, twin.fills, twin.trades = (deque(d, maxlen=d.maxlen) for d in (self.orders, self.fills, self.trades))
+        """An independent copy (for checkpoints); equity arrays are shared, never changed."""
+        twin = PaperBroker.__new__(PaperBroker)
+        for name in ("config", "fee", "slippage", "latency_ns", "duplicates", "batches", "keep_equity", "_eq_len",
+                     "bars_marked", "bars_exposed"):
+            setattr(twin, name, getattr(self, name))
+        twin.portfolio = self.portfolio.copy()
+        twin.risk = self.risk.copy()
+        twin.pending = {k: dataclasses.replace(p) for k, p in self.pending.items()}
+        twin.orders, twin.fills = deque(self.orders, maxlen=self.orders.maxlen), deque(self.fills, maxlen=self.fills.maxlen)
+        twin.seen = set(self.seen)
         twin._eq_ts, twin._eq_val = deque(self._eq_ts), deque(self._eq_val)
         return twin
 
-    # -- views ---------------------------------------------------------------------------------
-
     def equity_now(self) -> float:
         """Cash plus positions at their latest marks."""
-        return self.cash + sum(p.qty * self.marks.get(s, p.avg_price) for s, p in self.positions.items())
+        return self.portfolio.equity()
 
     def equity_curve(self) -> tuple[np.ndarray, np.ndarray]:
         """Equity at every bar close seen (bounded to ``keep_equity`` points in live)."""
@@ -105,129 +139,228 @@ class PaperBroker:
             return np.empty(0, dtype=np.int64), np.empty(0)
         return np.concatenate(self._eq_ts), np.concatenate(self._eq_val)
 
-    # -- processing ----------------------------------------------------------------------------
+    # -- restoring ----------------------------------------------------------------------------------
 
-    def process(self, frames: tuple[BarFrame, ...], signals: tuple[Signal, ...]) -> BatchResult:
-        """Fill pending orders, turn signals into orders, and mark equity, for one batch."""
-        cash_before = self.cash
-        qty_before = {symbol: p.qty for symbol, p in self.positions.items()}
+    def restore(self, orders: list[Order], fills: list[Fill], marks: dict[str, float]) -> None:
+        """Rebuild the account from stored orders and fills (after a process restart)."""
+        for fill in sorted(fills, key=lambda f: (f.ts, f.client_id)):
+            self.portfolio.apply(fill)
+            self.fills.append(fill)
+        filled = {f.client_id for f in fills}
+        for order in orders:
+            self.seen.add(order.client_id)
+            self.orders.append(order)
+            if order.status in ("submitted", "accepted") and order.client_id not in filled:
+                self.pending[order.client_id] = _Pending(order, order.ts + self.latency_ns, 0, -1)
+        self.portfolio.marks.update(marks)
+
+    # -- processing -----------------------------------------------------------------------------------
+
+    def process(self, frames: tuple[BarFrame, ...], signals: tuple[Signal, ...],
+                ticks: tuple[Tick, ...] = ()) -> BatchResult:
+        """Fill what is open, turn signals into orders, mark equity, watch the loss limit."""
+        self.batches += 1
+        result = BatchResult([], [], np.empty(0, dtype=np.int64), np.empty(0))
+        steps: list[tuple[int, str, float, float]] = []  # (time, symbol, cash after, qty after)
+        cash_before = self.portfolio.cash
+        qty_before = {s: p.qty for s, p in self.portfolio.positions.items()}
+        if ticks and self.pending:
+            self._fill_on_ticks(ticks, result, steps)
+        if self.config.limits.daily_loss_pct and sum(len(f) for f in frames) > 1:
+            times = np.unique(np.concatenate([f.ts for f in frames if len(f)]))
+            for t in times:  # bar by bar, so a tripped limit acts on the very next bar
+                sliced = tuple(f.slice(*np.searchsorted(f.ts, [t, t + 1])) for f in frames)
+                self._bars(tuple(f for f in sliced if len(f)), signals, result, steps)
+                cash_before, qty_before = self._mark_into(result, sliced, steps, cash_before, qty_before)
+                steps.clear()
+        else:
+            self._bars(frames, signals, result, steps)
+            self._mark_into(result, frames, steps, cash_before, qty_before)
+        return result
+
+    def _mark_into(self, result: BatchResult, frames: tuple[BarFrame, ...], steps: list,
+                   cash_before: float, qty_before: dict[str, float]) -> tuple[float, dict[str, float]]:
+        ts, equity = self._mark(frames, steps, cash_before, qty_before)
+        if len(ts):
+            result.equity_ts = np.concatenate((result.equity_ts, ts))
+            result.equity = np.concatenate((result.equity, equity))
+            if self.config.limits.daily_loss_pct:
+                for t, e in zip(ts.tolist(), equity.tolist(), strict=True):
+                    reason = self.risk.watch(t, e)
+                    if reason:
+                        self._kill_switch(reason, t, result)
+        return self.portfolio.cash, {s: p.qty for s, p in self.portfolio.positions.items()}
+
+    def _fill_on_ticks(self, ticks: tuple[Tick, ...], result: BatchResult, steps: list) -> None:
+        candidates = []
+        for key, pending in self.pending.items():
+            if pending.batch >= self.batches:
+                continue  # accepted in this batch: the ticks before the decision are not offered to it
+            for seq, tick in enumerate(ticks):
+                if tick.symbol != pending.order.symbol or tick.ts < pending.active_ts:
+                    continue
+                price = tick_fill(pending.order, tick.bid, tick.ask, tick.last, self.slippage)
+                if price is not None:
+                    candidates.append((tick.ts, 1 if pending.order.side == SELL else 2, seq, key, price))
+                    break
+        for ts, _, _, key, price in sorted(candidates):
+            pending = self.pending.pop(key)
+            fill = self._execute(pending.order, price, ts, result)
+            if fill is not None:
+                steps.append((ts, fill.symbol, self.portfolio.cash, self.portfolio.qty(fill.symbol)))
+
+    def _bars(self, frames: tuple[BarFrame, ...], signals: tuple[Signal, ...], result: BatchResult, steps: list) -> None:
         by_key = {(s.symbol, s.timeframe, s.ts): s for s in signals}
-        # (time, kind, frame, bar, seq); kind 0 = decision at a close, 1 = sell fill, 2 = buy fill:
-        # a decision at a close precedes a fill at the next open, and at one instant sells free
-        # cash before buys spend it.
-        events: list[tuple[int, int, int, int, int]] = []
-        counter = 0
+        events: list[tuple[int, int, int, int, str]] = []  # (time, kind, frame, bar, client id or "")
         for f_idx, frame in enumerate(frames):
             if len(frame) == 0:
                 continue
-            order = self.pending.get(frame.symbol)
-            if order is not None:
-                opens = np.asarray(frame.ts) - timeframe_ns(frame.timeframe)
-                j = int(np.searchsorted(opens, order.ts, side="left"))  # never a bar that opened before the decision
-                if j < len(frame):
-                    events.append((int(opens[j]), _fill_kind(order.side), f_idx, j, counter))
-                    counter += 1
+            for key, pending in list(self.pending.items()):
+                if pending.order.symbol == frame.symbol:
+                    self._schedule_bar_fill(pending, key, f_idx, frame, 0, events)
             if frame.signal is not None:
                 for i in np.flatnonzero(frame.signal).tolist():
-                    events.append((int(frame.ts[i]), 0, f_idx, i, counter))
-                    counter += 1
+                    events.append((int(frame.ts[i]), 0, f_idx, i, ""))
         heapq.heapify(events)
-        orders: list[Order] = []
-        fills: list[Fill] = []
-        steps: list[tuple[int, str, float, float]] = []  # (close ts of fill bar, symbol, cash after, qty after)
         while events:
-            when, kind, f_idx, i, _ = heapq.heappop(events)
+            when, kind, f_idx, i, key = heapq.heappop(events)
             frame = frames[f_idx]
             if kind == 0:
                 signal = by_key.get((frame.symbol, frame.timeframe, int(frame.ts[i])))
                 if signal is None:
                     continue
-                order = self._order(signal, frames, when)
-                if order is None:
-                    continue
-                orders.append(order)
-                self.orders.append(order)
-                if order.status == "submitted":
-                    self.pending[frame.symbol] = order
-                    if i + 1 < len(frame):
-                        heapq.heappush(events, (int(frame.ts[i + 1]) - timeframe_ns(frame.timeframe),
-                                                _fill_kind(order.side), f_idx, i + 1, counter))
-                        counter += 1
+                order = self._decide(signal, when, frames, result)
+                if order is not None and order.client_id in self.pending:
+                    self._schedule_bar_fill(self.pending[order.client_id], order.client_id, f_idx, frame, i + 1, events)
             else:
-                fill = self._fill(frame, i, when)
+                pending = self.pending.pop(key, None)
+                if pending is None:
+                    continue
+                price = self._bar_price(pending, frame, i)
+                fill = self._execute(pending.order, price, when, result)
                 if fill is not None:
-                    fills.append(fill)
-                    pos = self.positions.get(frame.symbol)
-                    steps.append((int(frame.ts[i]), frame.symbol, self.cash, pos.qty if pos else 0.0))
-        equity_ts, equity = self._mark(frames, steps, cash_before, qty_before)
-        return BatchResult(orders, fills, equity_ts, equity)
+                    steps.append((int(frame.ts[i]), fill.symbol, self.portfolio.cash, self.portfolio.qty(fill.symbol)))
 
-    def _mark_at(self, symbol: str, frames: tuple[BarFrame, ...], when: int) -> float:
-        for frame in frames:
-            if frame.symbol == symbol:
-                j = int(np.searchsorted(frame.ts, when, side="right")) - 1
-                if j >= 0:
-                    return float(frame.close[j])
-        return self.marks.get(symbol, math.nan)
+    def _schedule_bar_fill(self, pending: _Pending, key: str, f_idx: int, frame: BarFrame, start: int,
+                           events: list) -> None:
+        opens_at = np.asarray(frame.ts) - timeframe_ns(frame.timeframe)
+        first = max(start, int(np.searchsorted(opens_at, pending.active_ts, side="left")))
+        available = len(frame) - first
+        if pending.skip_bars >= available:
+            pending.skip_bars -= max(0, available)
+            return
+        first += pending.skip_bars
+        pending.skip_bars = 0
+        hit = first_bar_fill(pending.order, frame.open, frame.high, frame.low, first, self.slippage)
+        if hit is None:
+            pending.active_ts = int(opens_at[-1]) + 1 if len(opens_at) else pending.active_ts
+            return
+        j, _ = hit
+        heapq.heappush(events, (int(opens_at[j]), 1 if pending.order.side == SELL else 2, f_idx, j, key))
 
-    def _order(self, signal: Signal, frames: tuple[BarFrame, ...], when: int) -> Order | None:
+    def _bar_price(self, pending: _Pending, frame: BarFrame, i: int) -> float:
+        hit = first_bar_fill(pending.order, frame.open, frame.high, frame.low, i, self.slippage)
+        assert hit is not None and hit[0] == i  # scheduled from the same data
+        return hit[1]
+
+    # -- decisions and orders -------------------------------------------------------------------------
+
+    def _decide(self, signal: Signal, when: int, frames: tuple[BarFrame, ...], result: BatchResult) -> Order | None:
         client_id = f"{signal.strategy}:{signal.symbol}:{signal.timeframe}:{signal.ts}:{signal.side}"
-        if client_id in self._seen:
+        if client_id in self.seen:
             self.duplicates += 1
             return None
-        self._seen.add(client_id)
-        position = self.positions.get(signal.symbol)
-        if signal.side == SELL:
-            if position is None:
-                return Order(client_id, signal.strategy, signal.symbol, SELL, 0.0, when, status="rejected", reason="no position")
-            return Order(client_id, signal.strategy, signal.symbol, SELL, position.qty, when)
-        if position is not None:
-            return Order(client_id, signal.strategy, signal.symbol, BUY, 0.0, when, status="rejected", reason="already long")
-        equity = self.cash
-        for symbol, pos in self.positions.items():
-            mark = self._mark_at(symbol, frames, when)
-            equity += pos.qty * (pos.avg_price if math.isnan(mark) else mark)
-        allocation = self.allocation or 1.0 / self.n_symbols
-        budget = min(self.cash, equity * allocation)
-        qty = budget / (signal.price * (1.0 + self.slippage) * (1.0 + self.fee))
-        if qty <= 0.0 or budget <= 0.0:
-            return Order(client_id, signal.strategy, signal.symbol, BUY, 0.0, when, status="rejected", reason="no cash")
-        return Order(client_id, signal.strategy, signal.symbol, BUY, qty, when)
-
-    def _fill(self, frame: BarFrame, i: int, when: int) -> Fill | None:
-        order = self.pending.pop(frame.symbol, None)
-        if order is None:
+        self.seen.add(client_id)
+        qty, why = self._size(signal, self._equity_at(when, frames))
+        order = Order(client_id, signal.strategy, signal.symbol, signal.side, qty, when, signal.order,
+                      "submitted", "", signal.limit_price, signal.stop_price)
+        self._record(order, result)
+        if why is None:
+            open_orders = len(self.pending)
+            why = self.risk.check(order, self.portfolio.qty(signal.symbol), signal.price, open_orders)
+        if why is not None:
+            self._record(dataclasses.replace(order, status="rejected", reason=why), result)
             return None
-        open_price = float(frame.open[i])
-        if order.side == BUY:
-            price = open_price * (1.0 + self.slippage)
-            qty = min(order.qty, self.cash / (price * (1.0 + self.fee)))
-            fee = qty * price * self.fee
-            self.cash -= qty * price + fee
-            self.positions[frame.symbol] = Position(qty, price, when, fee)
-        else:
-            position = self.positions.pop(frame.symbol, None)
-            if position is None:
-                return None
-            price = open_price * (1.0 - self.slippage)
-            qty = position.qty
-            fee = qty * price * self.fee
-            self.cash += qty * price - fee
-            pnl = qty * (price - position.avg_price) - position.entry_fee - fee
-            self.trades.append(Trade(frame.symbol, position.entry_ts, position.avg_price, when, price, qty, pnl))
-        fill = Fill(order.client_id, frame.symbol, order.side, qty, price, fee, when)
+        accepted = dataclasses.replace(order, status="accepted")
+        self._record(accepted, result)
+        self.pending[client_id] = _Pending(accepted, when + self.latency_ns, self.config.latency_bars, self.batches)
+        return accepted
+
+    def _equity_at(self, when: int, frames: tuple[BarFrame, ...]) -> float:
+        """Cash plus positions marked at the last close at or before ``when`` (batch-size independent)."""
+        equity = self.portfolio.cash
+        for symbol, position in self.portfolio.positions.items():
+            price = self.portfolio.marks.get(symbol, position.avg_price)
+            for frame in frames:
+                if frame.symbol == symbol:
+                    j = int(np.searchsorted(frame.ts, when, side="right")) - 1
+                    if j >= 0:
+                        price = float(frame.close[j])
+            equity += position.qty * price
+        return equity
+
+    def _size(self, signal: Signal, equity: float) -> tuple[float, str | None]:
+        position = self.portfolio.qty(signal.symbol)
+        if any(p.order.symbol == signal.symbol for p in self.pending.values()):
+            return 0.0, "an order for this symbol is still open"
+        if signal.side == SELL and position > 0:
+            return position, None
+        if signal.side == BUY and position < 0:
+            return -position, None
+        if position != 0:
+            return 0.0, "already long" if position > 0 else "already short"
+        if signal.side == SELL and not self.config.allow_short:
+            return 0.0, "no position to sell (shorts are off)"
+        allocation = self.config.allocation or 1.0 / max(1, self.config.n_symbols)
+        budget = equity * allocation if signal.side == SELL else min(self.portfolio.cash, equity * allocation)
+        price = signal.price * (1.0 + self.slippage) * (1.0 + self.fee)
+        if budget <= self.config.fee_fixed or price <= 0:
+            return 0.0, "no cash"
+        return (budget - self.config.fee_fixed) / price, None
+
+    def _execute(self, order: Order, price: float, when: int, result: BatchResult) -> Fill | None:
+        qty = order.qty
+        if order.side == BUY and self.portfolio.qty(order.symbol) >= 0:  # opening long: never beyond cash
+            affordable = (self.portfolio.cash - self.config.fee_fixed) / (price * (1.0 + self.fee))
+            qty = min(qty, max(0.0, affordable))
+        if qty <= 0.0:
+            self._record(dataclasses.replace(order, status="cancelled", reason="no cash at fill time"), result)
+            return None
+        fee = qty * price * self.fee + self.config.fee_fixed
+        fill = Fill(order.client_id, order.symbol, order.side, qty, price, fee, when)
+        self.portfolio.apply(fill)
         self.fills.append(fill)
+        result.fills.append(fill)
+        self._record(dataclasses.replace(order, qty=qty, status="filled"), result)
         return fill
+
+    def _record(self, order: Order, result: BatchResult) -> None:
+        self.orders.append(order)
+        result.orders.append(order)
+
+    def _kill_switch(self, reason: str, when: int, result: BatchResult) -> None:
+        result.alerts.append(reason)
+        for key, pending in list(self.pending.items()):
+            del self.pending[key]
+            self._record(dataclasses.replace(pending.order, status="cancelled", reason=f"kill switch: {reason}"), result)
+        for symbol, position in list(self.portfolio.positions.items()):
+            side = SELL if position.qty > 0 else BUY
+            client_id = f"risk:{symbol}:flatten:{when}"
+            self.seen.add(client_id)
+            order = Order(client_id, "risk", symbol, side, abs(position.qty), when, status="accepted",
+                          reason=f"flatten: {reason}")
+            self._record(order, result)
+            self.pending[client_id] = _Pending(order, when, 0, self.batches - 1)
+
+    # -- equity -----------------------------------------------------------------------------------------
 
     def _mark(self, frames: tuple[BarFrame, ...], steps: list[tuple[int, str, float, float]],
               cash_before: float, qty_before: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
-        """Equity at each bar close of the batch (cash and positions as of that close); update marks.
-
-        A fill at a bar's open counts from that bar's close on.
-        """
+        """Equity at each bar close of the batch (cash and positions as of that close); update marks."""
         nonempty = [f for f in frames if len(f)]
         if not nonempty:
             return np.empty(0, dtype=np.int64), np.empty(0)
+        marks = self.portfolio.marks
         timeline = np.unique(np.concatenate([f.ts for f in nonempty]))
         equity = np.full(len(timeline), cash_before)
         if steps:
@@ -236,6 +369,7 @@ class PaperBroker:
             idx = np.searchsorted(step_ts, timeline, side="right") - 1
             equity = np.where(idx >= 0, step_cash[np.maximum(idx, 0)], cash_before)
         held = set(qty_before) | {s[1] for s in steps}
+        exposed = np.zeros(len(timeline), dtype=bool)
         for symbol in sorted(held):
             qty0 = qty_before.get(symbol, 0.0)
             sym_steps = [s for s in steps if s[1] == symbol]
@@ -246,14 +380,17 @@ class PaperBroker:
                 qty = np.where(idx >= 0, s_qty[np.maximum(idx, 0)], qty0)
             else:
                 qty = np.full(len(timeline), qty0)
-            marks = np.full(len(timeline), self.marks.get(symbol, math.nan))
+            prices = np.full(len(timeline), marks.get(symbol, math.nan))
             for frame in nonempty:
                 if frame.symbol == symbol:
                     j = np.searchsorted(frame.ts, timeline, side="right") - 1
-                    marks = np.where(j >= 0, np.asarray(frame.close)[np.maximum(j, 0)], marks)
-            equity = equity + np.where(qty != 0.0, qty * marks, 0.0)
+                    prices = np.where(j >= 0, np.asarray(frame.close)[np.maximum(j, 0)], prices)
+            equity = equity + np.where(qty != 0.0, qty * prices, 0.0)
+            exposed |= qty != 0.0
+        self.bars_marked += len(timeline)
+        self.bars_exposed += int(exposed.sum())
         for frame in nonempty:
-            self.marks[frame.symbol] = float(frame.close[-1])
+            marks[frame.symbol] = float(frame.close[-1])
         self._record_equity(timeline, equity)
         return timeline, equity
 

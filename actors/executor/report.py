@@ -1,24 +1,50 @@
-"""The backtest summary: trades, return, drawdown, final equity."""
+"""The backtest report: return, CAGR, Sharpe, Sortino, drawdown and its duration, trade statistics.
+
+Conventions: returns are per bar close of the equity curve; Sharpe and Sortino are annualised
+with the number of bars in 365.25 days at the curve's most common spacing, with a zero risk-free
+rate; Sortino's downside deviation is the root mean square of the negative returns (over all
+bars); the drawdown duration is the longest time from a peak until equity is back at that peak
+(or the end); exposure is the share of bar closes with any position open; profit factor is gross
+profit over gross loss (None without losses).
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from actors.executor.broker import Trade
+from actors.executor.portfolio import Trade
 
-__all__ = ["max_drawdown", "summarize", "trade_rows"]
+__all__ = ["drawdown_series", "max_drawdown", "summarize", "trade_rows"]
+
+YEAR_NS = 365.25 * 86_400 * 1e9
+
+
+def drawdown_series(equity: np.ndarray) -> np.ndarray:
+    """Fall from the running peak at each point, as a positive fraction."""
+    if len(equity) == 0:
+        return np.empty(0)
+    return 1.0 - equity / np.maximum.accumulate(equity)
 
 
 def max_drawdown(equity: np.ndarray) -> float:
     """Largest fall from a running peak, as a positive fraction (0.25 = 25%)."""
-    if len(equity) == 0:
-        return 0.0
+    return float(drawdown_series(equity).max()) if len(equity) else 0.0
+
+
+def _drawdown_duration_ns(ts: np.ndarray, equity: np.ndarray) -> int:
+    """Longest time from a peak until equity regains it (or the curve ends)."""
+    if len(equity) < 2:
+        return 0
     peaks = np.maximum.accumulate(equity)
-    return float(np.max(1.0 - equity / peaks))
+    at_peak = equity >= peaks
+    peak_times = np.where(at_peak, ts, 0)
+    last_peak = np.maximum.accumulate(peak_times)
+    return int((ts - last_peak).max())
 
 
 def _iso(ts: int) -> str:
@@ -34,20 +60,50 @@ def trade_rows(trades: Iterable[Trade]) -> list[dict[str, Any]]:
     ]
 
 
+def _round(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(value, digits)
+
+
 def summarize(initial_cash: float, equity_ts: np.ndarray, equity: np.ndarray, trades: list[Trade],
-              open_positions: int) -> dict[str, Any]:
-    """The figures a backtest prints."""
+              open_positions: int, exposure: float | None = None) -> dict[str, Any]:
+    """The figures a backtest prints (percentages as percent)."""
     final = float(equity[-1]) if len(equity) else initial_cash
-    wins = sum(1 for t in trades if t.pnl > 0)
+    total = final / initial_cash - 1.0
+    span_ns = float(equity_ts[-1] - equity_ts[0]) if len(equity_ts) > 1 else 0.0
+    years = span_ns / YEAR_NS
+    cagr = (final / initial_cash) ** (1.0 / years) - 1.0 if years > 0 and final > 0 else None
+    sharpe = sortino = None
+    if len(equity) > 2:
+        returns = np.diff(equity) / equity[:-1]
+        steps, counts = np.unique(np.diff(equity_ts), return_counts=True)
+        per_year = YEAR_NS / float(steps[np.argmax(counts)])
+        std = float(returns.std(ddof=1))
+        if std > 0:
+            sharpe = float(returns.mean()) / std * math.sqrt(per_year)
+        downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2)))
+        if downside > 0:
+            sortino = float(returns.mean()) / downside * math.sqrt(per_year)
+    pnls = np.array([t.pnl for t in trades])
+    gross_profit = float(pnls[pnls > 0].sum()) if len(pnls) else 0.0
+    gross_loss = float(-pnls[pnls < 0].sum()) if len(pnls) else 0.0
+    returns_pct = [100.0 * t.pnl / (abs(t.qty) * t.entry_price) for t in trades if t.qty and t.entry_price]
     return {
         "start": _iso(equity_ts[0]) if len(equity_ts) else None,
         "end": _iso(equity_ts[-1]) if len(equity_ts) else None,
         "bars": int(len(equity_ts)),
-        "trades": len(trades),
-        "win_rate_pct": round(100.0 * wins / len(trades), 4) if trades else 0.0,
-        "total_return_pct": round(100.0 * (final / initial_cash - 1.0), 6),
-        "max_drawdown_pct": round(100.0 * max_drawdown(equity), 6),
-        "final_equity": round(final, 6),
         "initial_cash": initial_cash,
+        "final_equity": round(final, 6),
+        "total_return_pct": round(100.0 * total, 6),
+        "cagr_pct": _round(None if cagr is None else 100.0 * cagr),
+        "sharpe": _round(sharpe),
+        "sortino": _round(sortino),
+        "max_drawdown_pct": round(100.0 * max_drawdown(equity), 6),
+        "max_drawdown_days": round(_drawdown_duration_ns(equity_ts, equity) / 86_400e9, 4) if len(equity_ts) else 0.0,
+        "trades": len(trades),
+        "win_rate_pct": round(100.0 * int((pnls > 0).sum()) / len(trades), 4) if trades else 0.0,
+        "profit_factor": _round(gross_profit / gross_loss) if gross_loss > 0 else None,
+        "avg_trade": _round(float(pnls.mean())) if trades else 0.0,
+        "avg_trade_pct": _round(float(np.mean(returns_pct))) if returns_pct else 0.0,
+        "exposure_pct": _round(None if exposure is None else 100.0 * exposure, 4),
         "open_positions": open_positions,
     }

@@ -19,7 +19,34 @@ from messages.market import Bar, BarFrame
 from messages.system import DeadLetter
 from messages.trading import Fill, Order, Signal
 
-__all__ = ["Database", "SCHEMA"]
+
+def load_account(path: str | Path, run: str) -> tuple[list[Order], list[Fill], dict[str, float]]:
+    """A run's orders, fills and the last close per symbol, read without writing (the store
+    actor stays the only writer). Empty when the file does not exist yet."""
+    if str(path) == ":memory:" or not Path(path).exists():
+        return [], [], {}
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not {"orders", "fills", "bars"} <= tables:
+            return [], [], {}
+        orders = [
+            Order(cid, strategy, symbol, side, qty, ts, kind, status, reason,
+                  math.nan if limit is None else limit, math.nan if stop is None else stop)
+            for cid, strategy, symbol, side, qty, ts, kind, status, reason, limit, stop in conn.execute(
+                "SELECT client_id, strategy, symbol, side, qty, ts, kind, status, reason, limit_price, stop_price "
+                "FROM orders WHERE run=? ORDER BY ts, client_id", (run,))
+        ]
+        fills = [Fill(*row) for row in conn.execute(
+            "SELECT client_id, symbol, side, qty, price, fee, ts FROM fills WHERE run=? ORDER BY ts, client_id", (run,))]
+        marks = {symbol: close for symbol, close in conn.execute(
+            "SELECT b.symbol, b.close FROM bars b JOIN (SELECT symbol, MAX(ts) AS ts FROM bars GROUP BY symbol) m "
+            "ON b.symbol = m.symbol AND b.ts = m.ts")}
+    finally:
+        conn.close()
+    return orders, fills, marks
+
+__all__ = ["Database", "SCHEMA", "load_account"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS bars (
@@ -35,8 +62,10 @@ CREATE TABLE IF NOT EXISTS signals (
 CREATE TABLE IF NOT EXISTS orders (
     run TEXT NOT NULL, client_id TEXT NOT NULL, strategy TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
     qty REAL NOT NULL, ts INTEGER NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,
+    limit_price REAL, stop_price REAL,
     PRIMARY KEY (run, client_id)
 );
+CREATE INDEX IF NOT EXISTS orders_by_status ON orders (run, status);
 CREATE TABLE IF NOT EXISTS fills (
     run TEXT NOT NULL, client_id TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL, qty REAL NOT NULL,
     price REAL NOT NULL, fee REAL NOT NULL, ts INTEGER NOT NULL,
@@ -123,10 +152,11 @@ class Database:
 
     def write_orders(self, run: str, orders: Iterable[Order]) -> None:
         """Upsert orders by client id."""
-        rows = [(run, o.client_id, o.strategy, o.symbol, o.side, o.qty, o.ts, o.kind, o.status, o.reason) for o in orders]
+        rows = [(run, o.client_id, o.strategy, o.symbol, o.side, o.qty, o.ts, o.kind, o.status, o.reason,
+                 _json_number(o.limit_price), _json_number(o.stop_price)) for o in orders]
         if rows:
             self.begin()
-            self.conn.executemany("INSERT OR REPLACE INTO orders VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            self.conn.executemany("INSERT OR REPLACE INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
     def write_fills(self, run: str, fills: Iterable[Fill]) -> None:
         """Upsert fills by client id (one fill per order)."""
@@ -134,8 +164,6 @@ class Database:
         if rows:
             self.begin()
             self.conn.executemany("INSERT OR REPLACE INTO fills VALUES (?,?,?,?,?,?,?,?)", rows)
-            self.conn.executemany("UPDATE orders SET status='filled' WHERE run=? AND client_id=?",
-                                  [(run, f.client_id) for f in fills])
 
     def write_equity(self, run: str, points: Iterable[tuple[int, float]]) -> None:
         """Upsert equity points."""

@@ -1,0 +1,74 @@
+"""The fill model, the same for backtests and paper trading.
+
+On bars (no ticks for the symbol): a market order fills at the open of the first bar that opens
+at or after the order became active (``latency_bars`` later); a limit order fills when a bar's
+range reaches the limit, at the limit, or at the open if the bar gapped through it; a stop order
+triggers when the range reaches the stop and fills at the stop, or at the open if it gapped.
+On ticks: market orders fill at the ask (buy) or bid (sell) of the first tick after the order
+became active; limits when the quote reaches them, at the quote; stops when the quote crosses
+them, at the quote. Slippage (bps) moves market and stop fills against the trader, but on bars
+never outside the bar's range: no fill at a price the market did not offer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from messages.trading import BUY, Order
+
+__all__ = ["first_bar_fill", "tick_fill"]
+
+
+def _slipped(price: float, side: str, slippage: float) -> float:
+    return price * (1.0 + slippage) if side == BUY else price * (1.0 - slippage)
+
+
+def first_bar_fill(order: Order, opens: np.ndarray, highs: np.ndarray, lows: np.ndarray, start: int,
+                   slippage: float) -> tuple[int, float] | None:
+    """The first bar at or after ``start`` where ``order`` fills, and the price; None if none does."""
+    if start >= len(opens):
+        return None
+    o, h, low = opens[start:], highs[start:], lows[start:]
+    buy = order.side == BUY
+    if order.kind == "market":
+        i = 0
+        price = float(o[0])
+        if slippage:
+            price = min(_slipped(price, order.side, slippage), float(h[0])) if buy else max(
+                _slipped(price, order.side, slippage), float(low[0]))
+        return start, price
+    if order.kind == "limit":
+        hit = np.flatnonzero(low <= order.limit_price) if buy else np.flatnonzero(h >= order.limit_price)
+        if not len(hit):
+            return None
+        i = int(hit[0])
+        price = min(float(o[i]), order.limit_price) if buy else max(float(o[i]), order.limit_price)
+        return start + i, price
+    if order.kind == "stop":
+        hit = np.flatnonzero(h >= order.stop_price) if buy else np.flatnonzero(low <= order.stop_price)
+        if not len(hit):
+            return None
+        i = int(hit[0])
+        price = max(float(o[i]), order.stop_price) if buy else min(float(o[i]), order.stop_price)
+        if slippage:
+            price = min(_slipped(price, order.side, slippage), float(h[i])) if buy else max(
+                _slipped(price, order.side, slippage), float(low[i]))
+        return start + i, price
+    raise ValueError(f"unknown order kind {order.kind!r}")
+
+
+def tick_fill(order: Order, bid: float, ask: float, last: float, slippage: float) -> float | None:
+    """The price at which ``order`` fills on this tick, or None."""
+    buy = order.side == BUY
+    quote = ask if buy else bid
+    if quote != quote:  # a trade-only tick: the last price is the only price offered
+        quote = last
+    if order.kind == "market":
+        return _slipped(quote, order.side, slippage)
+    if order.kind == "limit":
+        reached = quote <= order.limit_price if buy else quote >= order.limit_price
+        return quote if reached else None
+    if order.kind == "stop":
+        crossed = quote >= order.stop_price if buy else quote <= order.stop_price
+        return _slipped(quote, order.side, slippage) if crossed else None
+    raise ValueError(f"unknown order kind {order.kind!r}")

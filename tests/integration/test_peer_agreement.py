@@ -1,0 +1,80 @@
+"""sma_cross 10/30 gives the same closed trades (times and prices) as backtesting.py."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from actors.store.history import load_bar_file
+from settings import SAMPLE_DATA, load_settings
+from supervisors.modes import run_backtest
+
+backtesting = pytest.importorskip("backtesting")
+from backtesting import Backtest, Strategy  # noqa: E402
+from backtesting.lib import crossover  # noqa: E402
+from backtesting.test import GOOG, SMA  # noqa: E402
+
+pytestmark = pytest.mark.timeout(120)
+
+
+class SmaCross(Strategy):
+    """backtesting.py's canonical example, with the same rule as ours."""
+
+    def init(self) -> None:
+        self.fast = self.I(SMA, self.data.Close, 10)
+        self.slow = self.I(SMA, self.data.Close, 30)
+
+    def next(self) -> None:
+        if crossover(self.fast, self.slow) and not self.position:
+            self.buy()
+        elif crossover(self.slow, self.fast) and self.position:
+            self.position.close()
+
+
+def peer_trades(bars: pd.DataFrame) -> list[tuple[str, float, str, float]]:
+    """Closed trades from backtesting.py on bars indexed by their open time."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stats = Backtest(bars, SmaCross, cash=1e9, commission=0.001, trade_on_close=False,
+                         finalize_trades=False).run()
+    t = stats._trades
+    iso = lambda s: pd.Timestamp(s).tz_localize("UTC").isoformat().replace("+00:00", "Z") if pd.Timestamp(s).tzinfo is None \
+        else pd.Timestamp(s).tz_convert("UTC").isoformat().replace("+00:00", "Z")  # noqa: E731
+    return [(iso(a), float(b), iso(c), float(d)) for a, b, c, d in
+            zip(t.EntryTime, t.EntryPrice, t.ExitTime, t.ExitPrice, strict=True)]
+
+
+def our_trades(bars: pd.DataFrame, tmp_path: Path) -> list[tuple[str, float, str, float]]:
+    report = run_backtest(load_settings(env={}), bars, str(tmp_path / "ours.db"), progress=False)
+    return [(t["entry_time"], t["entry_price"], t["exit_time"], t["exit_price"]) for t in report["trades"]]
+
+
+def as_peer_input(ours: pd.DataFrame, length: pd.Timedelta) -> pd.DataFrame:
+    frame = ours.copy()
+    frame.index = pd.to_datetime(frame["ts"], utc=True) - length  # the peer labels a bar by its open
+    return frame.rename(columns=str.capitalize)[["Open", "High", "Low", "Close", "Volume"]]
+
+
+@pytest.mark.parametrize("symbol", ["BTCUSD", "SOLUSD"])
+def test_same_trades_as_backtesting_py_on_the_bundled_sample(symbol: str, tmp_path: Path) -> None:
+    bars = load_bar_file(SAMPLE_DATA, symbol=symbol)
+    ours = our_trades(bars, tmp_path)
+    theirs = peer_trades(as_peer_input(bars, pd.Timedelta(hours=1)))
+    assert len(ours) > 100
+    assert ours == theirs
+
+
+def test_same_trades_as_backtesting_py_on_real_goog_daily_bars(tmp_path: Path) -> None:
+    path = tmp_path / "goog.csv"
+    real = GOOG.copy()
+    real.index = real.index.tz_localize("UTC") + pd.Timedelta(days=1)  # our ts is the close: the next midnight
+    real.rename(columns=str.lower).rename_axis("ts").to_csv(path)
+    bars = load_bar_file(path, symbol="GOOG")
+    assert len(bars) == len(GOOG) == 2148
+    ours = our_trades(bars, tmp_path)
+    theirs = peer_trades(GOOG)
+    assert len(ours) > 20
+    assert ours == theirs

@@ -1,0 +1,82 @@
+"""Recovery of the account after a SIGKILL: positions, cash and orders come back from the store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_endpoint
+from tests.helpers import ctl, run_cli, start_cli, wait_for_control, wait_until
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def stored_account(db: Path) -> tuple[dict[str, float], float, int]:
+    conn = sqlite3.connect(db)
+    try:
+        positions: dict[str, float] = {}
+        cash = 100_000.0
+        for symbol, side, qty, price, fee in conn.execute("SELECT symbol, side, qty, price, fee FROM fills WHERE run='live'"):
+            signed = qty if side == "buy" else -qty
+            positions[symbol] = positions.get(symbol, 0.0) + signed
+            cash -= signed * price + fee
+        orders = conn.execute("SELECT COUNT(*) FROM orders WHERE run='live'").fetchone()[0]
+    finally:
+        conn.close()
+    return {s: q for s, q in positions.items() if abs(q) > 1e-12}, cash, orders
+
+
+def test_sigkill_then_restart_resumes_with_the_same_positions_and_no_duplicate_orders(tmp_path: Path) -> None:
+    db = tmp_path / "live.db"
+
+    def start() -> tuple:
+        control = free_endpoint()
+        process = start_cli("live", "--sim-speed", "3000", "--db", str(db), "--ingress", free_endpoint(),
+                            "--control", control, "--events", free_endpoint())
+        wait_for_control(control, process)
+        return process, control
+
+    first, control = start()
+    try:
+        wait_until(lambda: ctl(control, "metrics")["counters"]["fills"] >= 3, 60, "three fills")
+        # let the store commit what it has (it commits whenever its mailbox runs dry)
+        wait_until(lambda: stored_account(db)[2] > 0, 10, "orders in the store")
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+    positions, cash, orders_before = stored_account(db)
+
+    second, control = start()
+    try:
+        restored = ctl(control, "positions")
+        got = {s: p["qty"] for s, p in restored["positions"].items()}
+        assert got.keys() == positions.keys()
+        for symbol, qty in positions.items():
+            assert got[symbol] == pytest.approx(qty, rel=1e-9)
+        assert restored["cash"] == pytest.approx(cash, rel=1e-9)
+        wait_until(lambda: ctl(control, "metrics")["counters"]["bars"] > 100, 30, "trading to go on")
+        assert run_cli("ctl", "shutdown", "--control", control).returncode == 0
+        assert second.wait(timeout=30) == 0
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait()
+    conn = sqlite3.connect(db)
+    try:
+        duplicates = conn.execute(
+            "SELECT COUNT(*) FROM (SELECT symbol, ts, side, COUNT(*) c FROM orders WHERE run='live' "
+            "AND strategy != 'risk' GROUP BY symbol, ts, side HAVING c > 1)").fetchone()[0]
+        filled_twice = conn.execute(
+            "SELECT COUNT(*) FROM (SELECT client_id, COUNT(*) c FROM fills GROUP BY run, client_id HAVING c > 1)"
+        ).fetchone()[0]
+        orders_after = conn.execute("SELECT COUNT(*) FROM orders WHERE run='live'").fetchone()[0]
+    finally:
+        conn.close()
+    assert duplicates == 0 and filled_twice == 0
+    assert orders_after >= orders_before
+    final_positions, _, _ = stored_account(db)
+    assert all(q > 0 for q in final_positions.values())  # long only, shorts off: never sold what was not held
