@@ -165,13 +165,15 @@ class System:
         """The health tree: status, every actor's record, and the supervisors with their children."""
         actors = {name: self.stats[name].snapshot(self.registry.address(name).mailbox()) for name in self.actor_names}
         states = {a["state"] for a in actors.values()} | {self.stats[s].state for s in self.supervisor_specs}
+        risk = dict(self.resources.get("risk") or {"halted": False, "reason": ""})
         if self.fatal or "failed" in states:
             status = "failed"
-        elif states <= {"running"}:
+        elif states <= {"running"} and not risk["halted"]:
             status = "healthy"
         else:
             status = "degraded"
-        return {"status": status, "mode": self.mode, "actors": actors, "tree": {"root": self._node(self.tree)}}
+        return {"status": status, "mode": self.mode, "actors": actors, "risk": risk,
+                "tree": {"root": self._node(self.tree)}}
 
     def metrics(self) -> dict[str, Any]:
         """Counters, and latency from the executor when it answers in time."""

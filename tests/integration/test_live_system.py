@@ -193,3 +193,36 @@ def test_a_port_in_use_is_a_clear_startup_error(live_settings: Settings) -> None
             start_system(live_settings)
     finally:
         blocker.close()
+
+
+def test_the_kill_switch_shows_in_health_and_on_the_events_socket(live_settings: Settings) -> None:
+    settings = live_settings.with_values({"executor.daily_loss_pct": 1.0, "executor.allocation": 1.0})
+    system = start_system(settings)
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(settings.control.events)
+    try:
+        publisher = Publisher(settings.ingress.endpoint)
+        publisher.wait_for_subscriber()
+        # a rise (the fast average crosses above the slow one: buy), then a fall of 10% within the day
+        prices = [100.0 - 0.01 * i for i in range(40)] + [100.0 + i for i in range(1, 15)] + [114.0 - 1.5 * i for i in range(1, 30)]
+        for k, price in enumerate(prices):
+            for symbol in ("BTCUSD", "ETHUSD", "SOLUSD"):
+                publisher.send_tick(Tick(symbol, T0 + k * MINUTE, price - 0.01, price + 0.01, price, 1.0))
+        wait_until(lambda: system.health()["risk"]["halted"], 20, "the kill switch")
+        health = ctl(settings.control.endpoint, "health")
+        assert health["status"] == "degraded"
+        assert "daily loss" in health["risk"]["reason"]
+        events = []
+        while sub.poll(100):
+            events.append(sub.recv_multipart())
+        topics = [topic.decode() for topic, _ in events]
+        assert "health.executor" in topics
+        kill = [unpackb(body) for topic, body in events if topic == b"health.executor"]
+        assert any(e.get("change") == "kill_switch" for e in kill)
+        assert any(t.startswith("order.") for t in topics)
+        publisher.close()
+    finally:
+        sub.close()
+        system.stop()
