@@ -7,7 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from actors.executor.broker import PaperBroker, Trade
+from actors.executor.broker import BrokerConfig, PaperBroker
+from actors.executor.portfolio import Trade
 from actors.executor.report import max_drawdown, summarize, trade_rows
 from messages.market import BarFrame, readonly
 from messages.trading import BUY, SELL, Signal
@@ -46,7 +47,12 @@ def make_frame(symbol: str = "BTCUSD", rows: range = range(5), signals: dict[int
 def broker(**kwargs: float) -> PaperBroker:
     params = {"cash": 10_000.0, "fee_bps": 10.0, "slippage_bps": 0.0, "allocation": 1.0}
     params.update(kwargs)
-    return PaperBroker(**params)  # type: ignore[arg-type]
+    return PaperBroker(BrokerConfig(**params))  # type: ignore[arg-type]
+
+
+def submitted(orders) -> list:
+    """The orders as first submitted (each order also appears as accepted, filled, ...)."""
+    return [o for o in orders if o.status == "submitted"]
 
 
 ROUND_TRIP = {1: BUY, 3: SELL}
@@ -67,9 +73,11 @@ def test_buy_fills_at_the_next_bars_open_never_a_close() -> None:
     b = broker()
     frame, signals = make_frame(signals={1: BUY})
     result = b.process((frame,), signals)
-    (order,) = result.orders
+    assert [o.status for o in result.orders] == ["submitted", "accepted", "filled"]
+    (order,) = submitted(result.orders)
     (fill,) = result.fills
     assert (order.side, order.status, order.ts) == (BUY, "submitted", close_ts(1))
+    assert {o.client_id for o in result.orders} == {order.client_id}
     assert order.qty == pytest.approx(Q, rel=1e-12)
     assert fill.price == 100.0  # bar 2's open, not bar 1's close (104) nor bar 2's close (103)
     assert fill.ts == close_ts(2) - H  # the open time of the filling bar
@@ -134,12 +142,14 @@ def test_signal_on_the_last_bar_of_a_batch_fills_on_the_first_bar_of_the_next() 
     b = broker()
     first, signals = make_frame(rows=range(0, 2), signals={1: BUY})
     result = b.process((first,), signals)
-    assert len(result.orders) == 1 and result.fills == [] and "BTCUSD" in b.pending
+    assert [o.status for o in result.orders] == ["submitted", "accepted"]
+    assert result.fills == [] and b.open_symbols() == {"BTCUSD"}
     second, signals = make_frame(rows=range(2, 5))
     result = b.process((second,), signals)
     (fill,) = result.fills
     assert (fill.price, fill.ts) == (100.0, close_ts(2) - H)
-    assert result.orders == [] and b.pending == {}
+    assert [o.status for o in result.orders] == ["filled"]  # no new decision, only the fill
+    assert submitted(result.orders) == [] and b.pending == {} and b.open_symbols() == set()
 
 
 @pytest.mark.parametrize("cuts", [(1,), (2,), (3,), (4,), (1, 2, 3, 4), (2, 4)])
@@ -168,7 +178,8 @@ def test_same_signal_in_two_batches_never_trades_twice() -> None:
     again = b.process((frame,), signals)
     assert again.orders == [] and again.fills == []
     assert b.duplicates == 1
-    assert (b.cash, b.positions["BTCUSD"].qty, len(b.orders), len(b.fills)) == (cash, qty, 1, 1)
+    assert (b.cash, b.positions["BTCUSD"].qty, len(submitted(b.orders)), len(b.fills)) == (cash, qty, 1, 1)
+    assert [o.status for o in b.orders] == ["submitted", "accepted", "filled"]
 
 
 def test_replayed_sell_after_the_position_is_closed_is_ignored() -> None:
@@ -183,18 +194,20 @@ def test_replayed_sell_after_the_position_is_closed_is_ignored() -> None:
 def test_replayed_batch_never_fills_a_pending_order_before_its_decision() -> None:
     b = broker()
     frame, signals = make_frame(rows=range(0, 2), signals={1: BUY})
-    (order,) = b.process((frame,), signals).orders
+    (order,) = submitted(b.process((frame,), signals).orders)
     replay = b.process((frame,), signals)  # the same batch again, e.g. after an upstream restart
     assert all(fill.ts >= order.ts for fill in replay.fills)
-    assert replay.fills == []
+    assert replay.fills == [] and replay.orders == [] and b.open_symbols() == {"BTCUSD"}
 
 
 def test_sell_while_flat_is_a_rejected_order() -> None:
     b = broker()
     frame, signals = make_frame(signals={1: SELL})
     result = b.process((frame,), signals)
-    (order,) = result.orders
-    assert (order.status, order.reason, order.qty) == ("rejected", "no position", 0.0)
+    sent, refused = result.orders
+    assert (sent.status, sent.qty) == ("submitted", 0.0)
+    assert (refused.status, refused.reason, refused.qty) == ("rejected", "no position to sell (shorts are off)", 0.0)
+    assert refused.client_id == sent.client_id
     assert result.fills == [] and b.pending == {} and b.cash == 10_000.0
 
 
@@ -202,7 +215,8 @@ def test_buy_while_long_is_a_rejected_order() -> None:
     b = broker()
     frame, signals = make_frame(signals={0: BUY, 3: BUY})
     result = b.process((frame,), signals)
-    assert [(o.status, o.reason) for o in result.orders] == [("submitted", ""), ("rejected", "already long")]
+    assert [(o.status, o.reason) for o in result.orders] == [
+        ("submitted", ""), ("accepted", ""), ("filled", ""), ("submitted", ""), ("rejected", "already long")]
     assert len(result.fills) == 1
 
 
@@ -241,7 +255,7 @@ def test_two_symbols_are_processed_in_time_order_not_frame_order() -> None:
     result = b.process(frames, signals)
     # BBB: decided at bar 0 (close 50): 10000 / 50 = 200; filled at bar 1's open 40: cash 10000 - 8000 = 2000.
     # AAA: decided at bar 2, after BBB's fill, so only the 2000 left: 2000 / 20 = 100.
-    assert [(o.symbol, o.qty) for o in result.orders] == [("BBB", 200.0), ("AAA", 100.0)]
+    assert [(o.symbol, o.qty) for o in submitted(result.orders)] == [("BBB", 200.0), ("AAA", 100.0)]
     assert [(f.symbol, f.price, f.ts) for f in result.fills] == [("BBB", 40.0, close_ts(1) - H),
                                                                  ("AAA", 20.0, close_ts(3) - H)]
     assert b.cash == 0.0
@@ -253,7 +267,7 @@ def test_two_symbols_are_processed_in_time_order_not_frame_order() -> None:
 def test_sizing_splits_equity_between_symbols_marked_at_the_decision() -> None:
     b = broker(fee_bps=0.0, allocation=0.0, n_symbols=2)
     frames, signals = two_symbol_batch({2: BUY}, {0: BUY})
-    orders = b.process(frames, signals).orders
+    orders = submitted(b.process(frames, signals).orders)
     # BBB: half of 10000 at 50 -> 100. Filled at 40: cash 6000, BBB worth 100 * 40 = 4000.
     # AAA at bar 2: equity 6000 + 4000 = 10000, half is 5000 (<= cash 6000) -> 5000 / 20 = 250.
     assert [(o.symbol, o.qty) for o in orders] == [("BBB", 100.0), ("AAA", 250.0)]
@@ -337,7 +351,7 @@ def test_broker_copy_is_an_independent_account_that_continues_identically() -> N
     twin = b.copy()
     rest, signals = make_frame(rows=range(2, 5), signals=ROUND_TRIP)
     original = b.process((rest,), signals)
-    assert "BTCUSD" in twin.pending and twin.positions == {} and twin.cash == 10_000.0  # untouched
+    assert twin.open_symbols() == {"BTCUSD"} and twin.positions == {} and twin.cash == 10_000.0  # untouched
     assert len(twin.fills) == 0 and len(twin.trades) == 0
     replayed = twin.process((rest,), signals)
     assert replayed.fills == original.fills
