@@ -253,10 +253,15 @@ def decode_control(data: bytes) -> dict[str, Any]:
     return message
 
 
+def _plain(value: Any) -> Any:
+    """NaN (an unset optional price) travels as nil, which every consumer understands."""
+    return None if isinstance(value, float) and value != value else value
+
+
 def encode_event(event: Any) -> bytes:
     """Encode a frozen dataclass event (Signal, Order, Fill, ...) or a plain map as msgpack."""
     if dataclasses.is_dataclass(event) and not isinstance(event, type):
-        body = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+        body = {f.name: _plain(getattr(event, f.name)) for f in dataclasses.fields(event)}
         body["type"] = type(event).__name__
         return packb(body)
     return packb(event)

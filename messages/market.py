@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ SYMBOL_PATTERN = re.compile(r"[A-Za-z0-9._:/\-]{1,32}")
 _UNITS_NS = {"s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000, "d": 86_400_000_000_000}
 
 
+@functools.lru_cache(maxsize=64)
 def timeframe_ns(timeframe: str) -> int:
     """Return the length of a timeframe like ``"1m"`` or ``"4h"`` in nanoseconds.
 

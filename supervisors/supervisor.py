@@ -235,10 +235,9 @@ class Supervisor(pykka.ThreadingActor):
         self._park(name, drain_inbox(ref.actor_inbox))
         if ref.is_alive():
             ref.tell(pykka.messages._ActorStop())  # noqa: SLF001  (stop after the current message)
-            if not ref.actor_stopped.wait(self.stop_timeout):
-                logger.error("{} did not stop within {:g}s; abandoned", name, self.stop_timeout)
-                if child.ctx is not None:
-                    child.ctx.retired = True
+            if not ref.actor_stopped.wait(min(self.stop_timeout, self.heartbeat_timeout)):
+                # stuck in its current message: a hang; never block the supervisor on it
+                self._abandon(name, f"did not stop within {min(self.stop_timeout, self.heartbeat_timeout):g}s")
         self._park(name, drain_inbox(ref.actor_inbox))
         child.ref = None
 
@@ -387,21 +386,26 @@ class Supervisor(pykka.ThreadingActor):
                 else:
                     self._hung(name)
 
-    def _hung(self, name: str) -> None:
+    def _abandon(self, name: str, why: str) -> str:
+        """Give up on a stuck incarnation: count the hang, dead-letter its message, retire it."""
         child = self.children[name]
-        stats = self.runtime.stats[name]
-        stats.errors += 1
+        self.runtime.stats[name].errors += 1
         self.runtime.counters.add(hangs=1)
-        error = f"hung: no heartbeat answer and no progress for {self.heartbeat_timeout:g}s"
+        error = f"hung: {why}"
         logger.error("{} {}; replacing it", name, error)
         if child.ctx is not None:
             child.ctx.retired = True  # whatever it does if it ever wakes up is not delivered
+        self._dead_letter(name, error, getattr(child.actor, "_current", None))
+        return error
+
+    def _hung(self, name: str) -> None:
+        child = self.children[name]
         ref = child.ref
         address = self.runtime.registry.address(name)
         address.hold()
         self._park(name, drain_inbox(ref.actor_inbox))  # type: ignore[union-attr]
         ref.tell(pykka.messages._ActorStop())  # type: ignore[union-attr]  # noqa: SLF001
-        self._dead_letter(name, error, getattr(child.actor, "_current", None))
+        error = self._abandon(name, f"no heartbeat answer and no progress for {self.heartbeat_timeout:g}s")
         child.ref = None
         self._after_exit(name, error)
 

@@ -152,6 +152,8 @@ class PaperBroker:
             self.orders.append(order)
             if order.status in ("submitted", "accepted") and order.client_id not in filled:
                 self.pending[order.client_id] = _Pending(order, order.ts + self.latency_ns, 0, -1)
+            else:  # a later state of the same order (filled, rejected, cancelled) closes it
+                self.pending.pop(order.client_id, None)
         self.portfolio.marks.update(marks)
 
     # -- processing -----------------------------------------------------------------------------------
@@ -211,13 +213,14 @@ class PaperBroker:
 
     def _bars(self, frames: tuple[BarFrame, ...], signals: tuple[Signal, ...], result: BatchResult, steps: list) -> None:
         by_key = {(s.symbol, s.timeframe, s.ts): s for s in signals}
+        opens = [np.asarray(f.ts) - timeframe_ns(f.timeframe) for f in frames]  # open time of every bar
         events: list[tuple[int, int, int, int, str]] = []  # (time, kind, frame, bar, client id or "")
         for f_idx, frame in enumerate(frames):
             if len(frame) == 0:
                 continue
             for key, pending in list(self.pending.items()):
                 if pending.order.symbol == frame.symbol:
-                    self._schedule_bar_fill(pending, key, f_idx, frame, 0, events)
+                    self._schedule_bar_fill(pending, key, f_idx, frame, opens[f_idx], 0, events)
             if frame.signal is not None:
                 for i in np.flatnonzero(frame.signal).tolist():
                     events.append((int(frame.ts[i]), 0, f_idx, i, ""))
@@ -231,7 +234,8 @@ class PaperBroker:
                     continue
                 order = self._decide(signal, when, frames, result)
                 if order is not None and order.client_id in self.pending:
-                    self._schedule_bar_fill(self.pending[order.client_id], order.client_id, f_idx, frame, i + 1, events)
+                    self._schedule_bar_fill(self.pending[order.client_id], order.client_id, f_idx, frame, opens[f_idx],
+                                            i + 1, events)
             else:
                 pending = self.pending.pop(key, None)
                 if pending is None:
@@ -241,14 +245,19 @@ class PaperBroker:
                 if fill is not None:
                     steps.append((int(frame.ts[i]), fill.symbol, self.portfolio.cash, self.portfolio.qty(fill.symbol)))
 
-    def _schedule_bar_fill(self, pending: _Pending, key: str, f_idx: int, frame: BarFrame, start: int,
-                           events: list) -> None:
-        opens_at = np.asarray(frame.ts) - timeframe_ns(frame.timeframe)
-        first = max(start, int(np.searchsorted(opens_at, pending.active_ts, side="left")))
+    def _schedule_bar_fill(self, pending: _Pending, key: str, f_idx: int, frame: BarFrame, opens_at: np.ndarray,
+                           start: int, events: list) -> None:
+        first = start
+        if start >= len(opens_at) or opens_at[start] < pending.active_ts:
+            first = max(start, int(np.searchsorted(opens_at, pending.active_ts, side="left")))
         available = len(frame) - first
         if pending.skip_bars >= available:
             pending.skip_bars -= max(0, available)
+            if len(opens_at):  # the skipped bars are spent: never offer them again
+                pending.active_ts = max(pending.active_ts, int(opens_at[-1]) + 1)
             return
+        if pending.skip_bars:
+            pending.active_ts = max(pending.active_ts, int(opens_at[first + pending.skip_bars - 1]) + 1)
         first += pending.skip_bars
         pending.skip_bars = 0
         hit = first_bar_fill(pending.order, frame.open, frame.high, frame.low, first, self.slippage)
@@ -272,16 +281,16 @@ class PaperBroker:
             return None
         self.seen.add(client_id)
         qty, why = self._size(signal, self._equity_at(when, frames))
-        order = Order(client_id, signal.strategy, signal.symbol, signal.side, qty, when, signal.order,
-                      "submitted", "", signal.limit_price, signal.stop_price)
+        fields = (client_id, signal.strategy, signal.symbol, signal.side, qty, when, signal.order)
+        order = Order(*fields, "submitted", "", signal.limit_price, signal.stop_price)
         self._record(order, result)
         if why is None:
             open_orders = len(self.pending)
             why = self.risk.check(order, self.portfolio.qty(signal.symbol), signal.price, open_orders)
         if why is not None:
-            self._record(dataclasses.replace(order, status="rejected", reason=why), result)
+            self._record(Order(*fields, "rejected", why, signal.limit_price, signal.stop_price), result)
             return None
-        accepted = dataclasses.replace(order, status="accepted")
+        accepted = Order(*fields, "accepted", "", signal.limit_price, signal.stop_price)
         self._record(accepted, result)
         self.pending[client_id] = _Pending(accepted, when + self.latency_ns, self.config.latency_bars, self.batches)
         return accepted
@@ -331,7 +340,8 @@ class PaperBroker:
         self.portfolio.apply(fill)
         self.fills.append(fill)
         result.fills.append(fill)
-        self._record(dataclasses.replace(order, qty=qty, status="filled"), result)
+        self._record(Order(order.client_id, order.strategy, order.symbol, order.side, qty, order.ts, order.kind,
+                           "filled", "", order.limit_price, order.stop_price), result)
         return fill
 
     def _record(self, order: Order, result: BatchResult) -> None:
@@ -361,7 +371,7 @@ class PaperBroker:
         if not nonempty:
             return np.empty(0, dtype=np.int64), np.empty(0)
         marks = self.portfolio.marks
-        timeline = np.unique(np.concatenate([f.ts for f in nonempty]))
+        timeline = np.asarray(nonempty[0].ts) if len(nonempty) == 1 else np.unique(np.concatenate([f.ts for f in nonempty]))
         equity = np.full(len(timeline), cash_before)
         if steps:
             step_ts = np.array([s[0] for s in steps], dtype=np.int64)

@@ -71,10 +71,10 @@ class RiskEngine:
                 self.recent.popleft()
             if len(self.recent) >= limits.max_orders_per_minute:
                 reason = f"max order rate {limits.max_orders_per_minute}/min reached"
-        if reason is None:
-            self.recent.append(order.ts)
-        else:
+        if reason is not None:
             self.rejections += 1
+        elif limits.max_orders_per_minute:
+            self.recent.append(order.ts)
         return reason
 
     def watch(self, ts: int, equity: float) -> str | None:
@@ -87,7 +87,7 @@ class RiskEngine:
         if self.halted or not limit or self.day_start_equity <= 0:
             return None
         loss_pct = 100.0 * (1.0 - equity / self.day_start_equity)
-        if loss_pct >= limit:
+        if equity <= self.day_start_equity * (1.0 - limit / 100.0):
             self.halted = True
             self.halt_reason = f"daily loss {loss_pct:.2f}% reached the limit of {limit:g}%"
             return self.halt_reason

@@ -164,6 +164,8 @@ class Database:
         if rows:
             self.begin()
             self.conn.executemany("INSERT OR REPLACE INTO fills VALUES (?,?,?,?,?,?,?,?)", rows)
+            self.conn.executemany("UPDATE orders SET status='filled' WHERE run=? AND client_id=?",
+                                  [(run, f.client_id) for f in fills])
 
     def write_equity(self, run: str, points: Iterable[tuple[int, float]]) -> None:
         """Upsert equity points."""

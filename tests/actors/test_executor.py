@@ -10,7 +10,8 @@ import pytest
 from actors.executor.broker import BrokerConfig, PaperBroker
 from actors.executor.portfolio import Trade
 from actors.executor.report import max_drawdown, summarize, trade_rows
-from messages.market import BarFrame, readonly
+from actors.executor.risk import RiskLimits
+from messages.market import BarFrame, Tick, readonly
 from messages.trading import BUY, SELL, Signal
 
 H = 3_600_000_000_000
@@ -44,7 +45,7 @@ def make_frame(symbol: str = "BTCUSD", rows: range = range(5), signals: dict[int
     return dataclasses.replace(frame, signal=readonly(column)), made
 
 
-def broker(**kwargs: float) -> PaperBroker:
+def broker(**kwargs: object) -> PaperBroker:
     params = {"cash": 10_000.0, "fee_bps": 10.0, "slippage_bps": 0.0, "allocation": 1.0}
     params.update(kwargs)
     return PaperBroker(BrokerConfig(**params))  # type: ignore[arg-type]
@@ -311,7 +312,28 @@ def test_summary_figures_are_computed_from_equity_and_trades() -> None:
         "start": "2024-01-01T01:00:00Z", "end": "2024-01-01T03:00:00Z", "bars": 3, "trades": 3,
         "win_rate_pct": 66.6667, "total_return_pct": -1.0, "max_drawdown_pct": 10.0, "final_equity": 990.0,
         "initial_cash": 1_000.0, "open_positions": 1,
+        "cagr_pct": -100.0,            # -1% in two hours, compounded over a year
+        "sharpe": 0.0, "sortino": 0.0,  # returns +10%, -10%: mean 0
+        "max_drawdown_days": 0.0417,   # one hour below the peak
+        "profit_factor": 2.6,          # 13 / 5
+        "avg_trade": 2.666667, "avg_trade_pct": 2.666667,  # 8 / 3 on 1 x 100 each
+        "exposure_pct": None,
     }
+
+
+def test_summary_ratios_on_daily_bars_by_hand() -> None:
+    day = 86_400_000_000_000
+    ts = np.array([T0 + i * day for i in range(4)], dtype=np.int64)
+    equity = np.array([100.0, 110.0, 99.0, 108.9])  # returns +10%, -10%, +10%
+    summary = summarize(100.0, ts, equity, [_trade(1.0), _trade(2.0)], open_positions=0, exposure=0.5)
+    # mean 1/30, sample std sqrt(12)/30, downside RMS 0.1/sqrt(3), 365.25 daily bars a year
+    assert summary["sharpe"] == pytest.approx((365.25 / 12.0) ** 0.5, abs=1e-6)
+    assert summary["sortino"] == pytest.approx((365.25 / 3.0) ** 0.5, abs=1e-6)
+    assert summary["cagr_pct"] == pytest.approx(100.0 * (1.089 ** (365.25 / 3.0) - 1.0), rel=1e-6)
+    assert summary["max_drawdown_days"] == 2.0  # the day-1 peak is never regained
+    assert summary["max_drawdown_pct"] == pytest.approx(10.0, abs=1e-6)
+    assert summary["profit_factor"] is None  # no losing trade
+    assert summary["exposure_pct"] == 50.0
 
 
 def test_summary_of_nothing_is_flat() -> None:
@@ -368,3 +390,292 @@ def test_broker_copy_remembers_seen_decisions() -> None:
     assert twin.duplicates == 1 and b.duplicates == 0
     twin.positions["BTCUSD"].qty = 0.0
     assert b.positions["BTCUSD"].qty == pytest.approx(Q, rel=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Kill switch
+
+# BTC falls 20% within bar 1 after the buy fills at its open; with half the equity in BTC that is
+# a 10% fall of equity, past the 5% daily limit. ETH has a limit buy far below the market.
+BTC = dict(open_=[100.0, 100.0, 80.0, 80.0], high=[100.0, 100.0, 80.0, 80.0], low=[100.0, 80.0, 80.0, 80.0],
+           close=[100.0, 80.0, 80.0, 80.0])
+ETH = dict(open_=[50.0] * 4, high=[50.0] * 4, low=[50.0] * 4, close=[50.0] * 4)
+TRIP = "daily loss 10.00% reached the limit of 5%"
+
+
+def kill_switch_batch() -> tuple[tuple[BarFrame, ...], tuple[Signal, ...]]:
+    btc, btc_signals = make_frame("BTCUSD", range(4), {0: BUY, 2: BUY}, **BTC)
+    eth, eth_signals = make_frame("ETHUSD", range(4), {0: BUY, 3: BUY}, **ETH)
+    eth_signals = (dataclasses.replace(eth_signals[0], order="limit", limit_price=40.0), eth_signals[1])
+    return (btc, eth), btc_signals + eth_signals
+
+
+def test_daily_loss_kill_switch_cancels_flattens_and_refuses() -> None:
+    b = broker(fee_bps=0.0, allocation=0.5, limits=RiskLimits(daily_loss_pct=5.0))
+    frames, signals = kill_switch_batch()
+    result = b.process(frames, signals)
+    assert result.alerts == [TRIP]
+    # bar 0: 5000 / 100 = 50 BTC at market, 5000 / 50 = 100 ETH at limit 40; bar 1: BTC fills at 100,
+    # equity at its close 5000 + 50 * 80 = 9000 (-10%): the ETH order is cancelled, BTC flattened at
+    # bar 2's open 80; later decisions are refused.
+    kill = f"kill switch: {TRIP}"
+    btc_buy = f"sma_cross:BTCUSD:1h:{close_ts(0)}:buy"
+    eth_buy = f"sma_cross:ETHUSD:1h:{close_ts(0)}:buy"
+    flatten = f"risk:BTCUSD:flatten:{close_ts(1)}"
+    assert [(o.client_id, o.status, o.reason) for o in result.orders] == [
+        (btc_buy, "submitted", ""), (btc_buy, "accepted", ""),
+        (eth_buy, "submitted", ""), (eth_buy, "accepted", ""),
+        (btc_buy, "filled", ""),
+        (eth_buy, "cancelled", kill),
+        (flatten, "accepted", f"flatten: {TRIP}"),
+        (flatten, "filled", ""),
+        (f"sma_cross:BTCUSD:1h:{close_ts(2)}:buy", "submitted", ""),
+        (f"sma_cross:BTCUSD:1h:{close_ts(2)}:buy", "rejected", kill),
+        (f"sma_cross:ETHUSD:1h:{close_ts(3)}:buy", "submitted", ""),
+        (f"sma_cross:ETHUSD:1h:{close_ts(3)}:buy", "rejected", kill),
+    ]
+    flat_order = next(o for o in result.orders if o.client_id == flatten)
+    assert (flat_order.strategy, flat_order.side, flat_order.qty) == ("risk", SELL, 50.0)
+    assert [(f.client_id, f.side, f.qty, f.price, f.ts) for f in result.fills] == [
+        (btc_buy, BUY, 50.0, 100.0, close_ts(1) - H), (flatten, SELL, 50.0, 80.0, close_ts(2) - H)]
+    assert b.positions == {} and b.pending == {} and b.open_symbols() == set()
+    assert b.cash == 9_000.0 and b.risk.halted
+    assert result.equity.tolist() == [10_000.0, 9_000.0, 9_000.0, 9_000.0]
+    (trade,) = b.trades
+    assert trade.pnl == -1_000.0
+
+
+def test_kill_switch_at_the_end_of_a_batch_flattens_in_the_next() -> None:
+    b = broker(fee_bps=0.0, allocation=0.5, limits=RiskLimits(daily_loss_pct=5.0))
+    frames, signals = kill_switch_batch()
+    first = b.process(tuple(f.slice(0, 2) for f in frames), signals)
+    assert first.alerts == [TRIP] and first.fills[-1].side == BUY
+    assert b.open_symbols() == {"BTCUSD"} and b.positions["BTCUSD"].qty == 50.0
+    second = b.process(tuple(f.slice(2, 4) for f in frames), signals)
+    assert second.alerts == []
+    assert [(f.side, f.price, f.ts) for f in second.fills] == [(SELL, 80.0, close_ts(2) - H)]
+    assert [o.reason for o in second.orders if o.status == "rejected"] == [f"kill switch: {TRIP}"] * 2
+    assert b.positions == {} and b.cash == 9_000.0
+
+
+def test_kill_switch_covers_a_short_with_a_buy() -> None:
+    b = broker(fee_bps=0.0, allow_short=True, limits=RiskLimits(daily_loss_pct=5.0))
+    frame, signals = make_frame("BTCUSD", range(4), {0: SELL}, open_=[100.0, 100.0, 110.0, 110.0],
+                                high=[100.0, 110.0, 110.0, 110.0], low=[100.0, 100.0, 110.0, 110.0],
+                                close=[100.0, 110.0, 110.0, 110.0])
+    result = b.process((frame,), signals)
+    # short 100 at 100 (cash 20000); at bar 1's close 110 equity is 20000 - 11000 = 9000 (-10%)
+    assert result.alerts == [TRIP]
+    assert [(f.side, f.qty, f.price, f.ts) for f in result.fills] == [
+        (SELL, 100.0, 100.0, close_ts(1) - H), (BUY, 100.0, 110.0, close_ts(2) - H)]
+    assert result.fills[1].client_id == f"risk:BTCUSD:flatten:{close_ts(1)}"
+    assert b.positions == {} and b.cash == 9_000.0 and b.trades[-1].pnl == -1_000.0
+
+
+def test_a_daily_loss_limit_that_never_trips_changes_nothing() -> None:
+    plain, watched = broker(), broker(limits=RiskLimits(daily_loss_pct=50.0))
+    frame, signals = make_frame(signals=ROUND_TRIP)
+    a, w = plain.process((frame,), signals), watched.process((frame,), signals)
+    assert w.alerts == [] and w.orders == a.orders and w.fills == a.fills
+    assert w.equity_ts.tolist() == a.equity_ts.tolist() and np.array_equal(w.equity, a.equity)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shorts, order kinds, latency, fixed fees
+
+
+def test_sell_while_flat_opens_a_short_when_shorts_are_allowed_and_buy_covers_it() -> None:
+    b = broker(allow_short=True)
+    frame, signals = make_frame(signals={1: SELL, 3: BUY})
+    result = b.process((frame,), signals)
+    # sized like a buy: all the equity at the signal close 104, fee included -> Q
+    assert [(o.side, o.status) for o in result.orders] == [
+        (SELL, "submitted"), (SELL, "accepted"), (SELL, "filled"), (BUY, "submitted"), (BUY, "accepted"),
+        (BUY, "filled")]
+    short, cover = result.fills
+    assert (short.side, short.price, short.ts) == (SELL, 100.0, close_ts(2) - H)
+    assert short.qty == pytest.approx(Q, rel=1e-12) and cover.qty == pytest.approx(Q, rel=1e-12)
+    assert (cover.side, cover.price, cover.ts) == (BUY, 106.0, close_ts(4) - H)
+    cash_short = 10_000.0 + Q * 100.0 - BUY_FEE  # the sell at 100 costs the same fee as the buy did
+    assert result.equity.tolist() == pytest.approx(
+        [10_000.0, 10_000.0, cash_short - Q * 103.0, cash_short - Q * 107.0, cash_short - Q * 106.0 - SELL_FEE],
+        rel=1e-12)
+    (trade,) = b.trades
+    assert trade.qty == pytest.approx(-Q, rel=1e-12)
+    assert trade.pnl == pytest.approx(-Q * 6.0 - BUY_FEE - SELL_FEE, rel=1e-12)  # the price rose: a loss
+    assert b.positions == {} and b.cash == pytest.approx(10_000.0 + trade.pnl, rel=1e-12)
+
+
+def test_short_size_follows_the_allocation_of_equity_not_cash() -> None:
+    b = broker(allow_short=True, fee_bps=0.0, allocation=0.5)
+    frame, signals = make_frame(signals={1: SELL})
+    (order,) = submitted(b.process((frame,), signals).orders)
+    assert order.qty == pytest.approx(5_000.0 / 104.0, rel=1e-12)
+    assert b.positions["BTCUSD"].qty == pytest.approx(-5_000.0 / 104.0, rel=1e-12)
+
+
+def test_a_second_sell_while_short_is_refused() -> None:
+    b = broker(allow_short=True)
+    frame, signals = make_frame(signals={0: SELL, 2: SELL})
+    result = b.process((frame,), signals)
+    assert [(o.status, o.reason) for o in result.orders if o.status in ("rejected", "filled")] == [
+        ("filled", ""), ("rejected", "already short")]
+
+
+LIMIT_LOW = [99.0, 100.0, 99.8, 98.0, 105.0]  # bar 2 stays above 99; bar 3 trades down to 98
+
+
+@pytest.mark.parametrize("cuts", [(), (2,), (3,), (2, 3, 4)])
+def test_limit_order_fills_when_a_later_bar_reaches_it_at_the_limit(cuts: tuple[int, ...]) -> None:
+    b = broker()
+    fills, orders, bounds = [], [], [0, *cuts, 5]
+    for start, stop in zip(bounds, bounds[1:]):
+        frame, signals = make_frame(rows=range(start, stop), signals={1: BUY}, low=LIMIT_LOW)
+        signals = tuple(dataclasses.replace(s, order="limit", limit_price=99.0) for s in signals)
+        result = b.process((frame,), signals)
+        fills += result.fills
+        orders += result.orders
+        if stop <= 3:
+            assert result.fills == [] and b.open_symbols() == {"BTCUSD"}  # bar 0's low 99 is before the decision
+    (fill,) = fills
+    assert (fill.price, fill.ts) == (99.0, close_ts(3) - H)  # at the limit, though bar 3 opened at 103
+    assert fill.qty == pytest.approx(Q, rel=1e-12)  # sized at the signal's close
+    assert fill.fee == pytest.approx(Q * 99.0 * 0.001, rel=1e-12)
+    assert [(o.kind, o.status, o.limit_price) for o in orders] == [
+        ("limit", "submitted", 99.0), ("limit", "accepted", 99.0), ("limit", "filled", 99.0)]
+    assert b.pending == {}
+
+
+def test_limit_order_never_reached_stays_open() -> None:
+    b = broker()
+    frame, signals = make_frame(signals={1: BUY})
+    signals = tuple(dataclasses.replace(s, order="limit", limit_price=90.0) for s in signals)
+    result = b.process((frame,), signals)
+    assert result.fills == [] and [o.status for o in result.orders] == ["submitted", "accepted"]
+    assert b.open_symbols() == {"BTCUSD"} and b.cash == 10_000.0
+
+
+@pytest.mark.parametrize("cuts", [(), (2,), (3,), (2, 3)])
+def test_latency_of_one_bar_fills_one_bar_later(cuts: tuple[int, ...]) -> None:
+    b = broker(latency_bars=1)
+    fills, bounds = [], [0, *cuts, 5]
+    for start, stop in zip(bounds, bounds[1:]):
+        frame, signals = make_frame(rows=range(start, stop), signals=ROUND_TRIP)
+        fills += b.process((frame,), signals).fills
+    (buy,) = fills  # the sell decided at bar 3 would fill at bar 5, not in the data
+    assert (buy.price, buy.ts) == (103.0, close_ts(3) - H)  # bar 3's open, not bar 2's
+    assert buy.qty == pytest.approx(Q, rel=1e-12)
+
+
+def test_latency_in_bars_also_holds_bar_by_bar_under_a_loss_limit() -> None:
+    b = broker(latency_bars=1, limits=RiskLimits(daily_loss_pct=50.0))
+    frame, signals = make_frame(signals={1: BUY})
+    (fill,) = b.process((frame,), signals).fills
+    assert (fill.price, fill.ts) == (103.0, close_ts(3) - H)
+
+
+def test_replayed_batch_never_fills_inside_the_latency_window() -> None:
+    b = broker(latency_bars=1)
+    frame, signals = make_frame(rows=range(0, 3), signals={1: BUY})
+    assert b.process((frame,), signals).fills == []  # bar 2 skipped
+    replay = b.process((frame,), signals)  # the same batch again, e.g. after an upstream restart
+    assert replay.fills == []
+    rest, _ = make_frame(rows=range(3, 5))
+    (fill,) = b.process((rest,), ()).fills
+    assert (fill.price, fill.ts) == (103.0, close_ts(3) - H)
+
+
+def test_fixed_fee_is_added_to_each_fill() -> None:
+    b = broker(fee_fixed=5.0)
+    frame, signals = make_frame(signals=ROUND_TRIP)
+    buy, sell = b.process((frame,), signals).fills
+    q = (10_000.0 - 5.0) / (104.0 * 1.001)  # the fixed fee is kept out of the budget
+    assert buy.qty == pytest.approx(q, rel=1e-12) and sell.qty == pytest.approx(q, rel=1e-12)
+    assert buy.fee == pytest.approx(q * 100.0 * 0.001 + 5.0, rel=1e-12)
+    assert sell.fee == pytest.approx(q * 106.0 * 0.001 + 5.0, rel=1e-12)
+    (trade,) = b.trades
+    assert trade.pnl == pytest.approx(q * 6.0 - buy.fee - sell.fee, rel=1e-12)
+    assert b.cash == pytest.approx(10_000.0 + trade.pnl, rel=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Restoring from the store
+
+
+def test_restore_rebuilds_the_account_from_stored_orders_and_fills() -> None:
+    original = broker()
+    frame, signals = make_frame(rows=range(0, 4), signals={0: SELL, 1: BUY, 3: SELL})
+    original.process((frame,), signals)  # sell at 0 refused; buy filled at bar 2; sell at 3 still open
+    stored = list({o.client_id: o for o in original.orders}.values())  # the store keeps each order's last state
+    assert [o.status for o in stored] == ["rejected", "filled", "accepted"]
+    restored = broker()
+    restored.restore(stored, list(original.fills), {"BTCUSD": 107.0})
+    assert restored.cash == pytest.approx(CASH_LONG, rel=1e-12) and restored.cash == original.cash
+    (symbol, position), = restored.positions.items()
+    assert symbol == "BTCUSD" and position.qty == pytest.approx(Q, rel=1e-12) and position.avg_price == 100.0
+    assert restored.marks == {"BTCUSD": 107.0}
+    assert restored.equity_now() == pytest.approx(original.equity_now(), rel=1e-12)
+    assert set(restored.pending) == set(original.pending) == {f"sma_cross:BTCUSD:1h:{close_ts(3)}:sell"}
+    assert restored.open_symbols() == {"BTCUSD"}
+    # the whole history again: every decision is known, only the open sell fills (bar 4's open)
+    frame, signals = make_frame(rows=range(0, 5), signals={0: SELL, 1: BUY, 3: SELL})
+    result = restored.process((frame,), signals)
+    assert submitted(result.orders) == [] and restored.duplicates == 3
+    (fill,) = result.fills
+    assert (fill.side, fill.price, fill.ts) == (SELL, 106.0, close_ts(4) - H)
+    assert restored.cash == pytest.approx(CASH_FLAT, rel=1e-12)
+    rest, signals = make_frame(rows=range(3, 5), signals={3: SELL})
+    assert original.process((rest,), signals).fills == result.fills
+    assert restored.cash == original.cash and restored.positions == original.positions == {}
+
+
+def test_restore_replays_fills_in_time_order() -> None:
+    original = broker(fee_bps=0.0, allocation=0.0, n_symbols=2)
+    frames, signals = two_symbol_batch({0: BUY, 2: SELL}, {0: BUY})
+    original.process(frames, signals)
+    restored = broker(fee_bps=0.0, allocation=0.0, n_symbols=2)
+    restored.restore(list({o.client_id: o for o in original.orders}.values()), list(original.fills)[::-1], {})
+    assert restored.cash == original.cash
+    assert {s: (p.qty, p.avg_price) for s, p in restored.positions.items()} == {
+        s: (p.qty, p.avg_price) for s, p in original.positions.items()}
+    assert restored.pending == {} and list(restored.trades) == list(original.trades)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ticks
+
+
+def test_order_accepted_in_one_batch_fills_at_the_ask_of_the_first_tick_of_the_next() -> None:
+    b = broker(allocation=0.5)
+    eth, eth_signals = make_frame("ETHUSD", range(0, 2), {1: BUY})
+    b.process((eth,), eth_signals)  # batch 1: an ETH order, open
+    after = close_ts(1)
+    btc, btc_signals = make_frame("BTCUSD", range(0, 2), {1: BUY})
+    ticks_k = (Tick("ETHUSD", after + 1, 49.0, 50.0, 49.5), Tick("BTCUSD", after + 2, 98.0, 98.5, 98.2),
+               Tick("BTCUSD", after + 3, 97.0, 97.5, 97.2))
+    result = b.process((btc,), btc_signals, ticks_k)  # batch 2: the ETH order fills on its tick; BTC decided
+    assert [(f.symbol, f.price, f.ts) for f in result.fills] == [("ETHUSD", 50.0, after + 1)]
+    assert b.open_symbols() == {"BTCUSD"}  # never on the BTC ticks of the batch that decided it
+    (btc_order,) = submitted(result.orders)
+    ticks_k1 = (Tick("ETHUSD", after + 10, 51.0, 51.5, 51.2), Tick("BTCUSD", after + 11, 101.0, 101.5, 101.2),
+                Tick("BTCUSD", after + 12, 100.0, 100.5, 100.2))
+    result = b.process((), (), ticks_k1)  # batch 3: ticks only
+    (fill,) = result.fills
+    assert (fill.symbol, fill.side, fill.price, fill.ts) == ("BTCUSD", BUY, 101.5, after + 11)
+    assert fill.qty == btc_order.qty
+    assert fill.fee == pytest.approx(fill.qty * 101.5 * 0.001, rel=1e-12)
+    assert [o.status for o in result.orders] == ["filled"] and b.pending == {}
+
+
+def test_sell_on_ticks_fills_at_the_bid_and_trade_only_ticks_at_last() -> None:
+    b = broker()
+    frame, signals = make_frame(rows=range(0, 4), signals={1: BUY, 3: SELL})
+    b.process((frame,), signals)
+    qty = b.positions["BTCUSD"].qty
+    result = b.process((), (), (Tick("BTCUSD", close_ts(3) + 1, 110.0, 110.5, 110.2),))
+    (fill,) = result.fills
+    assert (fill.side, fill.price, fill.qty) == (SELL, 110.0, qty)
+    b2 = broker()
+    b2.process((frame,), signals)
+    (fill,) = b2.process((), (), (Tick("BTCUSD", close_ts(3) + 1, float("nan"), float("nan"), 109.0),)).fills
+    assert fill.price == 109.0

@@ -341,7 +341,8 @@ def test_signal_event_encodes_its_fields_and_type() -> None:
     decoded = unpackb(encode_event(signal))
     assert decoded == {"strategy": "sma_cross", "symbol": "BTCUSD", "timeframe": "1h", "ts": TS, "side": "buy",
                        "price": 101.5, "reason": "fast crossed above slow",
-                       "inputs": [["sma_10", 101.0], ["sma_30", 100.0]], "type": "Signal"}
+                       "inputs": [["sma_10", 101.0], ["sma_30", 100.0]], "order": "market", "limit_price": None,
+                       "stop_price": None, "type": "Signal"}
 
 
 def test_order_event_encodes_its_fields_and_type() -> None:
@@ -349,7 +350,8 @@ def test_order_event_encodes_its_fields_and_type() -> None:
                   reason="no position")
     assert unpackb(encode_event(order)) == {
         "client_id": "sma_cross:BTCUSD:1h:1:sell", "strategy": "sma_cross", "symbol": "BTCUSD", "side": "sell",
-        "qty": 0.5, "ts": TS, "kind": "market", "status": "rejected", "reason": "no position", "type": "Order"}
+        "qty": 0.5, "ts": TS, "kind": "market", "status": "rejected", "reason": "no position", "limit_price": None,
+        "stop_price": None, "type": "Order"}
 
 
 def test_fill_event_encodes_its_fields_and_type() -> None:
