@@ -100,8 +100,56 @@ def encode_bar(bar: Bar) -> list[bytes]:
     return [b"bar." + bar.symbol.encode("ascii"), packb(body)]
 
 
+_TOPICS: dict[bytes, str] = {}  # tick topics seen valid -> their symbol (bounded)
+_unpackb = msgpack.unpackb
+_isfinite = math.isfinite
+
+
 def decode_ingress(frames: list[bytes]) -> Tick | Bar | Rejection:
-    """Decode and validate one ingress message (a list of frames)."""
+    """Decode and validate one ingress message (a list of frames).
+
+    Well-formed ticks take a fast path; anything unusual goes through the full validator,
+    which names the reason.
+    """
+    if len(frames) == 2:
+        topic_frame, payload_frame = frames
+        symbol = _TOPICS.get(topic_frame)
+        if symbol is not None and len(payload_frame) <= MAX_MESSAGE_BYTES:
+            try:
+                body = _unpackb(payload_frame)
+            except Exception:
+                return Rejection("not_msgpack")
+            if type(body) is dict:
+                tick = _fast_tick(body, symbol)
+                if tick is not None:
+                    return tick
+    return _decode_slow(frames)
+
+
+_FAST_KEYS = frozenset(("symbol", "ts", "bid", "ask", "last", "volume", "src", "seq"))
+
+
+def _fast_tick(body: dict, symbol: str) -> Tick | None:
+    """The common tick, or None to let the full validator decide."""
+    if body.get("symbol") != symbol or not body.keys() <= _FAST_KEYS:
+        return None
+    ts, bid, ask = body.get("ts"), body.get("bid"), body.get("ask")
+    last, volume = body.get("last"), body.get("volume", 0.0)
+    src, seq = body.get("src", ""), body.get("seq", -1)
+    if (type(ts) is not int or type(bid) is not float or type(ask) is not float or type(volume) is not float
+            or type(src) is not str or type(seq) is not int):
+        return None
+    if not (0 < ts < _MAX_TS and 0.0 < bid <= ask and _isfinite(ask) and volume >= 0.0 and _isfinite(volume)
+            and len(src) <= 64 and (seq >= 0 or "seq" not in body)):
+        return None
+    if last is None:
+        last = (bid + ask) / 2.0
+    elif type(last) is not float or not (0.0 < last and _isfinite(last)):
+        return None
+    return Tick(symbol, ts, bid, ask, last, volume, src, seq)
+
+
+def _decode_slow(frames: list[bytes]) -> Tick | Bar | Rejection:
     if len(frames) != 2:
         return Rejection("bad_frames", f"{len(frames)} frames")
     topic_frame, payload_frame = frames
@@ -125,7 +173,10 @@ def decode_ingress(frames: list[bytes]) -> Tick | Bar | Rejection:
         return common
     symbol, ts, src, seq = common
     if kind == "tick":
-        return _tick(body, symbol, ts, src, seq)
+        decoded = _tick(body, symbol, ts, src, seq)
+        if isinstance(decoded, Tick) and len(_TOPICS) < 100_000:
+            _TOPICS[bytes(topic_frame)] = symbol
+        return decoded
     return _bar(body, symbol, ts, src, seq)
 
 

@@ -6,7 +6,7 @@ import functools
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -32,10 +32,13 @@ def timeframe_ns(timeframe: str) -> int:
     return int(count) * _UNITS_NS[timeframe[-1]]
 
 
-@dataclass(frozen=True, slots=True)
-class Tick:
+class Tick(NamedTuple):
     """One quote or trade. ``bid``/``ask`` are NaN when the publisher sent only ``last``;
-    ``last`` is the mid-price when the publisher sent only ``bid``/``ask``."""
+    ``last`` is the mid-price when the publisher sent only ``bid``/``ask``.
+
+    Immutable like every message; a NamedTuple rather than a frozen dataclass because one is
+    built per tick on the hot path, where it is three times cheaper to construct.
+    """
 
     symbol: str
     ts: int

@@ -103,7 +103,10 @@ class FeedActor(SupervisedActor):
             self.log.info("watch list now {}", sorted(self.watch))
             return sorted(self.watch)
         elif isinstance(message, Drain):
-            self._drain(block=False)
+            # take in everything already delivered to the socket (for at most 2 s) before the marker
+            deadline = time.monotonic() + 2.0
+            while self._drain(block=False) and time.monotonic() < deadline:
+                pass
             self.send(NEXT, message)
         elif isinstance(message, Query):
             return {"watch": sorted(self.watch), "gaps_by_src": dict(self.ingest.gaps_by_src)}
@@ -111,13 +114,14 @@ class FeedActor(SupervisedActor):
             raise TypeError(f"feed cannot handle {type(message).__name__}")
         return None
 
-    def _drain(self, block: bool = True) -> None:
+    def _drain(self, block: bool = True) -> int:
+        """Receive up to ``batch_max`` messages and pass them on; return how many were read."""
         if self.ctx.retired:
-            return
+            return 0
         sock = self.socket
         timeout = self.poll_ms if block and self.actor_inbox.empty() else 0  # type: ignore[attr-defined]
         if not sock.poll(timeout, zmq.POLLIN):
-            return
+            return 0
         recv_ns = time.perf_counter_ns()
         raw = []
         for _ in range(self.batch_max):
@@ -141,6 +145,7 @@ class FeedActor(SupervisedActor):
         if result.ticks or result.bars:
             self.seq += 1
             self.send(NEXT, MarketBatch(self.seq, recv_ns, tuple(result.ticks), tuple(result.bars)))
+        return len(raw)
 
 
 @dataclass(frozen=True, slots=True)
