@@ -12,7 +12,11 @@ SELL = "sell"
 
 @dataclass(frozen=True, slots=True)
 class Signal:
-    """A strategy's decision at a bar's close, with the inputs that explain it."""
+    """A strategy's decision at a bar's close, with the inputs that explain it.
+
+    ``inputs`` are the values the rule read at that bar (indicators, model probability);
+    ``params`` are the strategy's parameters, defaults included.
+    """
 
     strategy: str
     symbol: str
@@ -22,6 +26,7 @@ class Signal:
     price: float
     reason: str
     inputs: tuple[tuple[str, float], ...] = ()
+    params: tuple[tuple[str, float | int | bool], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
