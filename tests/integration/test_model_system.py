@@ -140,7 +140,7 @@ def test_the_model_state_survives_a_process_restart_of_the_cli(tmp_path: Path) -
     db = str(tmp_path / "restart.db")
 
     def live() -> str:
-        result = run_cli("live", "--strategy", "ma_model", "--duration", "2.5", "--sim-speed", "3000", "--db", db,
+        result = run_cli("live", "--strategy", "ma_model", "--duration", "2", "--sim-speed", "3000", "--db", db,
                          "--ingress", free_endpoint(), "--control", free_endpoint(), "--events", free_endpoint())
         assert result.returncode == 0, result.stderr
         return result.stderr
