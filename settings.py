@@ -78,7 +78,7 @@ class ModelSettings:
     features: tuple[str, ...] = ("ret_1", "close/sma_10", "sma_10/sma_30", "ema_12/ema_26")
     learning_rate: float = 0.05
     l2: float = 1e-4
-    checkpoint_bars: int = 1000    # store each series' logistic state every this many bars and on drain; 0 = never
+    checkpoint_bars: int = 100     # store each series' logistic state every this many bars and on drain; 0 = never
 
 
 @dataclass(frozen=True, slots=True)

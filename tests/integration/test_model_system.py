@@ -78,6 +78,21 @@ def test_a_backtest_stores_the_model_state_and_a_rerun_replaces_it(bars: pd.Data
         assert state["updates"] == len(bars) - 30 and state["features"] == list(settings.model.features)
 
 
+@pytest.mark.parametrize("victims", [("model", "strategy", "feature", "model")])
+def test_crashes_mid_replay_with_the_model_in_use_give_the_same_trades(bars: pd.DataFrame, tmp_path: Path,
+                                                                      victims: tuple[str, ...]) -> None:
+    settings = load_settings(env={}, overrides={"strategy.name": "ma_model", "backtest.chunk": 300})
+    baseline = run_backtest(settings, bars, str(tmp_path / "base.db"), progress=False)
+    faults = tuple((500 + 600 * i, victim) for i, victim in enumerate(victims))
+    crashed = run_backtest(settings, bars, str(tmp_path / "crash.db"), progress=False, faults=faults)
+    assert crashed["counters"]["dead_letters"] == len(victims)
+    assert crashed["trades"] == baseline["trades"] and len(baseline["trades"]) > 10
+    assert crashed["summary"] == baseline["summary"]
+    states = [sqlite3.connect(tmp_path / name).execute("SELECT state FROM model_state").fetchone()[0]
+              for name in ("base.db", "crash.db")]
+    assert states[0] == states[1]   # the model learned exactly the same through the crashes
+
+
 def minute_bars(start: int, count: int) -> list[Bar]:
     out = []
     for k in range(start, start + count):
@@ -132,6 +147,8 @@ def test_a_live_system_resumes_the_model_from_the_store(live_settings: Settings)
         # the features warm up again (29 bars); the first whole bar after that has no previous one to learn from
         assert view["updates"] == first["at_end"][key]["updates"] + 60 - 30
         assert stored_states(settings.store.db)[key]["updates"] == view["updates"]
+    other = settings.with_values({"model.features": ["ret_1", "close/sma_10"]})
+    assert run_live_bars(other, [])["at_start"] == {}   # a state learned over other features is not resumed
 
 
 def test_the_model_state_survives_a_process_restart_of_the_cli(tmp_path: Path) -> None:
