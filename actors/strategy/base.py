@@ -3,8 +3,10 @@
 A rule subclasses :class:`Rule` and implements ``required_features`` (indicator specs) and
 ``evaluate``, which returns, for every bar of a frame, whether the bar is a buy candidate and
 whether it is a sell candidate, plus the named columns that explain a decision. ``update``
-then walks the candidate bars only, in order: a buy candidate while flat buys, a sell
-candidate while long sells all; anything else is ignored. Conditions may read the previous
+then applies the position, in time order: a buy candidate while flat buys, a sell candidate
+while long sells all; anything else is ignored. It jumps from one signal to the next (the
+first buy candidate at or after a position, then the first sell candidate after it, ...),
+so Python runs once per signal, never once per bar. Conditions may read the previous
 bar (a rule carries that bar's values between frames), never a later one, so one update over
 many bars gives exactly what bar-by-bar updates give.
 """
@@ -84,18 +86,21 @@ class Rule:
     def update(self, frame: BarFrame) -> tuple[np.ndarray, list[Signal]]:
         """Return the signal column (+1 buy, -1 sell, 0) and the signals for the frame."""
         buy, sell, inputs = self.evaluate(frame)
+        candidates = {BUY: np.flatnonzero(buy), SELL: np.flatnonzero(sell)}
         column = np.zeros(len(frame), dtype=np.int8)
         signals: list[Signal] = []
-        for i in np.flatnonzero(buy | sell).tolist():
-            if buy[i] and not self.long:
-                self.long = True
-                column[i] = 1
-                signals.append(self._signal(frame, i, BUY, inputs))
-            elif sell[i] and self.long:
-                self.long = False
-                column[i] = -1
-                signals.append(self._signal(frame, i, SELL, inputs))
-        return readonly(column), signals
+        start = 0
+        while True:
+            side = SELL if self.long else BUY
+            bars = candidates[side]
+            k = int(np.searchsorted(bars, start))
+            if k == len(bars):
+                return readonly(column), signals
+            i = int(bars[k])
+            self.long = side == BUY
+            column[i] = 1 if self.long else -1
+            signals.append(self._signal(frame, i, side, inputs))
+            start = i + 1
 
     def _signal(self, frame: BarFrame, i: int, side: str, inputs: dict[str, np.ndarray]) -> Signal:
         return Signal(

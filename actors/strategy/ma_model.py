@@ -4,9 +4,10 @@ fast = SMA(close, fast), slow = SMA(close, slow), p = the model's probability th
 close is higher. At bar t's close:
 buy while flat when fast[t] > slow[t] and p[t] >= ``threshold``;
 sell while long when fast[t] < slow[t] and p[t] <= 1 - ``threshold``.
-So the cross sets the direction and the model picks the bar: a cross up the model does not
-confirm buys later in the same up-leg, as soon as it does (or never, if the MAs cross back
-first); exits wait the same way. Bars without a prediction (warm-up) never act. Long only.
+So the cross sets the direction and the model picks the bar: if the model does not confirm a
+cross up at once, the buy comes at the first later bar of the same up-leg where it does (or
+never, if the averages cross back first); exits wait for the model the same way. Bars without
+a prediction (warm-up) never act. Long only.
 """
 
 from __future__ import annotations
