@@ -154,6 +154,10 @@ def cmd_live(args: argparse.Namespace) -> int:
         "control.allow_fault_injection": True if args.allow_fault_injection else None,
         **_strategy_overrides(args),
     })
+    from loguru import logger
+
+    from actors.strategy.registry import strategy_plan
+    logger.info("strategy: {}", strategy_plan(settings.strategy).describe())
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
