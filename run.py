@@ -29,6 +29,31 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="log level (default INFO)")
 
 
+def _strategy_options(parser: argparse.ArgumentParser) -> None:
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--strategy", metavar="NAME", help="one strategy for every symbol: sma_cross (default), "
+                        "macd_rsi, rsi_trend, bollinger_breakout, sr_breakout, ma_model")
+    choice.add_argument("--strategies", metavar="FILE", help="TOML file giving symbols their own strategies")
+    parser.add_argument("--param", action="append", type=_param, metavar="KEY=VALUE",
+                        help="a strategy parameter, repeatable, e.g. --param fast=20 (others keep their defaults)")
+
+
+def _param(text: str) -> str:
+    key, eq, value = text.partition("=")
+    if not eq or not key.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE, e.g. fast=10")
+    return text
+
+
+def _strategy_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """--strategy NAME picks one strategy for the run (no strategies file); --param replaces its parameters."""
+    return {
+        "strategy.name": args.strategy,
+        "strategy.params": tuple(args.param or ()) if args.param or args.strategy else None,
+        "strategy.file": "" if args.strategy else args.strategies,
+    }
+
+
 def _symbols(text: str) -> tuple[str, ...]:
     symbols = tuple(part.strip() for part in text.split(",") if part.strip())
     if not symbols:
@@ -64,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--sim-rate", type=_positive, metavar="TICKS_PER_S", help="simulator ticks per second")
     live.add_argument("--sim-speed", type=_positive, metavar="X", help="simulated seconds per wall second")
     live.add_argument("--allow-fault-injection", action="store_true", help="accept 'ctl crash actor=NAME'")
+    _strategy_options(live)
     _common(live)
 
     backtest = commands.add_parser("backtest", help="replay history through the same actors",
@@ -75,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--db", metavar="PATH", help="sqlite database (default trading.db)")
     backtest.add_argument("--json", action="store_true", help="print the report as JSON")
     backtest.add_argument("--out", metavar="DIR", help="write trades.csv, equity.csv, report.png and report.html")
+    _strategy_options(backtest)
     _common(backtest)
 
     ctl = commands.add_parser("ctl", help="talk to a running system over the control socket",
@@ -126,7 +153,12 @@ def cmd_live(args: argparse.Namespace) -> int:
         "ingress.endpoint": args.ingress, "control.endpoint": args.control, "control.events": args.events,
         "feed.sim_rate": args.sim_rate, "feed.sim_speed": args.sim_speed,
         "control.allow_fault_injection": True if args.allow_fault_injection else None,
+        **_strategy_overrides(args),
     })
+    from loguru import logger
+
+    from actors.strategy.registry import strategy_plan
+    logger.info("strategy: {}", strategy_plan(settings.strategy).describe())
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -151,9 +183,10 @@ def cmd_live(args: argparse.Namespace) -> int:
 def cmd_backtest(args: argparse.Namespace) -> int:
     """Run a backtest and print its report."""
     from actors.store.history import parse_date
+    from actors.strategy.registry import strategy_plan
     from supervisors.modes import load_backtest_bars, run_backtest
 
-    settings = _settings(args, {"store.db": args.db})
+    settings = _settings(args, {"store.db": args.db, **_strategy_overrides(args)})
     start = parse_date(args.start, "--from")
     end = parse_date(args.end, "--to", end_of_day=True) if args.end else None
     if end is not None and end <= start:
@@ -161,6 +194,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     bars, source = load_backtest_bars(args.data, settings.store.db, start, end, args.symbols)
     from loguru import logger
     logger.info("replaying {:,} bars of {} from {}", len(bars), ",".join(dict.fromkeys(bars["symbol"])), source)
+    logger.info("strategy: {}", strategy_plan(settings.strategy).describe())
     report = run_backtest(settings, bars, settings.store.db)
     if args.out:
         from actors.executor.output import write_report

@@ -70,22 +70,24 @@ class FeatureSettings:
 
 @dataclass(frozen=True, slots=True)
 class ModelSettings:
-    """Online logistic regression predicting P(next close > this close)."""
+    """The model predicting P(next close > this close); it runs only when a strategy reads it."""
 
-    enabled: bool = True
+    enabled: bool = True           # false: never run the model (a strategy that needs it is then an error)
+    kind: str = "logistic"         # logistic (online, built in) | plugin (model.plugin)
+    plugin: str = ""               # "package.module:attr": a class, an object with predict_proba, or a callable
     features: tuple[str, ...] = ("ret_1", "close/sma_10", "sma_10/sma_30", "ema_12/ema_26")
     learning_rate: float = 0.05
     l2: float = 1e-4
+    checkpoint_bars: int = 100     # store each series' logistic state every this many bars and on drain; 0 = never
 
 
 @dataclass(frozen=True, slots=True)
 class StrategySettings:
-    """The strategy and its parameters."""
+    """The strategy for every symbol, and optionally a file giving some symbols their own."""
 
-    name: str = "sma_cross"
-    fast: int = 10
-    slow: int = 30
-    min_prob: float = 0.0          # > 0 gates buys on the model's probability
+    name: str = "sma_cross"        # sma_cross | macd_rsi | rsi_trend | bollinger_breakout | sr_breakout | ma_model
+    params: tuple[str, ...] = ()   # "key=value" for that strategy; unlisted parameters keep their defaults
+    file: str = ""                 # TOML file of [[strategy]] tables (name, symbols, params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,11 +284,10 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"settings key 'buffer.timeframe': {exc}") from None
     check(s.buffer.lookback >= 1, "buffer.lookback", "must be at least 1")
     check(s.buffer.max_fill >= 0, "buffer.max_fill", "must be >= 0")
-    check(s.strategy.fast >= 1, "strategy.fast", "must be at least 1")
-    check(s.strategy.slow > s.strategy.fast, "strategy.slow", "must be greater than strategy.fast")
-    check(0.0 <= s.strategy.min_prob < 1.0, "strategy.min_prob", "must be in [0, 1)")
     check(s.model.learning_rate > 0, "model.learning_rate", "must be > 0")
     check(s.model.l2 >= 0, "model.l2", "must be >= 0")
+    check(s.model.checkpoint_bars >= 0, "model.checkpoint_bars", "must be >= 0")
+    _validate_signals(s)
     check(s.executor.cash > 0, "executor.cash", "must be > 0")
     check(s.executor.fee_bps >= 0, "executor.fee_bps", "must be >= 0")
     check(s.executor.slippage_bps >= 0, "executor.slippage_bps", "must be >= 0")
@@ -323,3 +324,24 @@ def _validate(s: Settings) -> None:
     for symbol in s.feed.symbols:
         check(SYMBOL_PATTERN.fullmatch(symbol) is not None, "feed.symbols",
               f"has a bad symbol {symbol!r}; a symbol is 1-32 of letters, digits and ._:/-")
+
+
+def _validate_signals(s: Settings) -> None:
+    """The strategy plan and the model it may need."""
+    from actors.model.plugin import PluginError, load_plugin
+    from actors.strategy.registry import StrategyError, strategy_plan
+
+    try:
+        plan = strategy_plan(s.strategy)
+    except StrategyError as exc:
+        raise SettingsError(f"settings key '{exc.key}': {exc}") from None
+    if plan.needs_prediction and not s.model.enabled:
+        users = ", ".join(spec.name for spec in plan.specs if spec.needs_prediction)
+        raise SettingsError(f"settings key 'model.enabled' must be true: {users} reads the model's predictions")
+    if s.model.kind not in ("logistic", "plugin"):
+        raise SettingsError(f"settings key 'model.kind' must be 'logistic' or 'plugin', got {s.model.kind!r}")
+    if s.model.kind == "plugin":
+        try:
+            load_plugin(s.model.plugin)
+        except PluginError as exc:
+            raise SettingsError(f"settings key 'model.plugin': {exc}") from None

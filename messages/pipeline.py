@@ -9,7 +9,7 @@ from messages.market import Bar, BarFrame, Tick
 from messages.system import DeadLetter
 from messages.trading import Fill, Order, Signal
 
-__all__ = ["Drain", "MarketBatch", "Persist"]
+__all__ = ["Drain", "MarketBatch", "ModelState", "Persist"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -40,6 +40,17 @@ class Drain:
     done: Any = field(repr=False)  # a pykka.ThreadingFuture resolved with True
 
 
+@dataclass(frozen=True, slots=True)
+class ModelState:
+    """A model's learned state for one symbol and timeframe after bar ``ts``, as JSON text."""
+
+    symbol: str
+    timeframe: str
+    ts: int
+    kind: str
+    state: str
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Persist:
     """A copy of records for the store: the single writer batches them into sqlite."""
@@ -51,3 +62,4 @@ class Persist:
     fills: tuple[Fill, ...] = ()
     equity: tuple[tuple[int, float], ...] = ()
     dead_letters: tuple[DeadLetter, ...] = ()
+    models: tuple[ModelState, ...] = ()

@@ -13,7 +13,11 @@ SELL = "sell"
 
 @dataclass(frozen=True, slots=True)
 class Signal:
-    """A strategy's decision at a bar's close, with the inputs that explain it."""
+    """A strategy's decision at a bar's close, with the inputs that explain it.
+
+    ``inputs`` are the values the rule read at that bar (indicators, model probability);
+    ``params`` are the strategy's parameters, defaults included.
+    """
 
     strategy: str
     symbol: str
@@ -23,6 +27,7 @@ class Signal:
     price: float
     reason: str
     inputs: tuple[tuple[str, float], ...] = ()
+    params: tuple[tuple[str, float | int | bool], ...] = ()
     order: str = "market"          # market | limit | stop
     limit_price: float = math.nan
     stop_price: float = math.nan

@@ -49,6 +49,7 @@ class ChildContext:
     checkpoints: dict[str, Any] = field(default_factory=dict)
     instance: int = 0
     retired: bool = False
+    failure: ChildFailed | None = None  # set by this incarnation before it reports its failure
 
     @property
     def address(self) -> Address:
@@ -192,7 +193,10 @@ class SupervisedActor(pykka.ThreadingActor):
         pending = drain_inbox(self.actor_inbox)  # type: ignore[arg-type]
         self._teardown()
         error = "".join(traceback.format_exception_only(type(exc), exc)).strip() if exc else "failed"
-        self.ctx.report_failure(ChildFailed(self.name, error, self._current, tuple(pending), self.ctx.instance))
+        # Recorded before reporting: a supervisor killing this incarnation before the report reaches it
+        # (a sibling failed first) takes the queue from here, in order.
+        self.ctx.failure = ChildFailed(self.name, error, self._current, tuple(pending), self.ctx.instance)
+        self.ctx.report_failure(self.ctx.failure)
 
     def _teardown(self) -> None:
         try:

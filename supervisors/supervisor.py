@@ -147,6 +147,7 @@ class Supervisor(pykka.ThreadingActor):
         )
         self.children = {c.name: _Child(c) for c in spec.children}
         self.generation = 0
+        self.claimed: set[int] = set()  # failed incarnations whose queue _kill already parked
         self.stopping = False
         self.gave_up = False
         self._ticker_stop = threading.Event()
@@ -232,13 +233,18 @@ class Supervisor(pykka.ThreadingActor):
             return
         address = self.runtime.registry.address(name)
         address.hold()
-        self._park(name, drain_inbox(ref.actor_inbox))
+        drained = drain_inbox(ref.actor_inbox)
         if ref.is_alive():
             ref.tell(pykka.messages._ActorStop())  # noqa: SLF001  (stop after the current message)
             if not ref.actor_stopped.wait(min(self.stop_timeout, self.heartbeat_timeout)):
                 # stuck in its current message: a hang; never block the supervisor on it
                 self._abandon(name, f"did not stop within {min(self.stop_timeout, self.heartbeat_timeout):g}s")
-        self._park(name, drain_inbox(ref.actor_inbox))
+        drained += drain_inbox(ref.actor_inbox)
+        failure = child.ctx.failure if child.ctx is not None else None
+        if failure is not None:  # it failed on its own, its report still on the way: its queue comes first
+            self.claimed.add(failure.instance)
+            drained = [*failure.pending, *drained]
+        self._park(name, drained)
         child.ref = None
 
     def _stop_children(self, timeout: float) -> None:
@@ -276,12 +282,14 @@ class Supervisor(pykka.ThreadingActor):
         child = self.children.get(failed.name)
         if child is None:
             return
+        handed_over = failed.instance in self.claimed  # _kill already parked its queue, in order
+        self.claimed.discard(failed.instance)
         if failed.instance != child.instance:
             # An incarnation already replaced (killed with its group, or hung) failed late: its
             # message is still dead-lettered, and anything it held goes to the current one.
             self._dead_letter(failed.name, failed.error, failed.failed)
             address = self.runtime.registry.address(failed.name)
-            for envelope in failed.pending:
+            for envelope in () if handed_over else failed.pending:
                 address.tell(envelope.message)
             return
         if isinstance(child.spec, SupervisorSpec):
@@ -289,7 +297,8 @@ class Supervisor(pykka.ThreadingActor):
                 child.ref.stop(block=False)  # it gave up and stopped its children already
         else:
             self._dead_letter(failed.name, failed.error, failed.failed)
-            self._park(failed.name, failed.pending)
+            if not handed_over:
+                self._park(failed.name, failed.pending)
         child.ref = None
         self._after_exit(failed.name, failed.error, in_setup=failed.failed is None)
 

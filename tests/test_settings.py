@@ -19,7 +19,7 @@ def toml(tmp_path: Path, text: str) -> Path:
 def test_defaults_are_valid_and_documented_values() -> None:
     settings = load_settings(env={})
     assert settings == Settings()
-    assert settings.executor.fee_bps == 10.0 and settings.strategy.fast == 10 and settings.strategy.slow == 30
+    assert settings.executor.fee_bps == 10.0 and settings.strategy.name == "sma_cross" and settings.strategy.params == ()
     assert settings.buffer.timeframe == "1m" and settings.feed.symbols == ("BTCUSD", "ETHUSD", "SOLUSD")
     assert Settings().with_values({}) == Settings()
 
@@ -69,12 +69,12 @@ def test_overrides_beat_env_and_file(tmp_path: Path) -> None:
 def test_env_values_are_coerced_from_text() -> None:
     settings = load_settings(env={
         "TRADING_FEED_SYMBOLS": " AAA, BBB ,,CCC ", "TRADING_BUFFER_FILL_EMPTY": "off",
-        "TRADING_STRATEGY_SLOW": "40", "TRADING_CONTROL_ALLOW_FAULT_INJECTION": "YES",
+        "TRADING_STRATEGY_PARAMS": "fast=5, slow=40", "TRADING_CONTROL_ALLOW_FAULT_INJECTION": "YES",
         "TRADING_FEED_SIM_RATE": "12.5",
     })
     assert settings.feed.symbols == ("AAA", "BBB", "CCC")
     assert settings.buffer.fill_empty is False
-    assert settings.strategy.slow == 40
+    assert settings.strategy.params == ("fast=5", "slow=40")
     assert settings.control.allow_fault_injection is True
     assert settings.feed.sim_rate == 12.5
 
@@ -113,9 +113,9 @@ def test_unknown_env_key_names_it() -> None:
 @pytest.mark.parametrize(("key", "value", "expected"), [
     ("executor.fee_bps", "abc", "a number"),
     ("executor.fee_bps", True, "a number"),
-    ("strategy.fast", 2.5, "an integer"),
-    ("strategy.fast", "ten", "an integer"),
-    ("strategy.fast", False, "an integer"),
+    ("buffer.lookback", 2.5, "an integer"),
+    ("buffer.lookback", "ten", "an integer"),
+    ("buffer.lookback", False, "an integer"),
     ("buffer.fill_empty", "maybe", "true or false"),
     ("buffer.fill_empty", 1, "true or false"),
     ("buffer.timeframe", 5, "a string"),
@@ -128,22 +128,26 @@ def test_wrong_type_names_the_key_and_the_expected_type(key: str, value: object,
 
 
 def test_wrong_type_in_a_file_names_the_key(tmp_path: Path) -> None:
-    path = toml(tmp_path, '[strategy]\nfast = "ten"\n')
-    with pytest.raises(SettingsError, match=r"'strategy\.fast'.*must be an integer"):
+    path = toml(tmp_path, '[buffer]\nlookback = "ten"\n')
+    with pytest.raises(SettingsError, match=r"'buffer\.lookback'.*must be an integer"):
         load_settings(path, env={})
 
 
 @pytest.mark.parametrize(("overrides", "key"), [
-    ({"strategy.slow": 10}, "strategy.slow"),
-    ({"strategy.fast": 30}, "strategy.slow"),
-    ({"strategy.fast": 0, "strategy.slow": 5}, "strategy.fast"),
+    ({"strategy.params": ["slow=10"]}, "strategy.params"),
+    ({"strategy.name": "nope"}, "strategy.name"),
+    ({"strategy.params": ["fast=0", "slow=5"]}, "strategy.params"),
     ({"buffer.timeframe": "1x"}, "buffer.timeframe"),
     ({"buffer.timeframe": "0m"}, "buffer.timeframe"),
     ({"feature.indicators": ["sma:10", "ema:12", "ema:26", "ret:1"]}, "model.features"),
     ({"model.features": ["close/sma_50"]}, "model.features"),
     ({"feature.indicators": ["sma:10", "sma:30", "ema:12", "ema:26", "ret:1", "rsi:0"]}, "feature.indicators"),
     ({"feature.indicators": ["sma:10", "sma:30", "ema:12", "ema:26", "ret:1", "vwap:14"]}, "feature.indicators"),
-    ({"strategy.min_prob": 1.0}, "strategy.min_prob"),
+    ({"strategy.params": ["min_prob=1"]}, "strategy.params"),
+    ({"strategy.name": "ma_model", "model.enabled": False}, "model.enabled"),
+    ({"model.kind": "neural"}, "model.kind"),
+    ({"model.kind": "plugin"}, "model.plugin"),
+    ({"model.checkpoint_bars": -1}, "model.checkpoint_bars"),
     ({"executor.cash": 0}, "executor.cash"),
     ({"executor.fee_bps": -1}, "executor.fee_bps"),
     ({"executor.fee_bps": "nan"}, "executor.fee_bps"),
@@ -165,26 +169,26 @@ def test_model_feature_error_names_the_missing_feature() -> None:
 
 
 def test_values_are_validated_together_so_consistent_changes_pass() -> None:
-    settings = load_settings(env={}, overrides={"strategy.fast": 40, "strategy.slow": 50})
-    assert (settings.strategy.fast, settings.strategy.slow) == (40, 50)
+    settings = load_settings(env={}, overrides={"strategy.name": "sr_breakout", "strategy.params": ["period=40"]})
+    assert (settings.strategy.name, settings.strategy.params) == ("sr_breakout", ("period=40",))
 
 
 def test_invalid_final_combination_across_layers_is_an_error(tmp_path: Path) -> None:
-    path = toml(tmp_path, "[strategy]\nfast = 5\nslow = 8\n")
-    with pytest.raises(SettingsError, match="strategy.slow"):
-        load_settings(path, env={}, overrides={"strategy.fast": 8})
+    path = toml(tmp_path, '[strategy]\nparams = ["fast=5", "slow=8"]\n')
+    with pytest.raises(SettingsError, match=r"strategy\.params.*'rsi_trend' has no parameter 'fast'"):
+        load_settings(path, env={}, overrides={"strategy.name": "rsi_trend"})
 
 
 def test_a_later_layer_can_complete_a_combination_an_earlier_layer_started(tmp_path: Path) -> None:
-    path = toml(tmp_path, "[strategy]\nslow = 8\n")  # with the default fast = 10 this alone is invalid
-    settings = load_settings(path, env={}, overrides={"strategy.fast": 5})
-    assert (settings.strategy.fast, settings.strategy.slow) == (5, 8)
+    path = toml(tmp_path, '[strategy]\nparams = ["period=40"]\n')  # with the default sma_cross this alone is invalid
+    settings = load_settings(path, env={}, overrides={"strategy.name": "sr_breakout"})
+    assert (settings.strategy.name, settings.strategy.params) == ("sr_breakout", ("period=40",))
 
 
 def test_with_values_validates() -> None:
-    with pytest.raises(SettingsError, match="strategy.slow"):
-        Settings().with_values({"strategy.slow": 1})
-    assert Settings().with_values({"strategy.min_prob": 0.6}).strategy.min_prob == 0.6
+    with pytest.raises(SettingsError, match="strategy.params"):
+        Settings().with_values({"strategy.params": ["slow=1"]})
+    assert Settings().with_values({"strategy.params": ["min_prob=0.6"]}).strategy.params == ("min_prob=0.6",)
 
 
 def test_bad_toml_is_a_settings_error(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import dataclasses
 from typing import Any
 
 from actors.feature.indicators import IndicatorSet
+from actors.strategy.registry import strategy_plan
 from messages.pipeline import Drain, MarketBatch
 from supervisors.actor import SupervisedActor
 
@@ -16,15 +17,14 @@ NEXT = "model"
 
 
 class FeatureActor(SupervisedActor):
-    """Adds the configured indicators to each frame."""
+    """Adds the configured indicators, and those the symbol's strategy reads, to each frame."""
 
     downstream = NEXT
 
     def setup(self) -> None:
-        """Read the indicator list (actor thread)."""
-        strategy = self.ctx.settings.strategy
-        needed = (f"sma:{strategy.fast}", f"sma:{strategy.slow}")
-        self.specs = tuple(dict.fromkeys(self.ctx.settings.feature.indicators + needed))
+        """Read the indicator list and the strategy plan (actor thread)."""
+        self.configured = self.ctx.settings.feature.indicators
+        self.plan = strategy_plan(self.ctx.settings.strategy)
         self.sets: dict[tuple[str, str], IndicatorSet] = {}
         self._dirty = False
 
@@ -58,5 +58,6 @@ class FeatureActor(SupervisedActor):
         key = (symbol, timeframe)
         found = self.sets.get(key)
         if found is None:
-            found = self.sets[key] = IndicatorSet(self.specs)
+            specs = dict.fromkeys(self.configured + self.plan.for_symbol(symbol).features)
+            found = self.sets[key] = IndicatorSet(tuple(specs))
         return found

@@ -8,11 +8,15 @@ after bar t is used for the prediction at t. Weights start at zero, so the model
 
 Feature expressions: a feature name (``ret_1``), or ``a/b`` meaning ``a / b - 1`` where a
 and b are feature names or ``close``.
+
+``state`` and ``from_state`` turn the model into plain JSON-able values and back, exactly
+(floats survive a JSON round trip bit for bit), so the store keeps it without pickle.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -84,6 +88,40 @@ class OnlineLogit:
         self._prev_z = z
         self._prev_close = close
         return _sigmoid(sum(w[j] * z[j] for j in range(k)) + self.bias)
+
+    def forget_previous(self) -> None:
+        """Do not learn from the last bar seen (after a restart, the next bar may not follow it)."""
+        self._prev_z = None
+        self._prev_close = math.nan
+
+    def state(self) -> dict[str, Any]:
+        """Everything learned, as JSON-able values (hyperparameters excluded)."""
+        return {
+            "k": self.k, "weights": list(self.weights), "bias": self.bias, "count": self.count,
+            "mean": list(self.mean), "m2": list(self.m2), "updates": self.updates,
+            "prev_z": None if self._prev_z is None else list(self._prev_z),
+            "prev_close": None if math.isnan(self._prev_close) else self._prev_close,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], learning_rate: float = 0.05, l2: float = 1e-4) -> OnlineLogit:
+        """Rebuild a model from ``state()``; ValueError if it is not one."""
+        try:
+            model = cls(int(state["k"]), learning_rate, l2)
+            model.weights = [float(v) for v in state["weights"]]
+            model.bias = float(state["bias"])
+            model.count = int(state["count"])
+            model.mean = [float(v) for v in state["mean"]]
+            model.m2 = [float(v) for v in state["m2"]]
+            model.updates = int(state["updates"])
+            prev_z = state["prev_z"]
+            model._prev_z = None if prev_z is None else [float(v) for v in prev_z]
+            model._prev_close = math.nan if state["prev_close"] is None else float(state["prev_close"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a logistic model state: {exc!r}") from None
+        if not len(model.weights) == len(model.mean) == len(model.m2) == model.k:
+            raise ValueError(f"logistic model state has {len(model.weights)} weights for {model.k} features")
+        return model
 
     def predict_frame(self, matrix: np.ndarray, close: np.ndarray) -> np.ndarray:
         """Run ``step`` over every bar of a frame."""

@@ -54,4 +54,5 @@ class StoreActor(SupervisedActor):
         db.write_orders(run, p.orders)
         db.write_fills(run, p.fills)
         db.write_equity(run, p.equity)
+        db.write_model_states(run, p.models)
         db.write_dead_letters(p.dead_letters)

@@ -16,37 +16,12 @@ import numpy as np
 import pandas as pd
 
 from messages.market import Bar, BarFrame
+from messages.pipeline import ModelState
 from messages.system import DeadLetter
 from messages.trading import Fill, Order, Signal
 
 
-def load_account(path: str | Path, run: str) -> tuple[list[Order], list[Fill], dict[str, float]]:
-    """A run's orders, fills and the last close per symbol, read without writing (the store
-    actor stays the only writer). Empty when the file does not exist yet."""
-    if str(path) == ":memory:" or not Path(path).exists():
-        return [], [], {}
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if not {"orders", "fills", "bars"} <= tables:
-            return [], [], {}
-        orders = [
-            Order(cid, strategy, symbol, side, qty, ts, kind, status, reason,
-                  math.nan if limit is None else limit, math.nan if stop is None else stop)
-            for cid, strategy, symbol, side, qty, ts, kind, status, reason, limit, stop in conn.execute(
-                "SELECT client_id, strategy, symbol, side, qty, ts, kind, status, reason, limit_price, stop_price "
-                "FROM orders WHERE run=? ORDER BY ts, client_id", (run,))
-        ]
-        fills = [Fill(*row) for row in conn.execute(
-            "SELECT client_id, symbol, side, qty, price, fee, ts FROM fills WHERE run=? ORDER BY ts, client_id", (run,))]
-        marks = {symbol: close for symbol, close in conn.execute(
-            "SELECT b.symbol, b.close FROM bars b JOIN (SELECT symbol, MAX(ts) AS ts FROM bars GROUP BY symbol) m "
-            "ON b.symbol = m.symbol AND b.ts = m.ts")}
-    finally:
-        conn.close()
-    return orders, fills, marks
-
-__all__ = ["Database", "SCHEMA", "load_account"]
+__all__ = ["Database", "SCHEMA", "load_account", "read_model_states"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS bars (
@@ -57,6 +32,7 @@ CREATE TABLE IF NOT EXISTS bars (
 CREATE TABLE IF NOT EXISTS signals (
     run TEXT NOT NULL, strategy TEXT NOT NULL, symbol TEXT NOT NULL, timeframe TEXT NOT NULL, ts INTEGER NOT NULL,
     side TEXT NOT NULL, price REAL NOT NULL, reason TEXT NOT NULL, inputs TEXT NOT NULL,
+    params TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (run, strategy, symbol, timeframe, ts)
 );
 CREATE TABLE IF NOT EXISTS orders (
@@ -74,6 +50,10 @@ CREATE TABLE IF NOT EXISTS fills (
 CREATE INDEX IF NOT EXISTS fills_by_symbol ON fills (run, symbol, ts);
 CREATE TABLE IF NOT EXISTS equity (
     run TEXT NOT NULL, ts INTEGER NOT NULL, equity REAL NOT NULL, PRIMARY KEY (run, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS model_state (
+    run TEXT NOT NULL, symbol TEXT NOT NULL, timeframe TEXT NOT NULL, ts INTEGER NOT NULL, kind TEXT NOT NULL,
+    state TEXT NOT NULL, PRIMARY KEY (run, symbol, timeframe)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY AUTOINCREMENT, actor TEXT NOT NULL, ts INTEGER NOT NULL, error TEXT NOT NULL,
@@ -97,6 +77,8 @@ class Database:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(SCHEMA)
+        if "params" not in {row[1] for row in self.conn.execute("PRAGMA table_info(signals)")}:
+            self.conn.execute("ALTER TABLE signals ADD COLUMN params TEXT NOT NULL DEFAULT '{}'")  # older files
         self._in_tx = False
 
     def close(self) -> None:
@@ -143,12 +125,14 @@ class Database:
         return len(rows)
 
     def write_signals(self, run: str, signals: Iterable[Signal]) -> None:
-        """Upsert signals with their inputs (as JSON)."""
+        """Upsert signals with their inputs and the strategy's parameters (as JSON)."""
         rows = [(run, s.strategy, s.symbol, s.timeframe, s.ts, s.side, s.price, s.reason,
-                 json.dumps({k: _json_number(v) for k, v in s.inputs})) for s in signals]
+                 json.dumps({k: _json_number(v) for k, v in s.inputs}), json.dumps(dict(s.params))) for s in signals]
         if rows:
             self.begin()
-            self.conn.executemany("INSERT OR REPLACE INTO signals VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO signals (run, strategy, symbol, timeframe, ts, side, price, reason, inputs, "
+                "params) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
 
     def write_orders(self, run: str, orders: Iterable[Order]) -> None:
         """Upsert orders by client id."""
@@ -174,6 +158,13 @@ class Database:
             self.begin()
             self.conn.executemany("INSERT OR REPLACE INTO equity VALUES (?,?,?)", rows)
 
+    def write_model_states(self, run: str, states: Iterable[ModelState]) -> None:
+        """Upsert the latest model state per symbol and timeframe."""
+        rows = [(run, m.symbol, m.timeframe, m.ts, m.kind, m.state) for m in states]
+        if rows:
+            self.begin()
+            self.conn.executemany("INSERT OR REPLACE INTO model_state VALUES (?,?,?,?,?,?)", rows)
+
     def write_dead_letters(self, letters: Iterable[DeadLetter]) -> None:
         """Append dead letters."""
         rows = [(d.actor, d.ts, d.error, d.message_type, d.summary, d.ticks) for d in letters]
@@ -183,9 +174,9 @@ class Database:
                 "INSERT INTO dead_letters (actor, ts, error, message_type, summary, ticks) VALUES (?,?,?,?,?,?)", rows)
 
     def clear_run(self, run: str) -> None:
-        """Delete a run's signals, orders, fills and equity (a backtest starts clean)."""
+        """Delete a run's signals, orders, fills, equity and model states (a backtest starts clean)."""
         self.begin()
-        for table in ("signals", "orders", "fills", "equity"):
+        for table in ("signals", "orders", "fills", "equity", "model_state"):
             self.conn.execute(f"DELETE FROM {table} WHERE run=?", (run,))  # noqa: S608 (fixed names)
         self.commit()
 
@@ -218,3 +209,45 @@ class Database:
         if run is None:
             return int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608
         return int(self.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE run=?", (run,)).fetchone()[0])  # noqa: S608
+
+
+def read_model_states(path: str | Path, run: str) -> list[ModelState]:
+    """The stored model states of ``run``, from a reader's own connection; none if there is no database yet."""
+    if not Path(path).exists():
+        return []
+    conn = sqlite3.connect(str(path))
+    try:
+        rows = conn.execute("SELECT symbol, timeframe, ts, kind, state FROM model_state WHERE run=? "
+                            "ORDER BY symbol, timeframe", (run,)).fetchall()
+    except sqlite3.OperationalError:  # a database from before the model_state table
+        return []
+    finally:
+        conn.close()
+    return [ModelState(*row) for row in rows]
+
+
+def load_account(path: str | Path, run: str) -> tuple[list[Order], list[Fill], dict[str, float]]:
+    """A run's orders, fills and the last close per symbol, read without writing (the store
+    actor stays the only writer). Empty when the file does not exist yet."""
+    if str(path) == ":memory:" or not Path(path).exists():
+        return [], [], {}
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not {"orders", "fills", "bars"} <= tables:
+            return [], [], {}
+        orders = [
+            Order(cid, strategy, symbol, side, qty, ts, kind, status, reason,
+                  math.nan if limit is None else limit, math.nan if stop is None else stop)
+            for cid, strategy, symbol, side, qty, ts, kind, status, reason, limit, stop in conn.execute(
+                "SELECT client_id, strategy, symbol, side, qty, ts, kind, status, reason, limit_price, stop_price "
+                "FROM orders WHERE run=? ORDER BY ts, client_id", (run,))
+        ]
+        fills = [Fill(*row) for row in conn.execute(
+            "SELECT client_id, symbol, side, qty, price, fee, ts FROM fills WHERE run=? ORDER BY ts, client_id", (run,))]
+        marks = {symbol: close for symbol, close in conn.execute(
+            "SELECT b.symbol, b.close FROM bars b JOIN (SELECT symbol, MAX(ts) AS ts FROM bars GROUP BY symbol) m "
+            "ON b.symbol = m.symbol AND b.ts = m.ts")}
+    finally:
+        conn.close()
+    return orders, fills, marks

@@ -1,4 +1,4 @@
-"""Strategy actor: turns enriched frames into signals."""
+"""Strategy actor: turns enriched frames into signals, each symbol with its own strategy."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import copy
 import dataclasses
 from typing import Any
 
-from actors.strategy.sma_cross import SmaCross
+from actors.strategy.registry import StrategyRule, strategy_plan
 from messages.pipeline import Drain, MarketBatch, Persist
 from messages.trading import Signal
 from supervisors.actor import SupervisedActor, publish
@@ -17,15 +17,15 @@ NEXT = "executor"
 
 
 class StrategyActor(SupervisedActor):
-    """Runs ``sma_cross`` per symbol and timeframe; stores and publishes every signal."""
+    """Runs, per symbol and timeframe, the strategy the plan gives the symbol; stores and publishes
+    every signal with its inputs and the strategy's parameters."""
 
     downstream = NEXT
 
     def setup(self) -> None:
-        """Read the strategy parameters (actor thread)."""
-        settings = self.ctx.settings.strategy
-        self.params = (settings.fast, settings.slow, settings.min_prob)
-        self.rules: dict[tuple[str, str], SmaCross] = {}
+        """Read the strategy plan (actor thread)."""
+        self.plan = strategy_plan(self.ctx.settings.strategy)
+        self.rules: dict[tuple[str, str], StrategyRule] = {}
         self._dirty = False
 
     def snapshot(self) -> Any:
@@ -55,13 +55,14 @@ class StrategyActor(SupervisedActor):
         frames = []
         signals: list[Signal] = []
         for frame in batch.frames:
+            spec = self.plan.for_symbol(frame.symbol)
             key = (frame.symbol, frame.timeframe)
             rule = self.rules.get(key)
             if rule is None:
-                rule = self.rules[key] = SmaCross(*self.params)
+                rule = self.rules[key] = spec.build()
             column, new = rule.update(frame)
             frames.append(dataclasses.replace(frame, signal=column))
-            signals.extend(new)
+            signals.extend(dataclasses.replace(signal, params=spec.params) for signal in new)
         if signals:
             self.ctx.counters.add(signals=len(signals))
             self.send("store", Persist(signals=tuple(signals)))

@@ -28,6 +28,10 @@ class SmaCross:
     name = "sma_cross"
 
     def __init__(self, fast: int = 10, slow: int = 30, min_prob: float = 0.0) -> None:
+        if not 1 <= fast < slow:
+            raise ValueError(f"need 1 <= fast ({fast}) < slow ({slow})")
+        if not 0.0 <= min_prob < 1.0:
+            raise ValueError(f"min_prob ({min_prob:g}) must be in [0, 1)")
         self.fast, self.slow, self.min_prob = fast, slow, min_prob
         self.fast_key, self.slow_key = f"sma_{fast}", f"sma_{slow}"
         self.long = False
@@ -36,6 +40,10 @@ class SmaCross:
     def required_features(self) -> tuple[str, ...]:
         """Indicator specs this rule reads."""
         return (f"sma:{self.fast}", f"sma:{self.slow}")
+
+    def needs_prediction(self) -> bool:
+        """Whether buys are gated on the model's probability."""
+        return self.min_prob > 0
 
     def update(self, frame: BarFrame) -> tuple[np.ndarray, list[Signal]]:
         """Return the signal column (+1 buy, -1 sell, 0) and the signals for the frame."""

@@ -163,3 +163,103 @@ def test_model_learns_a_feature_that_predicts_the_next_move_and_l2_shrinks_it() 
     hits = ((p[200:-1] > 0.5) == (moves[200:-1] > 0)).mean()
     assert hits > 0.9
     assert 0.0 < shrunk.weights[0] < free.weights[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# state: exact round trip through JSON
+
+
+def test_state_through_json_continues_exactly_like_the_uninterrupted_model(btc: pd.DataFrame) -> None:
+    import json
+
+    close = btc["close"].to_numpy()
+    indicators, frame = IndicatorSet(SPECS), frame_of(close)
+    frame = dataclasses.replace(frame, features=indicators.update(frame))
+    matrix = feature_matrix(frame, EXPRESSIONS)
+    whole = OnlineLogit(len(EXPRESSIONS)).predict_frame(matrix, close)
+    first = OnlineLogit(len(EXPRESSIONS))
+    head = first.predict_frame(matrix[:1234], close[:1234])
+    second = OnlineLogit.from_state(json.loads(json.dumps(first.state())))
+    tail = second.predict_frame(matrix[1234:], close[1234:])
+    assert np.array_equal(np.concatenate((head, tail)), whole, equal_nan=True)
+    assert OnlineLogit.from_state(first.state()).state() == first.state() != OnlineLogit(4).state()
+
+
+def test_a_state_of_the_wrong_shape_is_refused() -> None:
+    state = OnlineLogit(2).state()
+    with pytest.raises(ValueError, match="2 weights for 3 features"):
+        OnlineLogit.from_state({**state, "k": 3})
+    with pytest.raises(ValueError, match="not a logistic model state"):
+        OnlineLogit.from_state({"k": 2})
+
+
+def test_forgetting_the_previous_bar_skips_one_lesson() -> None:
+    model = OnlineLogit(1)
+    model.step([1.0], 10.0)
+    model.forget_previous()
+    model.step([2.0], 11.0)
+    assert model.updates == 0
+    model.step([3.0], 12.0)
+    assert model.updates == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# plug-ins
+
+
+from actors.model.plugin import PluginError, PluginModel, load_plugin  # noqa: E402
+
+PLUGINS = "tests.actors.plugin_models"
+
+
+def test_a_class_plugin_gets_one_instance_per_series_and_only_whole_rows() -> None:
+    target = load_plugin(f"{PLUGINS}:Momentum")
+    a, b = PluginModel(target, "m"), PluginModel(target, "m")
+    assert a.predictor is not b.predictor
+    matrix = np.array([[np.nan, 1.0], [0.01, 1.0], [-0.01, np.inf], [-0.01, 2.0]])
+    p = a.predict_frame(matrix, np.ones(4))
+    assert np.isnan(p[0]) and np.isnan(p[2])
+    assert p[1] == pytest.approx(1 / (1 + math.exp(-1))) and p[3] == pytest.approx(1 / (1 + math.exp(1)))
+
+
+def test_an_object_with_predict_proba_two_columns_gives_column_one() -> None:
+    model = PluginModel(load_plugin(f"{PLUGINS}:FITTED"), "fitted")
+    assert model.predict_frame(np.array([[1.0], [-1.0]]), np.ones(2)).tolist() == [0.7, 0.3]
+
+
+def test_a_callable_plugin_may_answer_one_column() -> None:
+    model = PluginModel(load_plugin(f"{PLUGINS}:always_up"), "up")
+    assert model.predict_frame(np.zeros((3, 2)), np.ones(3)).tolist() == [0.9, 0.9, 0.9]
+
+
+def test_a_row_wise_plugin_gives_the_same_answers_whatever_the_batching(btc: pd.DataFrame) -> None:
+    close = btc["close"].to_numpy()
+    frame = frame_of(close)
+    frame = dataclasses.replace(frame, features=IndicatorSet(SPECS).update(frame))
+    matrix = feature_matrix(frame, EXPRESSIONS)
+    model = PluginModel(load_plugin(f"{PLUGINS}:Momentum"), "m")
+    whole = model.predict_frame(matrix, close)
+    parts = np.concatenate([model.predict_frame(matrix[i:i + 37], close[i:i + 37]) for i in range(0, len(close), 37)])
+    assert np.array_equal(parts, whole, equal_nan=True)
+    assert np.isnan(whole[:WARMUP]).all() and not np.isnan(whole[WARMUP:]).any()
+
+
+@pytest.mark.parametrize(("path", "message"), [
+    ("tests.actors.plugin_models", "is not 'package.module:attr'"),
+    ("no_such_package.models:Model", "cannot import 'no_such_package.models': ModuleNotFoundError"),
+    (f"{PLUGINS}:Nope", f"module '{PLUGINS}' has no attribute 'Nope'"),
+    (f"{PLUGINS}:NOT_A_MODEL", "is neither a class, an object with predict_proba, nor a callable"),
+])
+def test_a_plugin_that_cannot_load_is_a_clear_error(path: str, message: str) -> None:
+    with pytest.raises(PluginError, match=message):
+        load_plugin(path)
+
+
+@pytest.mark.parametrize(("attr", "message"), [
+    ("wrong_shape", r"returned shape \(4,\) for 3 rows"),
+    ("not_a_probability", r"outside \[0, 1\]"),
+])
+def test_a_plugin_answering_something_else_than_probabilities_fails_loudly(attr: str, message: str) -> None:
+    model = PluginModel(load_plugin(f"{PLUGINS}:{attr}"), attr)
+    with pytest.raises(PluginError, match=message):
+        model.predict_frame(np.zeros((3, 1)), np.ones(3))

@@ -120,17 +120,37 @@ def test_frames_are_written_like_bars(db: Database) -> None:
         [T0 + H, 1.0, 3.0, 0.5, 2.0, 5.0], [T0 + 2 * H, 2.0, 4.0, 1.5, 3.0, 6.0]]
 
 
-def test_signals_round_trip_with_inputs_as_json(db: Database) -> None:
+def test_signals_round_trip_with_inputs_and_params_as_json(db: Database) -> None:
     signal = Signal("sma_cross", "BTCUSD", "1h", T0 + H, BUY, 101.5, "fast crossed above slow",
-                    (("sma_10", 101.0), ("prob_up", math.nan), ("min_prob", 0.0)))
+                    (("sma_10", 101.0), ("prob_up", math.nan), ("min_prob", 0.0)),
+                    (("fast", 10), ("slow", 30), ("min_prob", 0.0)))
     db.write_signals("run1", [signal])
     db.write_signals("run1", [signal])  # idempotent
     rows = db.conn.execute("SELECT * FROM signals").fetchall()
     assert len(rows) == 1
-    run, strategy, symbol, timeframe, ts, side, price, reason, inputs = rows[0]
+    run, strategy, symbol, timeframe, ts, side, price, reason, inputs, params = rows[0]
     assert (run, strategy, symbol, timeframe, ts, side, price, reason) == (
         "run1", "sma_cross", "BTCUSD", "1h", T0 + H, "buy", 101.5, "fast crossed above slow")
     assert json.loads(inputs) == {"sma_10": 101.0, "prob_up": None, "min_prob": 0.0}  # NaN is stored as null
+    assert json.loads(params) == {"fast": 10, "slow": 30, "min_prob": 0.0}
+
+
+def test_a_signals_table_from_before_params_gains_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE signals (run TEXT NOT NULL, strategy TEXT NOT NULL, symbol TEXT NOT NULL, "
+                "timeframe TEXT NOT NULL, ts INTEGER NOT NULL, side TEXT NOT NULL, price REAL NOT NULL, "
+                "reason TEXT NOT NULL, inputs TEXT NOT NULL, PRIMARY KEY (run, strategy, symbol, timeframe, ts))")
+    old.execute("INSERT INTO signals VALUES ('r', 's', 'X', '1h', 1, 'buy', 1.0, 'why', '{}')")
+    old.commit()
+    old.close()
+    db = Database(path)
+    try:
+        db.write_signals("r", [Signal("s", "X", "1h", 2, SELL, 1.0, "why", (), (("n", 3),))])
+        rows = db.conn.execute("SELECT ts, params FROM signals ORDER BY ts").fetchall()
+        assert rows == [(1, "{}"), (2, '{"n": 3}')]
+    finally:
+        db.close()
 
 
 def test_orders_and_fills_round_trip_and_a_fill_marks_its_order_filled(db: Database) -> None:

@@ -337,11 +337,12 @@ def test_unpackb_wraps_garbage_in_a_value_error() -> None:
 
 def test_signal_event_encodes_its_fields_and_type() -> None:
     signal = Signal("sma_cross", "BTCUSD", "1h", TS, BUY, 101.5, "fast crossed above slow",
-                    (("sma_10", 101.0), ("sma_30", 100.0)))
+                    (("sma_10", 101.0), ("sma_30", 100.0)), (("fast", 10), ("slow", 30), ("min_prob", 0.0)))
     decoded = unpackb(encode_event(signal))
     assert decoded == {"strategy": "sma_cross", "symbol": "BTCUSD", "timeframe": "1h", "ts": TS, "side": "buy",
                        "price": 101.5, "reason": "fast crossed above slow",
-                       "inputs": [["sma_10", 101.0], ["sma_30", 100.0]], "order": "market", "limit_price": None,
+                       "inputs": [["sma_10", 101.0], ["sma_30", 100.0]],
+                       "params": [["fast", 10], ["slow", 30], ["min_prob", 0.0]], "order": "market", "limit_price": None,
                        "stop_price": None, "type": "Signal"}
 
 

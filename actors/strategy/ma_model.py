@@ -1,0 +1,57 @@
+"""``ma_model``: a moving-average cross whose trades wait for the model to agree.
+
+fast = SMA(close, fast), slow = SMA(close, slow), p = the model's probability that the next
+close is higher. At bar t's close:
+buy while flat when fast[t] > slow[t] and p[t] >= ``threshold``;
+sell while long when fast[t] < slow[t] and p[t] <= 1 - ``threshold``.
+So the cross sets the direction and the model picks the bar: if the model does not confirm a
+cross up at once, the buy comes at the first later bar of the same up-leg where it does (or
+never, if the averages cross back first); exits wait for the model the same way. Bars without
+a prediction (warm-up) never act. Long only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from actors.strategy.base import Evaluation, Rule, period_ok, prediction_of, require
+from messages.market import BarFrame
+from messages.trading import BUY
+
+__all__ = ["MaModel"]
+
+
+class MaModel(Rule):
+    """SMA fast/slow direction, acted on only when the model's probability agrees."""
+
+    name = "ma_model"
+
+    def __init__(self, fast: int = 10, slow: int = 30, threshold: float = 0.55) -> None:
+        super().__init__()
+        require(period_ok(fast) and period_ok(slow), "periods fast and slow must be >= 1")
+        require(fast < slow, f"fast ({fast}) must be less than slow ({slow})")
+        require(0.5 <= threshold < 1.0, f"threshold ({threshold:g}) must be in [0.5, 1)")
+        self.fast, self.slow, self.threshold = fast, slow, threshold
+        self.fast_key, self.slow_key = f"sma_{fast}", f"sma_{slow}"
+
+    def required_features(self) -> tuple[str, ...]:
+        """The two moving averages."""
+        return (f"sma:{self.fast}", f"sma:{self.slow}")
+
+    def needs_prediction(self) -> bool:
+        """Always: the model confirms every trade."""
+        return True
+
+    def evaluate(self, frame: BarFrame) -> Evaluation:
+        """Up-leg and a confident model buys; down-leg and a confident model sells."""
+        fast, slow = np.asarray(frame.feature(self.fast_key)), np.asarray(frame.feature(self.slow_key))
+        prob = prediction_of(frame)
+        buy = (fast > slow) & (prob >= self.threshold)
+        sell = (fast < slow) & (prob <= 1.0 - self.threshold)
+        return buy, sell, {self.fast_key: fast, self.slow_key: slow, "prob_up": prob}
+
+    def reason(self, side: str, i: int, inputs: dict[str, np.ndarray]) -> str:
+        """The direction and the model's agreement."""
+        if side == BUY:
+            return f"fast above slow and P(up) >= {self.threshold:g}"
+        return f"fast below slow and P(up) <= {1.0 - self.threshold:g}"
