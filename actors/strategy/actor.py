@@ -6,8 +6,11 @@ import copy
 import dataclasses
 from typing import Any
 
+import pykka
+
 from actors.strategy.registry import StrategyRule, strategy_plan
 from messages.pipeline import Drain, MarketBatch, Persist
+from messages.system import Query
 from messages.trading import Signal
 from supervisors.actor import SupervisedActor, publish
 
@@ -23,10 +26,23 @@ class StrategyActor(SupervisedActor):
     downstream = NEXT
 
     def setup(self) -> None:
-        """Read the strategy plan (actor thread)."""
+        """Read the strategy plan; in live, learn from the executor which symbols are held (actor thread).
+
+        After a process restart the account comes back from the store, so the rules must start
+        long where the account is long, or they would never sell what is held.
+        """
         self.plan = strategy_plan(self.ctx.settings.strategy)
         self.rules: dict[tuple[str, str], StrategyRule] = {}
         self._dirty = False
+        self.held: set[str] = set()
+        if self.ctx.mode == "live" and self.name not in self.ctx.checkpoints:
+            try:
+                positions = self.ctx.registry.address("executor").ask(Query("positions"), timeout=5.0)["positions"]
+            except (pykka.ActorDeadError, pykka.Timeout) as exc:
+                raise RuntimeError("cannot learn the positions from the executor") from exc
+            self.held = {symbol for symbol, p in positions.items() if p["qty"] > 0}
+            if self.held:
+                self.log.info("strategy starts long in {} (positions held by the account)", ", ".join(sorted(self.held)))
 
     def snapshot(self) -> Any:
         """Each rule's position and previous bar, after a batch with bars."""
@@ -60,6 +76,7 @@ class StrategyActor(SupervisedActor):
             rule = self.rules.get(key)
             if rule is None:
                 rule = self.rules[key] = spec.build()
+                rule.long = frame.symbol in self.held
             column, new = rule.update(frame)
             frames.append(dataclasses.replace(frame, signal=column))
             signals.extend(dataclasses.replace(signal, params=spec.params) for signal in new)

@@ -49,6 +49,7 @@ def test_sigkill_then_restart_resumes_with_the_same_positions_and_no_duplicate_o
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=10)
     positions, cash, orders_before = stored_account(db)
+    ids_before = {row[0] for row in sqlite3.connect(db).execute("SELECT client_id FROM orders")}
 
     second, control = start()
     try:
@@ -58,6 +59,15 @@ def test_sigkill_then_restart_resumes_with_the_same_positions_and_no_duplicate_o
         for symbol, qty in positions.items():
             assert got[symbol] == pytest.approx(qty, rel=1e-9)
         assert restored["cash"] == pytest.approx(cash, rel=1e-9)
+        held = {s for s, q in positions.items() if q > 0}
+        if held:  # the strategy learned what the account holds, so it sells it on the next cross down
+            def sold_a_held_position() -> bool:
+                return any(o["side"] == "sell" and o["status"] == "filled" and o["symbol"] in held
+                           and o["client_id"] not in ids_before for o in ctl(control, "orders")["orders"])
+            wait_until(sold_a_held_position, 60, "a position held before the kill to be sold")
+            # and it knew from the start: it never tried to buy what the account already held
+            assert not [o for o in ctl(control, "orders")["orders"]
+                        if o["client_id"] not in ids_before and o["reason"] == "already long"]
         wait_until(lambda: ctl(control, "metrics")["counters"]["bars"] > 100, 30, "trading to go on")
         assert run_cli("ctl", "shutdown", "--control", control).returncode == 0
         assert second.wait(timeout=30) == 0
