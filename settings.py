@@ -65,7 +65,7 @@ class BufferSettings:
 class FeatureSettings:
     """Indicators computed per symbol and timeframe, as ``name:period``."""
 
-    indicators: tuple[str, ...] = ("sma:10", "sma:30", "ema:12", "ema:26", "ret:1")
+    indicators: tuple[str, ...] = ()  # extra indicators; those the strategies and the model read are added
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,18 +309,20 @@ def _validate(s: Settings) -> None:
     check(s.supervisor.heartbeat_s > 0, "supervisor.heartbeat_s", "must be > 0")
     check(s.supervisor.heartbeat_timeout_s > 0, "supervisor.heartbeat_timeout_s", "must be > 0")
     check(s.backtest.chunk >= 1, "backtest.chunk", "must be at least 1")
-    from actors.feature.indicators import output_names
+    from actors.feature.indicators import output_names, spec_for_column
 
-    computed = {"close"}
     for spec in s.feature.indicators:
         try:
-            computed.update(output_names(spec))
+            output_names(spec)
         except ValueError as exc:
             raise SettingsError(f"settings key 'feature.indicators': {exc}") from None
     for expr in s.model.features:
         for name in expr.split("/"):
-            check(name in computed, "model.features",
-                  f"uses {name!r}, which is not computed; add its indicator to feature.indicators")
+            if name != "close":
+                try:
+                    spec_for_column(name)
+                except ValueError as exc:
+                    raise SettingsError(f"settings key 'model.features': {exc}") from None
     for symbol in s.feed.symbols:
         check(SYMBOL_PATTERN.fullmatch(symbol) is not None, "feed.symbols",
               f"has a bad symbol {symbol!r}; a symbol is 1-32 of letters, digits and ._:/-")

@@ -139,8 +139,8 @@ def test_wrong_type_in_a_file_names_the_key(tmp_path: Path) -> None:
     ({"strategy.params": ["fast=0", "slow=5"]}, "strategy.params"),
     ({"buffer.timeframe": "1x"}, "buffer.timeframe"),
     ({"buffer.timeframe": "0m"}, "buffer.timeframe"),
-    ({"feature.indicators": ["sma:10", "ema:12", "ema:26", "ret:1"]}, "model.features"),
-    ({"model.features": ["close/sma_50"]}, "model.features"),
+    ({"model.features": ["close/vwap_50"]}, "model.features"),
+    ({"model.features": ["ret_1", "sma_10/wobble"]}, "model.features"),
     ({"feature.indicators": ["sma:10", "sma:30", "ema:12", "ema:26", "ret:1", "rsi:0"]}, "feature.indicators"),
     ({"feature.indicators": ["sma:10", "sma:30", "ema:12", "ema:26", "ret:1", "vwap:14"]}, "feature.indicators"),
     ({"strategy.params": ["min_prob=1"]}, "strategy.params"),
@@ -163,9 +163,11 @@ def test_invalid_value_names_the_key(overrides: dict, key: str) -> None:
         load_settings(env={}, overrides=overrides)
 
 
-def test_model_feature_error_names_the_missing_feature() -> None:
-    with pytest.raises(SettingsError, match=r"model\.features.*'sma_50'.*feature\.indicators"):
-        load_settings(env={}, overrides={"model.features": ["close/sma_50"]})
+def test_model_feature_error_names_the_unknown_feature() -> None:
+    with pytest.raises(SettingsError, match=r"model\.features.*no indicator produces a column named 'vwap_50'"):
+        load_settings(env={}, overrides={"model.features": ["close/vwap_50"]})
+    # any column an indicator produces is fine: the feature actor computes it when the model runs
+    assert load_settings(env={}, overrides={"model.features": ["close/sma_50", "macd_hist_12_26_9"]})
 
 
 def test_values_are_validated_together_so_consistent_changes_pass() -> None:

@@ -6,7 +6,7 @@ import copy
 import dataclasses
 from typing import Any
 
-from actors.feature.indicators import IndicatorSet
+from actors.feature.indicators import IndicatorSet, spec_for_column
 from actors.strategy.registry import strategy_plan
 from messages.pipeline import Drain, MarketBatch
 from supervisors.actor import SupervisedActor
@@ -23,8 +23,13 @@ class FeatureActor(SupervisedActor):
 
     def setup(self) -> None:
         """Read the indicator list and the strategy plan (actor thread)."""
-        self.configured = self.ctx.settings.feature.indicators
-        self.plan = strategy_plan(self.ctx.settings.strategy)
+        settings = self.ctx.settings
+        self.plan = strategy_plan(settings.strategy)
+        model_inputs: tuple[str, ...] = ()
+        if self.plan.needs_prediction:
+            columns = {name for expr in settings.model.features for name in expr.split("/") if name != "close"}
+            model_inputs = tuple(sorted({spec_for_column(column) for column in columns}))
+        self.configured = tuple(dict.fromkeys(settings.feature.indicators + model_inputs))
         self.sets: dict[tuple[str, str], IndicatorSet] = {}
         self._dirty = False
 

@@ -53,6 +53,7 @@ from actors.feature.windows import SMA, WMA, Bollinger, Highest, LogReturn, Lowe
 from messages.market import BarFrame, readonly
 
 __all__ = [
+    "spec_for_column",
     "ATR", "EMA", "MACD", "MAX_PERIOD", "RSI", "SMA", "WMA", "Bollinger", "Highest", "Indicator",
     "IndicatorSet", "LogReturn", "Lowest", "Return", "StdDev", "VALID_FORMS", "output_names", "parse_indicator",
 ]
@@ -114,6 +115,28 @@ def parse_indicator(spec: str) -> Indicator:
 def output_names(spec: str) -> tuple[str, ...]:
     """Return the names of the columns ``spec`` produces (ValueError as ``parse_indicator``)."""
     return parse_indicator(spec).names
+
+
+_COLUMN_FORMS = (
+    (re.compile(r"macd(?:_signal|_hist)?_(\d+)_(\d+)_(\d+)"), "macd:{}:{}:{}"),
+    (re.compile(r"bb_(?:mid|up|low|pctb|width)_(\d+)_([0-9.]+)"), "bb:{}:{}"),
+    (re.compile(r"([a-z]+)_(\d+)"), "{}:{}"),
+)
+
+
+def spec_for_column(column: str) -> str:
+    """The indicator spec that produces ``column`` (e.g. ``"macd_hist_12_26_9"`` -> ``"macd:12:26:9"``);
+    ValueError if no indicator does."""
+    for pattern, form in _COLUMN_FORMS:
+        match = pattern.fullmatch(column)
+        if match:
+            spec = form.format(*match.groups())
+            try:
+                if column in output_names(spec):
+                    return spec
+            except ValueError:
+                pass
+    raise ValueError(f"no indicator produces a column named {column!r}")
 
 
 class IndicatorSet:

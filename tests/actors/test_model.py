@@ -13,10 +13,10 @@ import pytest
 from actors.feature.indicators import IndicatorSet
 from actors.model.logistic import OnlineLogit, feature_matrix
 from messages.market import BarFrame, readonly
-from settings import FeatureSettings, ModelSettings
+from settings import ModelSettings
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample_2024_1h.csv.gz"
-SPECS = FeatureSettings().indicators  # sma:10, sma:30, ema:12, ema:26, ret:1
+SPECS = ("sma:10", "sma:30", "ema:12", "ema:26", "ret:1")  # what the default model features read
 EXPRESSIONS = ModelSettings().features  # ret_1, close/sma_10, sma_10/sma_30, ema_12/ema_26
 WARMUP = 29  # sma_30 is the slowest feature: first value at index 29
 
