@@ -213,6 +213,7 @@ class PaperBroker:
 
     def _bars(self, frames: tuple[BarFrame, ...], signals: tuple[Signal, ...], result: BatchResult, steps: list) -> None:
         by_key = {(s.symbol, s.timeframe, s.ts): s for s in signals}
+        self._prices: dict[str, float] = {}  # the fill price of each scheduled bar fill
         opens = [np.asarray(f.ts) - timeframe_ns(f.timeframe) for f in frames]  # open time of every bar
         events: list[tuple[int, int, int, int, str]] = []  # (time, kind, frame, bar, client id or "")
         for f_idx, frame in enumerate(frames):
@@ -240,7 +241,7 @@ class PaperBroker:
                 pending = self.pending.pop(key, None)
                 if pending is None:
                     continue
-                price = self._bar_price(pending, frame, i)
+                price = self._prices.pop(key)
                 fill = self._execute(pending.order, price, when, result)
                 if fill is not None:
                     steps.append((int(frame.ts[i]), fill.symbol, self.portfolio.cash, self.portfolio.qty(fill.symbol)))
@@ -264,13 +265,9 @@ class PaperBroker:
         if hit is None:
             pending.active_ts = int(opens_at[-1]) + 1 if len(opens_at) else pending.active_ts
             return
-        j, _ = hit
+        j, price = hit
+        self._prices[key] = price
         heapq.heappush(events, (int(opens_at[j]), 1 if pending.order.side == SELL else 2, f_idx, j, key))
-
-    def _bar_price(self, pending: _Pending, frame: BarFrame, i: int) -> float:
-        hit = first_bar_fill(pending.order, frame.open, frame.high, frame.low, i, self.slippage)
-        assert hit is not None and hit[0] == i  # scheduled from the same data
-        return hit[1]
 
     # -- decisions and orders -------------------------------------------------------------------------
 
@@ -298,6 +295,8 @@ class PaperBroker:
     def _equity_at(self, when: int, frames: tuple[BarFrame, ...]) -> float:
         """Cash plus positions marked at the last close at or before ``when`` (batch-size independent)."""
         equity = self.portfolio.cash
+        if not self.portfolio.positions:
+            return equity
         for symbol, position in self.portfolio.positions.items():
             price = self.portfolio.marks.get(symbol, position.avg_price)
             for frame in frames:
