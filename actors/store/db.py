@@ -1,7 +1,8 @@
 """The sqlite database: schema, idempotent writes, and the reads replay and recovery need.
 
-Only the store actor writes. Readers (backtest loading, tools) open their own connection;
-WAL mode lets them read while the store writes.
+Only the store actor writes while a system runs (``ingest`` writes history offline). Readers
+(backtest loading, the buffer's warm-up, tools) open their own connection; WAL mode lets them
+read while the store writes.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from messages.market import Bar, BarFrame
+from messages.market import Bar, BarFrame, Tick
 from messages.system import DeadLetter
 from messages.trading import Fill, Order, Signal
 
-__all__ = ["Database", "SCHEMA"]
+__all__ = ["Database", "SCHEMA", "open_existing"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS bars (
@@ -27,16 +28,24 @@ CREATE TABLE IF NOT EXISTS bars (
     open REAL NOT NULL, high REAL NOT NULL, low REAL NOT NULL, close REAL NOT NULL, volume REAL NOT NULL,
     PRIMARY KEY (symbol, timeframe, ts)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS bars_by_time ON bars (ts);
+CREATE TABLE IF NOT EXISTS ticks (
+    symbol TEXT NOT NULL, ts INTEGER NOT NULL, bid REAL, ask REAL, last REAL NOT NULL, volume REAL NOT NULL,
+    src TEXT NOT NULL, seq INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS ticks_unique ON ticks (symbol, ts, last, volume, ifnull(bid, -1), ifnull(ask, -1));
 CREATE TABLE IF NOT EXISTS signals (
     run TEXT NOT NULL, strategy TEXT NOT NULL, symbol TEXT NOT NULL, timeframe TEXT NOT NULL, ts INTEGER NOT NULL,
     side TEXT NOT NULL, price REAL NOT NULL, reason TEXT NOT NULL, inputs TEXT NOT NULL,
     PRIMARY KEY (run, strategy, symbol, timeframe, ts)
 );
+CREATE INDEX IF NOT EXISTS signals_by_time ON signals (run, ts);
 CREATE TABLE IF NOT EXISTS orders (
     run TEXT NOT NULL, client_id TEXT NOT NULL, strategy TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
     qty REAL NOT NULL, ts INTEGER NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,
     PRIMARY KEY (run, client_id)
 );
+CREATE INDEX IF NOT EXISTS orders_by_time ON orders (run, ts);
 CREATE TABLE IF NOT EXISTS fills (
     run TEXT NOT NULL, client_id TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL, qty REAL NOT NULL,
     price REAL NOT NULL, fee REAL NOT NULL, ts INTEGER NOT NULL,
@@ -50,7 +59,10 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY AUTOINCREMENT, actor TEXT NOT NULL, ts INTEGER NOT NULL, error TEXT NOT NULL,
     message_type TEXT NOT NULL, summary TEXT NOT NULL, ticks INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS dead_letters_by_time ON dead_letters (ts);
 """
+
+_BAR_COLUMNS = "symbol, timeframe, ts, open, high, low, close, volume"
 
 
 def _json_number(value: float) -> float | None:
@@ -65,6 +77,7 @@ class Database:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        self.conn.execute("PRAGMA busy_timeout=10000")  # wait for another writer (e.g. ingest) instead of failing
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(SCHEMA)
@@ -111,6 +124,15 @@ class Database:
                 "open=excluded.open, high=excluded.high, low=excluded.low, close=excluded.close, volume=excluded.volume",
                 rows,
             )
+        return len(rows)
+
+    def write_ticks(self, ticks: Iterable[Tick]) -> int:
+        """Insert ticks, ignoring ones already stored; return how many were offered."""
+        rows = [(t.symbol, t.ts, t.bid if t.has_quote else None, t.ask if t.has_quote else None, t.last, t.volume,
+                 t.src, t.seq) for t in ticks]
+        if rows:
+            self.begin()
+            self.conn.executemany("INSERT OR IGNORE INTO ticks VALUES (?,?,?,?,?,?,?,?)", rows)
         return len(rows)
 
     def write_signals(self, run: str, signals: Iterable[Signal]) -> None:
@@ -178,7 +200,22 @@ class Database:
         if end_ns is not None:
             where.append("ts <= ?")
             params.append(end_ns)
-        query = f"SELECT symbol, timeframe, ts, open, high, low, close, volume FROM bars WHERE {' AND '.join(where)} ORDER BY ts, symbol"  # noqa: S608
+        query = f"SELECT {_BAR_COLUMNS} FROM bars WHERE {' AND '.join(where)} ORDER BY ts, symbol"  # noqa: S608
+        return self._bars(query, params)
+
+    def last_bars(self, symbol: str, timeframe: str, count: int) -> pd.DataFrame:
+        """The latest ``count`` bars of one symbol and timeframe, oldest first."""
+        query = (f"SELECT * FROM (SELECT {_BAR_COLUMNS} FROM bars WHERE symbol=? AND timeframe=? "  # noqa: S608
+                 "ORDER BY ts DESC LIMIT ?) ORDER BY ts")
+        return self._bars(query, [symbol, timeframe, count])
+
+    def bar_summary(self, symbol: str, timeframe: str) -> tuple[int, int | None, int | None]:
+        """How many bars of one symbol and timeframe are stored, and the first and last close times."""
+        row = self.conn.execute("SELECT COUNT(*), MIN(ts), MAX(ts) FROM bars WHERE symbol=? AND timeframe=?",
+                                (symbol, timeframe)).fetchone()
+        return int(row[0]), row[1], row[2]
+
+    def _bars(self, query: str, params: list) -> pd.DataFrame:
         frame = pd.read_sql_query(query, self.conn, params=params)
         frame["ts"] = frame["ts"].astype(np.int64)
         return frame
@@ -188,3 +225,10 @@ class Database:
         if run is None:
             return int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608
         return int(self.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE run=?", (run,)).fetchone()[0])  # noqa: S608
+
+
+def open_existing(path: str | Path) -> Database | None:
+    """Open a database file for reading if it exists (None for a missing file or ``:memory:``)."""
+    if str(path) == ":memory:" or not Path(path).exists():
+        return None
+    return Database(path)

@@ -7,6 +7,7 @@ import dataclasses
 from typing import Any
 
 from actors.strategy.sma_cross import SmaCross
+from messages.market import BarFrame
 from messages.pipeline import Drain, MarketBatch, Persist
 from messages.trading import Signal
 from supervisors.actor import SupervisedActor, publish
@@ -17,7 +18,13 @@ NEXT = "executor"
 
 
 class StrategyActor(SupervisedActor):
-    """Runs ``sma_cross`` per symbol and timeframe; stores and publishes every signal."""
+    """Runs ``sma_cross`` per symbol and timeframe; stores and publishes every signal.
+
+    It trades the timeframes in ``strategy.timeframes``, by default the frames the buffer did not
+    derive (the bars built from ticks, or replayed); other frames end here. A ``history`` batch
+    (stored bars at live start) warms the rules up, with no signal and no change of position,
+    and ends here too.
+    """
 
     downstream = NEXT
 
@@ -25,6 +32,7 @@ class StrategyActor(SupervisedActor):
         """Read the strategy parameters (actor thread)."""
         settings = self.ctx.settings.strategy
         self.params = (settings.fast, settings.slow, settings.min_prob)
+        self.timeframes = frozenset(settings.timeframes)
         self.rules: dict[tuple[str, str], SmaCross] = {}
         self._dirty = False
 
@@ -41,7 +49,9 @@ class StrategyActor(SupervisedActor):
 
     def handle(self, message: Any) -> Any:
         """Decide on one batch, or pass a marker on (actor thread)."""
-        if isinstance(message, MarketBatch):
+        if isinstance(message, MarketBatch) and message.history:
+            self._warm_up(message)
+        elif isinstance(message, MarketBatch):
             if message.frames:
                 self._dirty = True
                 message = self._decide(message)
@@ -51,15 +61,29 @@ class StrategyActor(SupervisedActor):
         else:
             raise TypeError(f"strategy cannot handle {type(message).__name__}")
 
+    def _traded(self, frame: BarFrame) -> bool:
+        return frame.timeframe in self.timeframes if self.timeframes else not frame.derived
+
+    def _rule(self, frame: BarFrame) -> SmaCross:
+        key = (frame.symbol, frame.timeframe)
+        rule = self.rules.get(key)
+        if rule is None:
+            rule = self.rules[key] = SmaCross(*self.params)
+        return rule
+
+    def _warm_up(self, batch: MarketBatch) -> None:
+        for frame in filter(self._traded, batch.frames):
+            rule = self._rule(frame)
+            position = rule.long
+            rule.update(frame)
+            rule.long = position
+        self._dirty = True
+
     def _decide(self, batch: MarketBatch) -> MarketBatch:
         frames = []
         signals: list[Signal] = []
-        for frame in batch.frames:
-            key = (frame.symbol, frame.timeframe)
-            rule = self.rules.get(key)
-            if rule is None:
-                rule = self.rules[key] = SmaCross(*self.params)
-            column, new = rule.update(frame)
+        for frame in filter(self._traded, batch.frames):
+            column, new = self._rule(frame).update(frame)
             frames.append(dataclasses.replace(frame, signal=column))
             signals.extend(new)
         if signals:
