@@ -101,7 +101,7 @@ def load_bar_file(path: str | Path, symbol: str | None = None, ts_label: str = "
     out = pd.DataFrame({"symbol": raw["symbol"].astype(str).to_numpy(), "ts": ts})
     for name in (*_PRICES, "volume"):
         out[name] = pd.to_numeric(raw[name], errors="coerce").to_numpy(dtype=np.float64)
-    _check_rows(out, path, lines)
+    problems = _row_problems(out, lines)
     if out.empty:
         raise DataError(f"{path}: no bars" + (f" of symbol {symbol}" if symbol is not None else ""))
     timeframes = {}
@@ -117,7 +117,6 @@ def load_bar_file(path: str | Path, symbol: str | None = None, ts_label: str = "
         raise DataError(f"{path}: {exc}") from None
     if ts_label == "open":
         out["ts"] = out["ts"] + lengths
-    problems = []
     if timeframe is not None and (out["timeframe"] != timeframe).any():
         problems.append(f"timeframe is not {timeframe} at rows {_rows(out['timeframe'] != timeframe, lines)}")
     if aligned and (out["ts"] % lengths != 0).any():
@@ -152,7 +151,7 @@ def _rows(mask: pd.Series, lines: np.ndarray) -> str:
     return shown + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
 
 
-def _check_rows(out: pd.DataFrame, path: Path, lines: np.ndarray) -> None:
+def _row_problems(out: pd.DataFrame, lines: np.ndarray) -> list[str]:
     prices = out[list(_PRICES)]
     checks = (
         (prices.isna().any(axis=1) | out["volume"].isna(), "missing or non-numeric price/volume"),
@@ -162,9 +161,7 @@ def _check_rows(out: pd.DataFrame, path: Path, lines: np.ndarray) -> None:
         ((out["high"] < out[["open", "close", "low"]].max(axis=1)) | (out["low"] > out[["open", "close"]].min(axis=1)),
          "high/low do not contain open and close"),
     )
-    problems = [f"{why} at rows {_rows(mask, lines)}" for mask, why in checks if mask.any()]
-    if problems:
-        raise DataError(f"{path}: " + "; ".join(problems))
+    return [f"{why} at rows {_rows(mask, lines)}" for mask, why in checks if mask.any()]
 
 
 def finest_per_symbol(bars: pd.DataFrame) -> pd.DataFrame:
