@@ -21,6 +21,7 @@ from messages.codec import packb
 from messages.cryptofeed import encode_cryptofeed
 from messages.market import Tick
 from settings import Settings
+from supervisors.modes import load_backtest_bars
 from supervisors.system import System
 from tests.conftest import free_endpoint
 from tests.helpers import ctl, wait_until
@@ -228,6 +229,14 @@ def test_live_continues_the_stored_series_with_no_duplicate_or_missing_bar_at_th
             bar = next(row for s, tf, ts, *row in after if s == symbol and tf == timeframe and ts == end)
             assert bar == [parts[0][0], max(p[1] for p in parts), min(p[2] for p in parts), parts[-1][3],
                            math.fsum(p[4] for p in parts)]
+
+    # a backtest from the database replays exactly what live built: each symbol's finest timeframe
+    replay, source = load_backtest_bars(None, settings.store.db, T0, None, None)
+    assert source.startswith("database")
+    assert sorted(map(tuple, replay[["symbol", "timeframe", "ts", "open", "high", "low", "close", "volume"]]
+                      .itertuples(index=False))) == [row for row in after if row[1] == "1m"]
+    hourly, _ = load_backtest_bars(None, settings.store.db, T0, None, None, "1h")
+    assert set(hourly["timeframe"]) == {"1h"} and len(hourly) == len(SYMBOLS)
 
 
 # ---------------------------------------------------------------------------------------------
