@@ -117,13 +117,12 @@ def _stored_end(settings: Settings) -> tuple[int | None, dict[str, float]]:
     if db is None:
         return None, {}
     try:
-        last = {s: db.last_bars(s, settings.buffer.timeframe, 1) for s in settings.feed.symbols}
+        last = [bars[-1] for s in settings.feed.symbols if (bars := db.last_bars(s, settings.buffer.timeframe, 1))]
     finally:
         db.close()
-    last = {s: rows.iloc[-1] for s, rows in last.items() if not rows.empty}
     if not last:
         return None, {}
-    return max(int(row["ts"]) for row in last.values()), {s: float(row["close"]) for s, row in last.items()}
+    return max(bar.ts for bar in last), {bar.symbol: bar.close for bar in last}
 
 
 def _simulate(endpoint: str, symbols: tuple[str, ...], rate: float, speed: float, seed: int,

@@ -34,13 +34,6 @@ __all__ = ["BarAggregator", "BarWindow"]
 _END, _O, _H, _L, _C, _OTS, _CTS, _KEYS = range(8)
 
 
-def _key(tick: Tick) -> tuple:
-    """What makes two ticks the same; volume is third, NaN quotes are left out (NaN != NaN)."""
-    if tick.has_quote:
-        return (tick.ts, tick.last, tick.volume, tick.bid, tick.ask)
-    return (tick.ts, tick.last, tick.volume)
-
-
 class BarAggregator:
     """Builds bars of one timeframe for every symbol from ticks."""
 
@@ -85,11 +78,13 @@ class BarAggregator:
         closed: list[Bar] = []
         length = self.length
         for tick in ticks:
-            ts, price, symbol = tick.ts, tick.last, tick.symbol
+            ts, price, symbol, bid = tick.ts, tick.last, tick.symbol, tick.bid
+            # what makes two ticks the same; volume third (it is summed from the keys); a NaN quote
+            # is left out (NaN != NaN)
+            key = (ts, price, tick.volume, bid, tick.ask) if bid == bid else (ts, price, tick.volume)
             end = (ts // length + 1) * length
             state = self._open.get(symbol)
             if state is not None and end == state[_END]:
-                key = _key(tick)
                 keys = state[_KEYS]
                 if key in keys:
                     self.duplicates += 1
@@ -116,7 +111,7 @@ class BarAggregator:
                         continue
                     if self.fill_empty:
                         self._fill(symbol, last[0], last[1], end, closed)
-                self._open[symbol] = [end, price, price, price, price, ts, ts, {_key(tick)}]
+                self._open[symbol] = [end, price, price, price, price, ts, ts, {key}]
             if ts > self._max_ts:
                 self._max_ts, self._max_wall = ts, now_ns
             if kept is not None:

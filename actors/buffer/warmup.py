@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import pandas as pd
-
 from actors.store.db import Database
-from messages.market import Bar, BarFrame, timeframe_ns
+from messages.market import Bar, BarFrame, frame_from_bars, timeframe_ns
 
 __all__ = ["WarmUp", "load_warmup"]
 
@@ -30,12 +27,6 @@ class WarmUp:
         return sum(len(f) for f in self.frames)
 
 
-def _frame(rows: pd.DataFrame, symbol: str, timeframe: str, derived: bool = False) -> BarFrame:
-    frame = BarFrame.from_columns(symbol, timeframe, **{k: rows[k].to_numpy() for k in
-                                                        ("ts", "open", "high", "low", "close", "volume")})
-    return dataclasses.replace(frame, derived=True) if derived else frame
-
-
 def load_warmup(db: Database, symbols: Iterable[str], base: str, higher: Iterable[str], lookback: int) -> WarmUp:
     """Read the warm-up for ``symbols``: ``base`` bars and ``higher`` timeframes derived from them."""
     higher = tuple(higher)
@@ -43,15 +34,13 @@ def load_warmup(db: Database, symbols: Iterable[str], base: str, higher: Iterabl
     base_count = max([lookback, *(timeframe_ns(tf) // base_ns for tf in higher)])
     warm = WarmUp()
     for symbol in symbols:
-        rows = db.last_bars(symbol, base, base_count)
-        if rows.empty:
+        bars = db.last_bars(symbol, base, base_count)
+        if not bars:
             continue
-        warm.base[symbol] = [Bar(symbol, int(ts), base, o, h, lo, c, v) for ts, o, h, lo, c, v in zip(
-            rows["ts"].tolist(), rows["open"].tolist(), rows["high"].tolist(), rows["low"].tolist(),
-            rows["close"].tolist(), rows["volume"].tolist(), strict=True)]
-        warm.frames.append(_frame(rows.iloc[-lookback:], symbol, base))
+        warm.base[symbol] = bars
+        warm.frames.append(frame_from_bars(bars[-lookback:]))
         for timeframe in higher:
-            rows = db.last_bars(symbol, timeframe, lookback)
-            if not rows.empty:
-                warm.frames.append(_frame(rows, symbol, timeframe, derived=True))
+            stored = db.last_bars(symbol, timeframe, lookback)
+            if stored:
+                warm.frames.append(frame_from_bars(stored, derived=True))
     return warm

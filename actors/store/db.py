@@ -203,11 +203,11 @@ class Database:
         query = f"SELECT {_BAR_COLUMNS} FROM bars WHERE {' AND '.join(where)} ORDER BY ts, symbol"  # noqa: S608
         return self._bars(query, params)
 
-    def last_bars(self, symbol: str, timeframe: str, count: int) -> pd.DataFrame:
+    def last_bars(self, symbol: str, timeframe: str, count: int) -> list[Bar]:
         """The latest ``count`` bars of one symbol and timeframe, oldest first."""
-        query = (f"SELECT * FROM (SELECT {_BAR_COLUMNS} FROM bars WHERE symbol=? AND timeframe=? "  # noqa: S608
-                 "ORDER BY ts DESC LIMIT ?) ORDER BY ts")
-        return self._bars(query, [symbol, timeframe, count])
+        rows = self.conn.execute("SELECT ts, open, high, low, close, volume FROM bars WHERE symbol=? AND timeframe=? "
+                                 "ORDER BY ts DESC LIMIT ?", (symbol, timeframe, count)).fetchall()
+        return [Bar(symbol, ts, timeframe, o, h, lo, c, v) for ts, o, h, lo, c, v in reversed(rows)]
 
     def bar_summary(self, symbol: str, timeframe: str) -> tuple[int, int | None, int | None]:
         """How many bars of one symbol and timeframe are stored, and the first and last close times."""

@@ -415,9 +415,8 @@ def test_the_queries_have_their_indexes_and_writers_wait_for_each_other(db: Data
 
 def test_last_bars_are_the_latest_oldest_first_and_the_summary_counts_them(db: Database) -> None:
     db.write_bars([bar(i) for i in range(1, 8)] + [bar(9, timeframe="1m"), bar(3, symbol="ETHUSD")])
-    last = db.last_bars("BTCUSD", "1h", 3)
-    assert last["ts"].tolist() == [T0 + 5 * H, T0 + 6 * H, T0 + 7 * H]
-    assert db.last_bars("NOPE", "1h", 3).empty
+    assert db.last_bars("BTCUSD", "1h", 3) == [bar(5), bar(6), bar(7)]
+    assert db.last_bars("NOPE", "1h", 3) == []
     assert db.bar_summary("BTCUSD", "1h") == (7, T0 + H, T0 + 7 * H)
     assert db.bar_summary("NOPE", "1h") == (0, None, None)
 
