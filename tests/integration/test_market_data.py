@@ -354,7 +354,7 @@ def test_a_symbol_without_data_is_stale_in_health_until_its_ticks_resume(live_se
 
 
 def test_a_quiet_market_closes_its_bar_by_the_clock_and_a_later_tick_for_it_is_late(live_settings: Settings) -> None:
-    settings = live_settings.with_values({"buffer.grace_s": 0.2, "feed.symbols": ["BTCUSD"]})
+    settings = live_settings.with_values({"buffer.grace_s": 0.2, "feed.symbols": ["BTCUSD"], "store.ticks": True})
     system = start_system(settings)
     try:
         publisher = Publisher(settings.ingress.endpoint)
@@ -372,3 +372,5 @@ def test_a_quiet_market_closes_its_bar_by_the_clock_and_a_later_tick_for_it_is_l
         system.stop()
     (bar, *_) = stored_bars(settings.store.db)
     assert bar == ("BTCUSD", "1m", T0 + MINUTE, 10.0, 12.0, 9.0, 11.0, 4.0)
+    with sqlite3.connect(settings.store.db) as conn:   # the ticks the bar was built from; not the late one
+        assert [row[0] for row in conn.execute("SELECT last FROM ticks ORDER BY ts")] == [10.0, 12.0, 9.0, 11.0]
