@@ -113,7 +113,7 @@ def run_live(settings: Settings, duration: float | None, stop: threading.Event |
 def _stored_end(settings: Settings) -> tuple[int | None, dict[str, float]]:
     """Where the stored series of the simulated symbols ends: the simulator continues from there
     (its clock runs ahead of the wall clock, so starting at "now" would go back in time)."""
-    db = open_existing(settings.store.db) if settings.buffer.warmup else None
+    db = open_existing(settings.store.db)
     if db is None:
         return None, {}
     try:
