@@ -70,10 +70,17 @@ def _json_number(value: float) -> float | None:
 
 
 class Database:
-    """One connection to the sqlite file; use from one thread."""
+    """One connection to the sqlite file; use from one thread. A ``readonly`` connection never
+    writes, not even the schema, so it cannot contend with the store while it creates the file."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, readonly: bool = False) -> None:
         self.path = str(path)
+        self._in_tx = False
+        if readonly:
+            self.conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                                        check_same_thread=True)
+            self.conn.execute("PRAGMA busy_timeout=10000")
+            return
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
@@ -81,7 +88,6 @@ class Database:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(SCHEMA)
-        self._in_tx = False
 
     def close(self) -> None:
         """Commit and close."""
@@ -228,7 +234,11 @@ class Database:
 
 
 def open_existing(path: str | Path) -> Database | None:
-    """Open a database file for reading if it exists (None for a missing file or ``:memory:``)."""
+    """Open a database file read-only if it exists and has its tables (else None, as for ``:memory:``)."""
     if str(path) == ":memory:" or not Path(path).exists():
         return None
-    return Database(path)
+    db = Database(path, readonly=True)
+    if db.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='bars'").fetchone() is None:
+        db.close()
+        return None
+    return db

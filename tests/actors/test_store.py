@@ -421,11 +421,15 @@ def test_last_bars_are_the_latest_oldest_first_and_the_summary_counts_them(db: D
     assert db.bar_summary("NOPE", "1h") == (0, None, None)
 
 
-def test_open_existing_opens_only_a_file_that_exists(tmp_path: Path) -> None:
+def test_open_existing_reads_only_a_database_that_has_its_tables(tmp_path: Path) -> None:
     assert open_existing(tmp_path / "missing.db") is None and open_existing(":memory:") is None
+    sqlite3.connect(tmp_path / "empty.db").close()          # a file the store has not set up yet
+    assert open_existing(tmp_path / "empty.db") is None
     Database(tmp_path / "there.db").close()
     found = open_existing(tmp_path / "there.db")
-    assert found is not None
+    assert found is not None and found.last_bars("A", "1m", 5) == []
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        found.write_bars([bar(1)])
     found.close()
 
 

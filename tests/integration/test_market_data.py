@@ -32,6 +32,9 @@ SEC = 1_000_000_000
 MINUTE = 60 * SEC
 T0 = 1_717_200_000_000_000_000  # 2024-06-01T00:00:00Z
 SYMBOLS = ("BTCUSD", "ETHUSD", "SOLUSD")
+# These tests replay history far faster than real time; the market clock (latest tick + wall time)
+# would close bars early if the test's own publisher thread stalled for longer than the grace.
+REPLAY_GRACE = {"buffer.grace_s": 5.0}
 
 
 def start_system(settings: Settings) -> System:
@@ -88,7 +91,7 @@ def shuffled_twice(ticks: list[Tick], rng: random.Random) -> list[Tick]:
 
 def test_a_dirty_feed_gives_the_clean_feeds_bars_and_counts_what_was_wrong(live_settings: Settings,
                                                                             tmp_path: Path) -> None:
-    settings = live_settings.with_values({"feed.stale_s": 3.0})
+    settings = live_settings.with_values({"feed.stale_s": 3.0, **REPLAY_GRACE})
     clean = clean_ticks()
     cut = max(t.ts for t in clean) // MINUTE * MINUTE   # bars closing by then were closed by ticks
 
@@ -196,7 +199,7 @@ def run_live(settings: Settings, ticks: list[Tick], before_ticks=None) -> tuple[
 
 
 def test_live_continues_the_stored_series_with_no_duplicate_or_missing_bar_at_the_seam(live_settings: Settings) -> None:
-    settings = live_settings.with_values({"buffer.lookback": 50})
+    settings = live_settings.with_values({"buffer.lookback": 50, **REPLAY_GRACE})
     first = minute_ticks(0, 40) + [Tick(s, T0 + 40 * MINUTE, 99.0, 99.5, 99.25, 1.0) for s in SYMBOLS]
     counters, _ = run_live(settings, first)
     assert counters["ticks_late"] == 0
@@ -328,7 +331,7 @@ def keep_publishing(endpoint: str, symbols: list[str], stop: threading.Event) ->
 
 
 def test_a_symbol_without_data_is_stale_in_health_until_its_ticks_resume(live_settings: Settings) -> None:
-    settings = live_settings.with_values({"feed.stale_s": 1.0})
+    settings = live_settings.with_values({"feed.stale_s": 2.0})
     system = start_system(settings)
     endpoint = settings.control.endpoint
     symbols, stop = ["BTCUSD"], threading.Event()
