@@ -1,4 +1,4 @@
-"""Command line: live | backtest | ctl | feed-sim | keys.
+"""Command line: live | backtest | ingest | ctl | feed-sim | keys.
 
 Thin: parse the arguments, load the settings, build and run the tree. User mistakes are
 one line on stderr and a non-zero exit, never a traceback.
@@ -71,6 +71,15 @@ def _positive(text: str) -> float:
     return value
 
 
+def _timeframe(text: str) -> str:
+    from messages.market import timeframe_ns
+    try:
+        timeframe_ns(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
     parser = _Parser(prog="run.py", description="Actor-model trading engine: live, backtest, control.")
@@ -86,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--ingress", metavar="ENDPOINT", help="ingress SUB endpoint (default tcp://127.0.0.1:5555)")
     live.add_argument("--control", metavar="ENDPOINT", help="control REP endpoint (default tcp://127.0.0.1:5556)")
     live.add_argument("--events", metavar="ENDPOINT", help="events PUB endpoint (default tcp://127.0.0.1:5557)")
+    live.add_argument("--cryptofeed", metavar="ENDPOINT", help="also bind a SUB here for cryptofeed's ZeroMQ backends")
     live.add_argument("--sim-rate", type=_positive, metavar="TICKS_PER_S", help="simulator ticks per second")
     live.add_argument("--sim-speed", type=_positive, metavar="X", help="simulated seconds per wall second")
     live.add_argument("--allow-fault-injection", action="store_true", help="accept 'ctl crash actor=NAME'")
@@ -99,10 +109,24 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--symbols", type=_symbols, help="symbols to replay (default: all in the data)")
     backtest.add_argument("--data", metavar="FILE", help="bars from a .csv, .csv.gz or .parquet file")
     backtest.add_argument("--db", metavar="PATH", help="sqlite database (default trading.db)")
+    backtest.add_argument("--timeframe", type=_timeframe, help="timeframe to replay from the database "
+                          "(default: each symbol's finest)")
     backtest.add_argument("--json", action="store_true", help="print the report as JSON")
     backtest.add_argument("--out", metavar="DIR", help="write trades.csv, equity.csv, report.png and report.html")
     _strategy_options(backtest)
     _common(backtest)
+
+    ingest = commands.add_parser("ingest", help="import historical bars into the database",
+                                 description="Validate a bar file (every bad row is named; nothing is written if "
+                                 "any is bad) and upsert it into the database, so backtest and live use it.")
+    ingest.add_argument("file", metavar="FILE", help="bars in .csv, .csv.gz or .parquet")
+    ingest.add_argument("--symbol", required=True, help="the symbol the bars are of (picks it if the file has a "
+                        "symbol column)")
+    ingest.add_argument("--timeframe", type=_timeframe, help="bar length, e.g. 1m (default: inferred from the spacing)")
+    ingest.add_argument("--ts-label", choices=["open", "close"], default="close",
+                        help="whether the file's times are bar opens or closes (default close)")
+    ingest.add_argument("--db", metavar="PATH", help="sqlite database (default trading.db)")
+    _common(ingest)
 
     ctl = commands.add_parser("ctl", help="talk to a running system over the control socket",
                               description="Send one command, e.g. 'ctl health' or 'ctl subscribe symbols=A,B'.")
@@ -151,6 +175,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     settings = _settings(args, {
         "feed.symbols": args.symbols, "feed.source": args.feed, "store.db": args.db,
         "ingress.endpoint": args.ingress, "control.endpoint": args.control, "control.events": args.events,
+        "ingress.cryptofeed": args.cryptofeed,
         "feed.sim_rate": args.sim_rate, "feed.sim_speed": args.sim_speed,
         "control.allow_fault_injection": True if args.allow_fault_injection else None,
         **_strategy_overrides(args),
@@ -191,7 +216,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     end = parse_date(args.end, "--to", end_of_day=True) if args.end else None
     if end is not None and end <= start:
         return _fail(f"--to {args.end} is before --from {args.start}", EXIT_USAGE)
-    bars, source = load_backtest_bars(args.data, settings.store.db, start, end, args.symbols)
+    bars, source = load_backtest_bars(args.data, settings.store.db, start, end, args.symbols, args.timeframe)
     from loguru import logger
     logger.info("replaying {:,} bars of {} from {}", len(bars), ",".join(dict.fromkeys(bars["symbol"])), source)
     logger.info("strategy: {}", strategy_plan(settings.strategy).describe())
@@ -217,6 +242,15 @@ def cmd_backtest(args: argparse.Namespace) -> int:
           f"exposure {num(s['exposure_pct'], '.1f')}%")
     print(f"  max drawdown  {s['max_drawdown_pct']:.2f}%  (lasting {s['max_drawdown_days']:.1f} days)")
     print(f"  final equity  {s['final_equity']:,.2f}  (from {s['initial_cash']:,.2f})")
+    return EXIT_OK
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Import a bar file into the database and say what was imported."""
+    from actors.store.ingest import ingest_file
+
+    settings = _settings(args, {"store.db": args.db})
+    print(ingest_file(args.file, settings.store.db, args.symbol, args.timeframe, args.ts_label))
     return EXIT_OK
 
 
@@ -305,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     from supervisors.logs import setup_logging
 
     setup_logging(getattr(args, "log_level", "WARNING") if args.command not in ("ctl", "keys") else "WARNING")
-    handlers = {"live": cmd_live, "backtest": cmd_backtest, "ctl": cmd_ctl, "feed-sim": cmd_feed_sim, "keys": cmd_keys}
+    handlers = {"live": cmd_live, "backtest": cmd_backtest, "ingest": cmd_ingest, "ctl": cmd_ctl,
+                "feed-sim": cmd_feed_sim, "keys": cmd_keys}
     try:
         return handlers[args.command](args)
     except (SettingsError, DataError) as exc:

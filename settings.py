@@ -38,6 +38,7 @@ class IngressSettings:
     batch_max: int = 1000          # most messages drained into one batch
     rcvhwm: int = 1_000_000        # receive high-water mark (messages)
     poll_ms: int = 5               # idle poll timeout; bounds how long a message to the feed waits
+    cryptofeed: str = ""           # a second SUB endpoint for cryptofeed's ZeroMQ backends; empty = off
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,16 +50,20 @@ class FeedSettings:
     sim_rate: float = 3000.0       # ticks per second over all symbols
     sim_speed: float = 600.0       # simulated seconds per wall-clock second
     sim_seed: int = 7
+    stale_s: float = 30.0          # a watched symbol with no data for this long is stale; 0 = never
 
 
 @dataclass(frozen=True, slots=True)
 class BufferSettings:
     """Tick-to-bar aggregation."""
 
-    timeframe: str = "1m"
+    timeframe: str = "1m"          # the base timeframe, built from ticks
+    timeframes: tuple[str, ...] = ("1m", "5m", "15m", "1h", "1d")  # those longer than the base are built from it
     lookback: int = 500            # bars kept per symbol for warm-up
     fill_empty: bool = True        # quiet intervals emit empty bars at the previous close
     max_fill: int = 1440           # most empty bars emitted for one gap
+    grace_s: float = 2.0           # live: a bar no tick closed closes this long after its end (market clock)
+    warmup: bool = True            # live: start from the store's last bars
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +93,7 @@ class StrategySettings:
     name: str = "sma_cross"        # sma_cross | macd_rsi | rsi_trend | bollinger_breakout | sr_breakout | ma_model
     params: tuple[str, ...] = ()   # "key=value" for that strategy; unlisted parameters keep their defaults
     file: str = ""                 # TOML file of [[strategy]] tables (name, symbols, params)
+    timeframes: tuple[str, ...] = ()  # timeframes traded; empty = the bars not derived by the buffer
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +121,7 @@ class StoreSettings:
 
     db: str = "trading.db"
     commit_ms: int = 200           # longest a record waits before it is committed
+    ticks: bool = False            # also store every tick the buffer took
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,10 +285,19 @@ def _validate(s: Settings) -> None:
     check(s.feed.source in ("sim", "external"), "feed.source", "must be 'sim' or 'external'")
     check(s.feed.sim_rate > 0, "feed.sim_rate", "must be > 0")
     check(s.feed.sim_speed > 0, "feed.sim_speed", "must be > 0")
-    try:
-        timeframe_ns(s.buffer.timeframe)
-    except ValueError as exc:
-        raise SettingsError(f"settings key 'buffer.timeframe': {exc}") from None
+    check(s.feed.stale_s >= 0, "feed.stale_s", "must be >= 0")
+    for key, timeframes in (("buffer.timeframe", (s.buffer.timeframe,)), ("buffer.timeframes", s.buffer.timeframes),
+                            ("strategy.timeframes", s.strategy.timeframes)):
+        for timeframe in timeframes:
+            try:
+                timeframe_ns(timeframe)
+            except ValueError as exc:
+                raise SettingsError(f"settings key '{key}': {exc}") from None
+    base = timeframe_ns(s.buffer.timeframe)
+    for timeframe in s.buffer.timeframes:  # those not longer than the base are not derived from it
+        check(timeframe_ns(timeframe) <= base or timeframe_ns(timeframe) % base == 0, "buffer.timeframes",
+              f"has {timeframe!r}, which is not a whole multiple of buffer.timeframe {s.buffer.timeframe!r}")
+    check(s.buffer.grace_s >= 0, "buffer.grace_s", "must be >= 0")
     check(s.buffer.lookback >= 1, "buffer.lookback", "must be at least 1")
     check(s.buffer.max_fill >= 0, "buffer.max_fill", "must be >= 0")
     check(s.model.learning_rate > 0, "model.learning_rate", "must be > 0")

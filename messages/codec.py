@@ -17,7 +17,8 @@ from messages.market import SYMBOL_PATTERN, Bar, Tick, timeframe_ns
 
 __all__ = [
     "MAX_CONTROL_BYTES", "MAX_MESSAGE_BYTES", "REJECTION_REASONS", "Rejection", "decode_control",
-    "decode_ingress", "encode_bar", "encode_control", "encode_event", "encode_tick", "packb", "unpackb",
+    "decode_ingress", "encode_bar", "encode_control", "encode_event", "encode_tick", "packb", "tick_from_map",
+    "unpackb",
 ]
 
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -40,6 +41,8 @@ REJECTION_REASONS = (
     "bad_volume",        # volume < 0
     "bad_ohlc",          # high < low, or open/close outside [low, high]
     "bad_timeframe",     # timeframe not like "1m"
+    "not_json",          # cryptofeed: the text after the key is not JSON
+    "unsupported_channel",  # cryptofeed: a channel other than ticker or trades
     "unobserved_symbol", # valid, but the symbol is not on the watch list
     "internal_error",    # the feed failed while validating; the batch is also dead-lettered
 )
@@ -178,6 +181,14 @@ def _decode_slow(frames: list[bytes]) -> Tick | Bar | Rejection:
             _TOPICS[bytes(topic_frame)] = symbol
         return decoded
     return _bar(body, symbol, ts, src, seq)
+
+
+def tick_from_map(body: dict, topic_symbol: str) -> Tick | Rejection:
+    """Validate a tick map (the v1 tick fields) whose symbol must equal ``topic_symbol``."""
+    common = _common(body, topic_symbol)
+    if isinstance(common, Rejection):
+        return common
+    return _tick(body, *common)
 
 
 def _common(body: dict, topic_symbol: str) -> tuple[str, int, str, int] | Rejection:

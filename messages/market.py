@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import re
@@ -83,6 +84,7 @@ class BarFrame:
 
     A frame is enriched as it travels: the feature actor adds ``features``, the model
     ``prediction`` and the strategy ``signal`` (+1 buy, -1 sell, 0 nothing) per bar.
+    ``derived`` marks a higher timeframe the buffer built from lower-timeframe bars.
     """
 
     symbol: str
@@ -96,6 +98,7 @@ class BarFrame:
     features: tuple[tuple[str, np.ndarray], ...] = ()
     prediction: np.ndarray | None = None
     signal: np.ndarray | None = None
+    derived: bool = False
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -128,17 +131,18 @@ class BarFrame:
             self.low[start:stop], self.close[start:stop], self.volume[start:stop],
             tuple((k, v[start:stop]) for k, v in self.features),
             None if self.prediction is None else self.prediction[start:stop],
-            None if self.signal is None else self.signal[start:stop],
+            None if self.signal is None else self.signal[start:stop], self.derived,
         )
 
 
-def frame_from_bars(bars: list[Bar] | tuple[Bar, ...]) -> BarFrame:
+def frame_from_bars(bars: list[Bar] | tuple[Bar, ...], derived: bool = False) -> BarFrame:
     """Build one frame from bars that share a symbol and timeframe, in order."""
     first = bars[0]
-    return BarFrame.from_columns(
+    frame = BarFrame.from_columns(
         first.symbol, first.timeframe,
         ts=[b.ts for b in bars], open=[b.open for b in bars], high=[b.high for b in bars],
         low=[b.low for b in bars], close=[b.close for b in bars], volume=[b.volume for b in bars],
     )
+    return dataclasses.replace(frame, derived=True) if derived else frame
 
 

@@ -19,7 +19,8 @@ class MarketBatch:
     ``ticks`` and ``bars`` are what came in (bars from ingress or replay); ``frames`` are closed
     bars as columns (built by the buffer, enriched by feature, model and strategy); ``signals``
     are the strategy's decisions. ``recv_ns`` is the monotonic clock when the feed received the
-    first message, so the executor can measure latency.
+    first message, so the executor can measure latency. A ``history`` batch carries stored
+    bars that warm the stages up before live data: it updates state but never trades.
     """
 
     seq: int
@@ -28,6 +29,7 @@ class MarketBatch:
     bars: tuple[Bar, ...] = ()
     frames: tuple[BarFrame, ...] = ()
     signals: tuple[Signal, ...] = ()
+    history: bool = False
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -63,3 +65,4 @@ class Persist:
     equity: tuple[tuple[int, float], ...] = ()
     dead_letters: tuple[DeadLetter, ...] = ()
     models: tuple[ModelState, ...] = ()
+    ticks: tuple[Tick, ...] = ()

@@ -56,6 +56,7 @@ class Counters:
         "ticks_received", "ticks_accepted", "ticks_rejected", "ticks_processed", "ticks_late",
         "ticks_dead_lettered", "bars_received", "bars_accepted", "bars_rejected", "seq_gaps", "bars",
         "bars_processed", "signals", "orders", "fills", "dead_letters", "hangs",
+        "ticks_duplicate", "bars_late", "stale_episodes",
     )
 
     def __init__(self) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -16,8 +15,8 @@ from tqdm import tqdm
 from actors.control.security import control_security
 from actors.feed.actor import IngressSocket, StartReplay
 from actors.feed.publisher import run_simulator
-from actors.store.db import Database
-from actors.store.history import DataError, load_bar_file, select_range
+from actors.store.db import Database, open_existing
+from actors.store.history import DataError, finest_per_symbol, load_bar_file, select_range
 from messages.pipeline import Drain
 from settings import SAMPLE_DATA, Settings
 from supervisors.clock import SimClock
@@ -62,22 +61,28 @@ def run_live(settings: Settings, duration: float | None, stop: threading.Event |
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     ingress = IngressSocket(settings.ingress.endpoint, settings.ingress.rcvhwm)
-    system = System(settings, "live", {"ingress": ingress, "symbols": settings.feed.symbols, "curve": curve})
+    cryptofeed = IngressSocket(settings.ingress.cryptofeed, settings.ingress.rcvhwm) if settings.ingress.cryptofeed else None
+    system = System(settings, "live", {"ingress": ingress, "cryptofeed": cryptofeed, "symbols": settings.feed.symbols,
+                                       "curve": curve})
     system.start()
     began = time.monotonic()
     sim_stop = threading.Event()
     sim_thread = None
     if settings.feed.source == "sim":
         feed = settings.feed
+        start_ns, prices = _stored_end(settings)
         sim_thread = threading.Thread(
             target=_simulate, name="simulator", daemon=True,
-            args=(settings.ingress.endpoint, feed.symbols, feed.sim_rate, feed.sim_speed, feed.sim_seed, sim_stop),
+            args=(settings.ingress.endpoint, feed.symbols, feed.sim_rate, feed.sim_speed, feed.sim_seed, sim_stop,
+                  start_ns, prices),
         )
         sim_thread.start()
         logger.info("simulator publishing {} at {:g} ticks/s into {}", ",".join(feed.symbols), feed.sim_rate,
                     settings.ingress.endpoint)
     else:
         logger.info("listening for external feeds on {}", settings.ingress.endpoint)
+    if cryptofeed is not None:
+        logger.info("listening for cryptofeed's ZeroMQ backends on {}", settings.ingress.cryptofeed)
     stop = stop or threading.Event()
     last_t, last_n = began, 0
     interval = settings.control.summary_s
@@ -105,31 +110,51 @@ def run_live(settings: Settings, duration: float | None, stop: threading.Event |
     return LiveResult(system.counters.snapshot(), equity, time.monotonic() - began, system.fatal, system.stop_reason)
 
 
-def _simulate(endpoint: str, symbols: tuple[str, ...], rate: float, speed: float, seed: int,
-              stop: threading.Event) -> None:
+def _stored_end(settings: Settings) -> tuple[int | None, dict[str, float]]:
+    """Where the stored series of the simulated symbols ends: the simulator continues from there
+    (its clock runs ahead of the wall clock, so starting at "now" would go back in time)."""
+    db = open_existing(settings.store.db)
+    if db is None:
+        return None, {}
     try:
-        sent = run_simulator(endpoint, symbols, rate, speed, seed, stop)
+        last = [bars[-1] for s in settings.feed.symbols if (bars := db.last_bars(s, settings.buffer.timeframe, 1))]
+    finally:
+        db.close()
+    if not last:
+        return None, {}
+    return max(bar.ts for bar in last), {bar.symbol: bar.close for bar in last}
+
+
+def _simulate(endpoint: str, symbols: tuple[str, ...], rate: float, speed: float, seed: int,
+              stop: threading.Event, start_ns: int | None = None, prices: dict[str, float] | None = None) -> None:
+    try:
+        sent = run_simulator(endpoint, symbols, rate, speed, seed, stop, start_ns=start_ns, prices=prices)
         logger.info("simulator sent {:,} ticks", sent)
     except Exception:
         logger.exception("the simulator failed")
 
 
 def load_backtest_bars(data: str | None, db_path: str, start_ns: int | None, end_ns: int | None,
-                       symbols: tuple[str, ...] | None) -> tuple[pd.DataFrame, str]:
+                       symbols: tuple[str, ...] | None, timeframe: str | None = None) -> tuple[pd.DataFrame, str]:
     """Bars for a backtest, and where they came from: ``data`` if given, else the database if it
-    has bars in the range, else the bundled sample."""
+    has bars in the range, else the bundled sample. From the database, each symbol replays
+    ``timeframe``, or by default its finest stored timeframe in the range."""
     if data:
         only = symbols[0] if symbols and len(symbols) == 1 else None
         return select_range(load_bar_file(data, symbol=only), start_ns, end_ns, symbols), data
-    if Path(db_path).exists():
-        db = Database(db_path)
+    db = open_existing(db_path)
+    if db is not None:
         try:
-            stored = db.read_bars(symbols, start_ns, end_ns)
+            stored = db.read_bars(symbols, start_ns, end_ns, timeframe)
         finally:
             db.close()
         if not stored.empty:
-            return stored, f"database {db_path}"
-    return select_range(load_bar_file(SAMPLE_DATA), start_ns, end_ns, symbols), f"bundled sample {SAMPLE_DATA.name}"
+            return finest_per_symbol(stored), f"database {db_path}"
+    sample = load_bar_file(SAMPLE_DATA)
+    if timeframe and timeframe not in set(sample["timeframe"]):
+        raise DataError(f"no {timeframe} bars in the database or the bundled sample (which has "
+                        f"{', '.join(sorted(set(sample['timeframe'])))} bars)")
+    return select_range(sample, start_ns, end_ns, symbols), f"bundled sample {SAMPLE_DATA.name}"
 
 
 def run_backtest(settings: Settings, bars: pd.DataFrame, db_path: str, progress: bool = True,

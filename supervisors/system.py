@@ -143,9 +143,9 @@ class System:
             for ref in self.supervisors.values():
                 if ref.is_alive():
                     ref.stop(block=True, timeout=timeout)
-        ingress = self.resources.get("ingress")
-        if ingress is not None:
-            ingress.close()
+        for name in ("ingress", "cryptofeed"):
+            if self.resources.get(name) is not None:
+                self.resources[name].close()
 
     # -- the control view ----------------------------------------------------------------------------
 
@@ -162,17 +162,19 @@ class System:
                 "children": children}
 
     def health(self) -> dict[str, Any]:
-        """The health tree: status, every actor's record, and the supervisors with their children."""
+        """The health tree: status, every actor's record, the supervisors with their children, and
+        the stale symbols (a stale symbol makes a running system degraded)."""
         actors = {name: self.stats[name].snapshot(self.registry.address(name).mailbox()) for name in self.actor_names}
         states = {a["state"] for a in actors.values()} | {self.stats[s].state for s in self.supervisor_specs}
         risk = dict(self.resources.get("risk") or {"halted": False, "reason": ""})
+        stale = list(self.resources.get("stale", ()))
         if self.fatal or "failed" in states:
             status = "failed"
-        elif states <= {"running"} and not risk["halted"]:
+        elif states <= {"running"} and not risk["halted"] and not stale:
             status = "healthy"
         else:
             status = "degraded"
-        return {"status": status, "mode": self.mode, "actors": actors, "risk": risk,
+        return {"status": status, "mode": self.mode, "actors": actors, "risk": risk, "stale": stale,
                 "tree": {"root": self._node(self.tree)}}
 
     def metrics(self) -> dict[str, Any]:

@@ -157,6 +157,11 @@ def test_wrong_type_in_a_file_names_the_key(tmp_path: Path) -> None:
     ({"ingress.batch_max": 0}, "ingress.batch_max"),
     ({"buffer.lookback": 0}, "buffer.lookback"),
     ({"backtest.chunk": 0}, "backtest.chunk"),
+    ({"buffer.timeframes": ["1m", "5x"]}, "buffer.timeframes"),
+    ({"buffer.timeframes": ["90s"]}, "buffer.timeframes"),
+    ({"buffer.grace_s": -1}, "buffer.grace_s"),
+    ({"feed.stale_s": -0.5}, "feed.stale_s"),
+    ({"strategy.timeframes": ["soon"]}, "strategy.timeframes"),
 ])
 def test_invalid_value_names_the_key(overrides: dict, key: str) -> None:
     with pytest.raises(SettingsError, match=rf"settings key '{key}'"):
@@ -222,3 +227,10 @@ def test_every_indicator_kind_is_accepted_and_multi_column_outputs_feed_the_mode
         "model.features": ["macd_hist_12_26_9", "bb_pctb_20_2", "rsi_14", "close/sma_10"],
     })
     assert "macd:12:26:9" in settings.feature.indicators
+
+
+def test_timeframes_not_longer_than_the_base_are_simply_not_derived() -> None:
+    settings = load_settings(env={}, overrides={"buffer.timeframe": "5m", "buffer.timeframes": "1m,5m,15m,1h"})
+    assert settings.buffer.timeframes == ("1m", "5m", "15m", "1h")
+    assert load_settings(env={"TRADING_INGRESS_CRYPTOFEED": "tcp://127.0.0.1:5560"}).ingress.cryptofeed == \
+        "tcp://127.0.0.1:5560"

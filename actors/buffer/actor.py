@@ -1,12 +1,16 @@
-"""Buffer actor: ticks to bars, external bars to frames, rolling windows."""
+"""Buffer actor: ticks to bars, higher timeframes from lower ones, external bars, rolling windows."""
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 from actors.buffer.bars import BarAggregator, BarWindow
-from messages.market import Bar, BarFrame, frame_from_bars
+from actors.buffer.derive import TimeframeDeriver
+from actors.buffer.warmup import load_warmup
+from actors.store.db import open_existing
+from messages.market import Bar, BarFrame, Tick, frame_from_bars
 from messages.pipeline import Drain, MarketBatch, Persist
 from messages.system import Query
 from supervisors.actor import SupervisedActor
@@ -16,39 +20,60 @@ __all__ = ["BufferActor", "group_frames"]
 NEXT = "feature"
 
 
-def group_frames(bars: list[Bar]) -> list[BarFrame]:
+def group_frames(bars: list[Bar], derived: bool = False) -> list[BarFrame]:
     """One frame per (symbol, timeframe), bars in arrival order."""
     groups: dict[tuple[str, str], list[Bar]] = {}
     for bar in bars:
         groups.setdefault((bar.symbol, bar.timeframe), []).append(bar)
-    return [frame_from_bars(group) for group in groups.values()]
+    return [frame_from_bars(group, derived) for group in groups.values()]
+
+
+def _frame_bars(frame: BarFrame) -> list[Bar]:
+    columns = (frame.ts.tolist(), frame.open.tolist(), frame.high.tolist(), frame.low.tolist(),
+               frame.close.tolist(), frame.volume.tolist())
+    return [Bar(frame.symbol, ts, frame.timeframe, o, h, lo, c, v) for ts, o, h, lo, c, v in zip(*columns, strict=True)]
 
 
 class BufferActor(SupervisedActor):
-    """Closes bars from ticks, passes bars and frames on, keeps the last bars per symbol."""
+    """Closes bars from ticks (and, live, by the market clock), derives the higher timeframes,
+    passes bars and frames on, stores what it built, and keeps the last bars per key.
+
+    Live, the first incarnation warms up from the store before the first tick: it continues
+    the stored series (no duplicate or missing bar at the seam) and sends the stored bars
+    down the pipeline as a ``history`` batch.
+    """
 
     downstream = NEXT
 
     def setup(self) -> None:
-        """Create the aggregator (actor thread)."""
+        """Create the aggregator and deriver; warm up from the store when live (actor thread)."""
         settings = self.ctx.settings.buffer
-        self.aggregator = BarAggregator(settings.timeframe, settings.fill_empty, settings.max_fill)
+        self.live = self.ctx.mode == "live"
+        self.aggregator = BarAggregator(settings.timeframe, settings.fill_empty, settings.max_fill,
+                                        int(settings.grace_s * 1e9))
+        self.deriver = TimeframeDeriver(settings.timeframes, settings.fill_empty, settings.max_fill)
         self.lookback = settings.lookback
+        self.store_ticks = self.live and self.ctx.settings.store.ticks
         self.windows: dict[tuple[str, str], BarWindow] = {}
+        self.last_external: dict[tuple[str, str], int] = {}
         self._dirty = False
+        if self.live and settings.warmup and self.ctx.checkpoints.get(self.name) is None:
+            self._warm_up()
 
     def snapshot(self) -> Any:
-        """Open bars and windows, after a batch that changed them."""
+        """Open bars, derivations and windows, after a batch that changed them."""
         if not self._dirty:
             return None
         self._dirty = False
-        return self.aggregator.copy(), {key: window.copy() for key, window in self.windows.items()}
+        return (self.aggregator.copy(), self.deriver.copy(), {key: window.copy() for key, window in self.windows.items()},
+                dict(self.last_external))
 
     def restore(self, state: Any) -> None:
-        """Take back open bars and windows."""
-        aggregator, windows = state
-        self.aggregator = aggregator.copy()
+        """Take back open bars, derivations and windows."""
+        aggregator, deriver, windows, last_external = state
+        self.aggregator, self.deriver = aggregator.copy(), deriver.copy()
         self.windows = {key: window.copy() for key, window in windows.items()}
+        self.last_external = dict(last_external)
 
     def handle(self, message: Any) -> Any:
         """Aggregate one batch, or pass a marker on (actor thread)."""
@@ -62,21 +87,67 @@ class BufferActor(SupervisedActor):
             raise TypeError(f"buffer cannot handle {type(message).__name__}")
         return None
 
+    def _warm_up(self) -> None:
+        db = open_existing(self.ctx.resources.get("db_path", self.ctx.settings.store.db))
+        if db is None:
+            return
+        try:
+            base = self.aggregator.timeframe
+            symbols = self.ctx.resources.get("symbols") or self.ctx.settings.feed.symbols
+            warm = load_warmup(db, symbols, base, self.deriver.targets_for(base), self.lookback)
+        finally:
+            db.close()
+        for symbol, bars in warm.base.items():
+            self.aggregator.seed(symbol, bars[-1].ts, bars[-1].close)
+            self.deriver.add(bars, emit=False)
+        self._extend(warm.frames)
+        if warm.frames and not self.ctx.resources.get("warmed_up"):
+            self.ctx.resources["warmed_up"] = True
+            self.send(NEXT, MarketBatch(0, time.perf_counter_ns(), frames=tuple(warm.frames), history=True))
+            self.log.info("warmed up from the store with {:,} bars of {}", len(warm), ", ".join(warm.base))
+
+    def _watched(self, symbol: str) -> bool:
+        watch = self.ctx.resources.get("watch")
+        return not watch or symbol in watch
+
+    def _fresh(self, bar: Bar) -> bool:
+        """An external bar is taken only if it is newer than the last one of its symbol and timeframe."""
+        key = (bar.symbol, bar.timeframe)
+        if bar.ts <= self.last_external.get(key, 0):
+            return False
+        self.last_external[key] = bar.ts
+        return True
+
     def _batch(self, batch: MarketBatch) -> None:
+        aggregator = self.aggregator
+        now = self.ctx.clock.now_ns() if self.live else 0
+        late, duplicates = aggregator.late, aggregator.duplicates
+        kept: list[Tick] | None = [] if self.store_ticks else None
+        built = aggregator.add(batch.ticks, now, kept) if batch.ticks else []
+        if self.live:
+            built += aggregator.close_due(now, self._watched)
+        external = [bar for bar in batch.bars if self._fresh(bar)]
+        new_bars = built + external
+        derived = self.deriver.add(new_bars)
+        for frame in batch.frames:
+            if not frame.derived and self.deriver.targets_for(frame.timeframe):
+                derived += self.deriver.add(_frame_bars(frame))
+        if not (batch.ticks or batch.bars or batch.frames or new_bars):
+            return  # a clock batch that closed nothing
         self._dirty = True
-        late_before = self.aggregator.late
-        built = self.aggregator.add(batch.ticks) if batch.ticks else []
-        late = self.aggregator.late - late_before
-        new_bars = built + list(batch.bars)
-        frames = group_frames(new_bars) + list(batch.frames)
+        frames = group_frames(new_bars) + list(batch.frames) + group_frames(derived, derived=True)
+        self._extend(frames)
+        self.ctx.counters.add(bars=len(new_bars) + len(derived), ticks_late=aggregator.late - late,
+                              ticks_duplicate=aggregator.duplicates - duplicates,
+                              bars_late=len(batch.bars) - len(external))
+        if new_bars or kept:
+            self.send("store", Persist(bars=tuple(new_bars + derived), ticks=tuple(kept or ())))
+        self.send(NEXT, dataclasses.replace(batch, bars=(), frames=tuple(frames)))
+
+    def _extend(self, frames: list[BarFrame]) -> None:
         for frame in frames:
             key = (frame.symbol, frame.timeframe)
             window = self.windows.get(key)
             if window is None:
                 window = self.windows[key] = BarWindow(self.lookback)
             window.extend(frame)
-        if new_bars or late:
-            self.ctx.counters.add(bars=len(new_bars), ticks_late=late)
-        if new_bars:
-            self.send("store", Persist(bars=tuple(new_bars)))
-        self.send(NEXT, dataclasses.replace(batch, bars=(), frames=tuple(frames)))

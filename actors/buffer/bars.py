@@ -1,15 +1,28 @@
 """Tick-to-bar aggregation and rolling windows.
 
 Bars are time bars, closed on the left and labelled by their close time: a tick at ``ts``
-belongs to the bar that closes at ``(ts // length + 1) * length``. A bar is emitted when the
-first tick of a later bar arrives. Quiet intervals between two bars become empty bars at the
-previous close with zero volume (when ``fill_empty``), at most ``max_fill`` of them per gap.
-A tick older than the bar being built is late: counted and dropped.
+belongs to the bar that closes at ``(ts // length + 1) * length``.
+
+- **Order.** Within a bar, ticks may arrive in any order: open is the price of the earliest
+  tick and close that of the latest (by timestamp; at equal timestamps the lower price opens
+  and the higher price closes), high and low are the extremes, and volume is summed exactly
+  (``math.fsum``), so a bar never depends on the order its ticks arrived in.
+- **Duplicates.** A tick equal to one already in its bar (same symbol, ts, bid, ask, last and
+  volume) is dropped and counted. Only the open bar's keys are remembered (bounded memory).
+- **Late.** A tick for a bar that has already closed is dropped and counted as late.
+- **Closing.** A bar closes when the first tick of a later bar of its symbol arrives, or when
+  the market clock passes its close time by ``grace_ns`` (``close_due``). The market clock is
+  the latest tick timestamp seen (any symbol) plus the wall time elapsed since it was seen, so
+  it follows the data's own time (a replayed or compressed feed works) and keeps moving when
+  the feed goes quiet.
+- **Quiet intervals** become empty bars at the previous close with zero volume (when
+  ``fill_empty``); of one gap at most the ``max_fill`` bars right before its end are emitted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -17,57 +30,125 @@ from messages.market import Bar, BarFrame, Tick, readonly, timeframe_ns
 
 __all__ = ["BarAggregator", "BarWindow"]
 
+# open bar: [close_ts, open, high, low, close, open_tick_ts, close_tick_ts, keys]
+_END, _O, _H, _L, _C, _OTS, _CTS, _KEYS = range(8)
+
 
 class BarAggregator:
-    """Builds bars of one timeframe for every symbol from ticks in arrival order."""
+    """Builds bars of one timeframe for every symbol from ticks."""
 
-    def __init__(self, timeframe: str, fill_empty: bool = True, max_fill: int = 1440) -> None:
+    def __init__(self, timeframe: str, fill_empty: bool = True, max_fill: int = 1440, grace_ns: int = 0) -> None:
         self.timeframe = timeframe
         self.length = timeframe_ns(timeframe)
         self.fill_empty = fill_empty
         self.max_fill = max_fill
-        # symbol -> [close_ts, open, high, low, close, volume]
+        self.grace_ns = grace_ns
         self._open: dict[str, list] = {}
+        self._last: dict[str, tuple[int, float]] = {}  # symbol -> (close time, close) of its last bar
+        self._max_ts = 0
+        self._max_wall = 0
         self.late = 0
+        self.duplicates = 0
         self.skipped_empty = 0
 
     def copy(self) -> BarAggregator:
         """An independent copy (for checkpoints)."""
-        twin = BarAggregator(self.timeframe, self.fill_empty, self.max_fill)
-        twin._open = {symbol: list(state) for symbol, state in self._open.items()}
-        twin.late, twin.skipped_empty = self.late, self.skipped_empty
+        twin = BarAggregator(self.timeframe, self.fill_empty, self.max_fill, self.grace_ns)
+        twin._open = {s: [*state[:_KEYS], set(state[_KEYS])] for s, state in self._open.items()}
+        twin._last = dict(self._last)
+        twin._max_ts, twin._max_wall = self._max_ts, self._max_wall
+        twin.late, twin.duplicates, twin.skipped_empty = self.late, self.duplicates, self.skipped_empty
         return twin
 
-    def add(self, ticks: Iterable[Tick]) -> list[Bar]:
-        """Add ticks; return the bars they closed, in order."""
+    def seed(self, symbol: str, close_ts: int, close: float) -> None:
+        """Continue after a stored bar: ticks up to ``close_ts`` are late, and a gap after it
+        is filled from ``close``."""
+        last = self._last.get(symbol)
+        if symbol not in self._open and (last is None or close_ts > last[0]):
+            self._last[symbol] = (close_ts, close)
+
+    def last_close(self, symbol: str) -> int | None:
+        """The close time of the symbol's last closed (or seeded) bar."""
+        last = self._last.get(symbol)
+        return None if last is None else last[0]
+
+    def add(self, ticks: Iterable[Tick], now_ns: int = 0, kept: list[Tick] | None = None) -> list[Bar]:
+        """Add ticks seen at wall time ``now_ns``; return the bars they closed, in order per symbol.
+        The ticks taken (neither duplicate nor late) are appended to ``kept`` when given."""
         closed: list[Bar] = []
         length = self.length
         for tick in ticks:
-            price = tick.last
-            close_ts = (tick.ts // length + 1) * length
-            state = self._open.get(tick.symbol)
-            if state is None:
-                self._open[tick.symbol] = [close_ts, price, price, price, price, tick.volume]
-            elif close_ts == state[0]:
-                if price > state[2]:
-                    state[2] = price
-                elif price < state[3]:
-                    state[3] = price
-                state[4] = price
-                state[5] += tick.volume
-            elif close_ts > state[0]:
-                closed.append(self._bar(tick.symbol, state))
-                if self.fill_empty:
-                    self._fill(tick.symbol, state[0], state[4], close_ts, closed)
-                self._open[tick.symbol] = [close_ts, price, price, price, price, tick.volume]
-            else:
+            ts, price, symbol, bid = tick.ts, tick.last, tick.symbol, tick.bid
+            # what makes two ticks the same; volume third (it is summed from the keys); a NaN quote
+            # is left out (NaN != NaN)
+            key = (ts, price, tick.volume, bid, tick.ask) if bid == bid else (ts, price, tick.volume)
+            end = (ts // length + 1) * length
+            state = self._open.get(symbol)
+            if state is not None and end == state[_END]:
+                keys = state[_KEYS]
+                if key in keys:
+                    self.duplicates += 1
+                    continue
+                keys.add(key)
+                if price > state[_H]:
+                    state[_H] = price
+                elif price < state[_L]:
+                    state[_L] = price
+                if ts < state[_OTS] or (ts == state[_OTS] and price < state[_O]):
+                    state[_OTS], state[_O] = ts, price
+                if ts > state[_CTS] or (ts == state[_CTS] and price > state[_C]):
+                    state[_CTS], state[_C] = ts, price
+            elif state is not None and end < state[_END]:
                 self.late += 1
+                continue
+            else:
+                if state is not None:
+                    closed.append(self._close(symbol, state))
+                last = self._last.get(symbol)
+                if last is not None:
+                    if end <= last[0]:
+                        self.late += 1
+                        continue
+                    if self.fill_empty:
+                        self._fill(symbol, last[0], last[1], end, closed)
+                self._open[symbol] = [end, price, price, price, price, ts, ts, {key}]
+            if ts > self._max_ts:
+                self._max_ts, self._max_wall = ts, now_ns
+            if kept is not None:
+                kept.append(tick)
         return closed
 
-    def _bar(self, symbol: str, s: list) -> Bar:
-        return Bar(symbol, s[0], self.timeframe, s[1], s[2], s[3], s[4], s[5])
+    def watermark(self, now_ns: int) -> int | None:
+        """The market clock at wall time ``now_ns`` less the grace: bars closing by then are due."""
+        if not self._max_wall:
+            return None
+        return self._max_ts + max(0, now_ns - self._max_wall) - self.grace_ns
+
+    def close_due(self, now_ns: int, keep: Callable[[str], bool] | None = None) -> list[Bar]:
+        """Close the bars the market clock has passed, and emit the empty bars due for quiet
+        symbols (only those ``keep`` accepts, when given); return them in order per symbol."""
+        mark = self.watermark(now_ns)
+        if mark is None:
+            return []
+        out: list[Bar] = []
+        for symbol in [s for s, state in self._open.items() if state[_END] <= mark]:
+            out.append(self._close(symbol, self._open[symbol]))
+        if self.fill_empty:
+            due = mark // self.length * self.length
+            for symbol, (end, price) in list(self._last.items()):
+                if end < due and symbol not in self._open and (keep is None or keep(symbol)):
+                    self._fill(symbol, end, price, due + self.length, out)
+                    self._last[symbol] = (due, price)
+        return out
+
+    def _close(self, symbol: str, state: list) -> Bar:
+        del self._open[symbol]
+        self._last[symbol] = (state[_END], state[_C])
+        volume = math.fsum(key[2] for key in state[_KEYS])
+        return Bar(symbol, state[_END], self.timeframe, state[_O], state[_H], state[_L], state[_C], volume)
 
     def _fill(self, symbol: str, last_close_ts: int, price: float, next_close_ts: int, out: list[Bar]) -> None:
+        """Empty bars strictly between two close times (the last ``max_fill`` of them)."""
         missing = (next_close_ts - last_close_ts) // self.length - 1
         if missing <= 0:
             return

@@ -9,20 +9,23 @@ from typing import Any
 import pandas as pd
 import zmq
 
-from actors.feed.ingress import Ingest
+from actors.feed.ingress import Ingest, IngestResult
 from actors.feed.replay import replay_chunks
+from actors.feed.stale import StaleWatch
 from messages.pipeline import Drain, MarketBatch
 from messages.system import Crash, Internal, Query, Watch
-from supervisors.actor import SupervisedActor
+from supervisors.actor import SupervisedActor, publish
 from supervisors.clock import SimClock
 
 __all__ = ["FeedActor", "IngressSocket", "ReplayActor", "StartReplay"]
 
 NEXT = "buffer"
+CLOCK_NS = 100_000_000  # live: the buffer hears the time at least this often, and stale symbols are checked
 
 
 class IngressSocket:
-    """The bound SUB socket, owned by the system so it outlives feed restarts.
+    """A bound SUB socket, owned by the system so it outlives feed restarts (the wire-protocol-v1
+    ingress, and the cryptofeed endpoint when there is one).
 
     Created and used by whichever feed instance is alive (one thread at a time); closed by
     the system after the feed has stopped.
@@ -76,76 +79,137 @@ class RawBatch:
 
 
 class FeedActor(SupervisedActor):
-    """Drains the ingress socket into batches: one message when quiet, up to ``batch_max`` under load."""
+    """Drains the ingress sockets into batches: one message when quiet, up to ``batch_max`` per
+    socket under load. When nothing arrives it still sends an empty batch every ``CLOCK_NS`` so
+    the buffer can close bars by the market clock, and it marks watched symbols with no data
+    for ``feed.stale_s`` as stale (``health`` shows them)."""
 
     downstream = NEXT
 
     def setup(self) -> None:
-        """Take the ingress socket and start polling (actor thread)."""
+        """Take the ingress sockets and start polling (actor thread)."""
         settings = self.ctx.settings
-        self.socket = self.ctx.resources["ingress"].socket()
-        self.watch: set[str] = self.ctx.resources.setdefault("watch", set(settings.feed.symbols))
-        self.ingest: Ingest = self.ctx.resources.setdefault("ingest", Ingest())
+        resources = self.ctx.resources
+        self.socket = resources["ingress"].socket()
+        self.poller = zmq.Poller()
+        self.poller.register(self.socket, zmq.POLLIN)
+        self.cryptofeed = resources["cryptofeed"].socket() if resources.get("cryptofeed") is not None else None
+        if self.cryptofeed is not None:
+            self.poller.register(self.cryptofeed, zmq.POLLIN)
+        self.watch: set[str] = resources.setdefault("watch", set(settings.feed.symbols))
+        self.ingest: Ingest = resources.setdefault("ingest", Ingest())
         self.ingest.watch = self.watch
+        if "stale_watch" not in resources:
+            resources["stale_watch"] = StaleWatch(int(settings.feed.stale_s * 1e9))
+            resources["stale_watch"].watch(self.watch, self.ctx.clock.now_ns())
+        self.stale: StaleWatch = resources["stale_watch"]
         self.batch_max = settings.ingress.batch_max
         self.poll_ms = settings.ingress.poll_ms
         self.seq = 0
+        self.last_sent = self.last_check = time.monotonic_ns()
         self.actor_ref.tell(_POLL)
 
     def handle(self, message: Any) -> Any:
         """Poll the socket, change the watch list, or pass a marker on (actor thread)."""
         if message is _POLL:
             self._drain()
+            self._tick_clock()
             self.actor_ref.tell(_POLL)
         elif isinstance(message, Watch):
             self.watch.update(message.add)
             self.watch.difference_update(message.remove)
+            self.stale.watch(message.add, self.ctx.clock.now_ns())
+            self.stale.unwatch(message.remove)
+            self._publish_stale([], [])
             self.log.info("watch list now {}", sorted(self.watch))
             return sorted(self.watch)
         elif isinstance(message, Drain):
-            # take in everything already delivered to the socket (for at most 2 s) before the marker
+            # take in everything already delivered to the sockets (for at most 2 s) before the marker
             deadline = time.monotonic() + 2.0
             while self._drain(block=False) and time.monotonic() < deadline:
                 pass
             self.send(NEXT, message)
         elif isinstance(message, Query):
-            return {"watch": sorted(self.watch), "gaps_by_src": dict(self.ingest.gaps_by_src)}
+            return {"watch": sorted(self.watch), "gaps_by_src": dict(self.ingest.gaps_by_src),
+                    "stale": sorted(self.stale.stale)}
         else:
             raise TypeError(f"feed cannot handle {type(message).__name__}")
         return None
 
-    def _drain(self, block: bool = True) -> int:
-        """Receive up to ``batch_max`` messages and pass them on; return how many were read."""
-        if self.ctx.retired:
-            return 0
-        sock = self.socket
-        timeout = self.poll_ms if block and self.actor_inbox.empty() else 0  # type: ignore[attr-defined]
-        if not sock.poll(timeout, zmq.POLLIN):
-            return 0
-        recv_ns = time.perf_counter_ns()
+    def _receive(self, sock: zmq.Socket) -> list[list[bytes]]:
         raw = []
         for _ in range(self.batch_max):
             try:
                 raw.append(sock.recv_multipart(zmq.NOBLOCK))
             except zmq.Again:
                 break
-        self._current = RawBatch(raw)
+        return raw
+
+    def _drain(self, block: bool = True) -> int:
+        """Receive up to ``batch_max`` messages per socket and pass them on; return how many were read."""
+        if self.ctx.retired:
+            return 0
+        timeout = self.poll_ms if block and self.actor_inbox.empty() else 0  # type: ignore[attr-defined]
+        ready = dict(self.poller.poll(timeout))
+        if not ready:
+            return 0
+        recv_ns = time.perf_counter_ns()
+        v1 = self._receive(self.socket) if self.socket in ready else []
+        cf = self._receive(self.cryptofeed) if self.cryptofeed is not None and self.cryptofeed in ready else []
+        self._current = RawBatch(v1 + cf)
         try:
-            result = self.ingest.accept(raw)
+            results = [self.ingest.accept(v1), self.ingest.accept(cf, wire="cryptofeed")]
         except Exception:
             # Account for what was received before letting the failure restart the feed.
-            self.ctx.counters.add(ticks_received=len(raw), ticks_rejected=len(raw), reasons={"internal_error": len(raw)})
+            count = len(v1) + len(cf)
+            self.ctx.counters.add(ticks_received=count, ticks_rejected=count, reasons={"internal_error": count})
             raise
         self._current = None
-        self.ctx.counters.add(reasons=result.rejected_by_reason, **result.counter_deltas())
-        self.ctx.stats.processed += len(raw)
-        if result.last_rejection is not None:
-            self.log.debug("rejected {} of {} messages; last: {}", sum(result.rejected_by_reason.values()),
-                           len(raw), result.last_rejection)
-        if result.ticks or result.bars:
+        ticks, bars = [], []
+        for result in results:
+            self._count(result)
+            ticks += result.ticks
+            bars += result.bars
+        self.ctx.stats.processed += len(v1) + len(cf)
+        if ticks or bars:
+            recovered = self.stale.seen({t.symbol for t in ticks} | {b.symbol for b in bars}, self.ctx.clock.now_ns())
+            if recovered:
+                self._publish_stale([], recovered)
             self.seq += 1
-            self.send(NEXT, MarketBatch(self.seq, recv_ns, tuple(result.ticks), tuple(result.bars)))
-        return len(raw)
+            self.send(NEXT, MarketBatch(self.seq, recv_ns, tuple(ticks), tuple(bars)))
+            self.last_sent = time.monotonic_ns()
+        return len(v1) + len(cf)
+
+    def _count(self, result: IngestResult) -> None:
+        self.ctx.counters.add(reasons=result.rejected_by_reason, **result.counter_deltas())
+        if result.last_rejection is not None:
+            self.log.debug("rejected {} messages; last: {}", sum(result.rejected_by_reason.values()),
+                           result.last_rejection)
+
+    def _tick_clock(self) -> None:
+        """Send the buffer an empty batch when it heard nothing for a while; check for stale symbols."""
+        now = time.monotonic_ns()
+        if now - self.last_sent >= CLOCK_NS and not self.ctx.retired:
+            self.send(NEXT, MarketBatch(self.seq, time.perf_counter_ns()))
+            self.last_sent = now
+        if now - self.last_check >= CLOCK_NS:
+            self.last_check = now
+            newly = self.stale.check(self.ctx.clock.now_ns())
+            if newly:
+                self.ctx.counters.add(stale_episodes=len(newly))
+                self.log.warning("no data for {:g}s from {}: stale", self.ctx.settings.feed.stale_s, ", ".join(newly))
+                self._publish_stale(newly, [])
+
+    def _publish_stale(self, newly: list[str], recovered: list[str]) -> None:
+        """Show the stale symbols in health, and say what changed on the events socket."""
+        stale = tuple(sorted(self.stale.stale))
+        if stale == self.ctx.resources.get("stale", ()):
+            return
+        self.ctx.resources["stale"] = stale
+        if recovered:
+            self.log.info("data again from {}", ", ".join(recovered))
+        publish(self.ctx, "health.feed", {"actor": "feed", "change": "stale", "stale": list(stale),
+                                          "became_stale": newly, "recovered": recovered})
 
 
 @dataclass(frozen=True, slots=True)

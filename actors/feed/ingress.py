@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from messages.codec import Rejection, decode_ingress
+from messages.cryptofeed import decode_cryptofeed
 from messages.market import Bar, Tick
 
 __all__ = ["Ingest", "IngestResult"]
@@ -44,6 +45,7 @@ class Ingest:
     A message whose topic starts with ``bar.`` counts as a bar; everything else (including
     garbage) counts as a tick. ``seq`` gaps are counted per ``src``: a jump from n to n+k
     counts k-1 missing messages. The watch list, when not empty, limits the symbols accepted.
+    Messages in cryptofeed's format (``wire="cryptofeed"``) are all ticks.
     """
 
     def __init__(self, symbols: Iterable[str] = ()) -> None:
@@ -51,13 +53,16 @@ class Ingest:
         self._last_seq: dict[str, int] = {}
         self.gaps_by_src: Counter[str] = Counter()
 
-    def accept(self, messages: Iterable[list[Any]]) -> IngestResult:
-        """Decode and validate a batch of multipart messages (lists of bytes frames)."""
+    def accept(self, messages: Iterable[list[Any]], wire: str = "v1") -> IngestResult:
+        """Decode and validate a batch of multipart messages (lists of bytes frames) in
+        wire protocol v1 or, with ``wire="cryptofeed"``, in cryptofeed's ZeroMQ format."""
         result = IngestResult()
         watch = self.watch
+        v1 = wire == "v1"
+        decode = decode_ingress if v1 else decode_cryptofeed
         for frames in messages:
-            is_bar = bool(frames) and frames[0][:4] == b"bar."
-            decoded = decode_ingress(frames)
+            is_bar = v1 and bool(frames) and frames[0][:4] == b"bar."
+            decoded = decode(frames)
             if is_bar:
                 result.bars_received += 1
             else:

@@ -52,14 +52,16 @@ class Publisher:
 
 
 def run_simulator(endpoint: str, symbols: tuple[str, ...], rate: float, speed: float, seed: int,
-                  stop: threading.Event, count: int | None = None, start_ns: int | None = None) -> int:
+                  stop: threading.Event, count: int | None = None, start_ns: int | None = None,
+                  prices: dict[str, float] | None = None) -> int:
     """Publish simulated ticks at ``rate`` per second until ``stop`` is set (or ``count`` sent).
 
     Tick timestamps run on a simulated clock that starts at ``start_ns`` (default: now, on a
     whole minute) and advances ``speed`` simulated seconds per wall-clock second, so a short
-    demo still spans many one-minute bars. Returns how many ticks were sent.
+    demo still spans many one-minute bars. Prices start at ``prices`` where given. Returns how
+    many ticks were sent.
     """
-    simulator = MarketSimulator(symbols, seed)
+    simulator = MarketSimulator(symbols, seed, prices=prices)
     publisher = Publisher(endpoint)
     try:
         publisher.wait_for_subscriber()

@@ -16,14 +16,16 @@ class MarketSimulator:
     """Quotes that wander like a market: geometric random walk with slowly changing trends.
 
     ``next_tick(ts)`` returns the next tick, cycling through the symbols. Deterministic for a
-    given seed. Each symbol trends up or down for a random number of ticks, so a moving-average
+    given seed and start ``prices`` (default: a fixed price per symbol). Each symbol trends up or down for a random number of ticks, so a moving-average
     strategy sees crosses within a short demo.
     """
 
-    def __init__(self, symbols: tuple[str, ...] | list[str], seed: int = 7, src: str = "sim") -> None:
+    def __init__(self, symbols: tuple[str, ...] | list[str], seed: int = 7, src: str = "sim",
+                 prices: dict[str, float] | None = None) -> None:
         self.symbols = tuple(symbols)
         self._rng = random.Random(seed)
         self._price = {s: _START_PRICES.get(s, 100.0 + 10.0 * i) for i, s in enumerate(self.symbols)}
+        self._price.update({s: p for s, p in (prices or {}).items() if s in self._price})
         self._drift = dict.fromkeys(self.symbols, 0.0)
         self._left = dict.fromkeys(self.symbols, 0)
         self._next = 0

@@ -39,6 +39,7 @@ class ModelActor(SupervisedActor):
         """Read the model settings; in live mode, resume from the store (actor thread)."""
         settings = self.ctx.settings.model
         self.enabled = settings.enabled and strategy_plan(self.ctx.settings.strategy).needs_prediction
+        self.timeframes = frozenset(self.ctx.settings.strategy.timeframes)  # what the strategy trades
         self.kind = settings.kind
         self.expressions = settings.features
         self.learning_rate, self.l2 = settings.learning_rate, settings.l2
@@ -47,6 +48,7 @@ class ModelActor(SupervisedActor):
         self.run = self.ctx.resources.get("run", self.ctx.mode)
         self.models: dict[Key, OnlineLogit | PluginModel] = {}
         self.unsaved: dict[Key, tuple[int, int]] = {}  # bars since the last stored state, and the last bar's ts
+        self.resumed: dict[Key, int] = {}  # a resumed state has learned every bar up to this ts
         self._dirty = False
         if self.every and self.ctx.mode == "live" and self.ctx.checkpoints.get(self.name) is None:
             self._resume()
@@ -56,18 +58,23 @@ class ModelActor(SupervisedActor):
         if not self._dirty:
             return None
         self._dirty = False
-        return copy.deepcopy((self.models, self.unsaved))
+        return copy.deepcopy((self.models, self.unsaved, self.resumed))
 
     def restore(self, state: Any) -> None:
         """Take back the models."""
-        self.models, self.unsaved = copy.deepcopy(state)
+        self.models, self.unsaved, self.resumed = copy.deepcopy(state)
+
+    def _traded(self, frame: Any) -> bool:
+        """Only frames a strategy trades get predictions (the strategy actor's rule)."""
+        return frame.timeframe in self.timeframes if self.timeframes else not frame.derived
 
     def handle(self, message: Any) -> Any:
         """Predict for one batch, or store the models and pass a marker on (actor thread)."""
         if isinstance(message, MarketBatch):
             if message.frames and self.enabled:
                 self._dirty = True
-                message = dataclasses.replace(message, frames=tuple(self._predict(f) for f in message.frames))
+                message = dataclasses.replace(message, frames=tuple(
+                    self._predict(f) if self._traded(f) else f for f in message.frames))
                 self._store(due_only=True)
             self.send(NEXT, message)
         elif isinstance(message, Drain):
@@ -87,8 +94,16 @@ class ModelActor(SupervisedActor):
             model = self.models[key] = (
                 PluginModel(self.plugin, self.ctx.settings.model.plugin) if self.plugin is not None
                 else OnlineLogit(len(self.expressions), self.learning_rate, self.l2))
-        prediction = model.predict_frame(feature_matrix(frame, self.expressions), np.asarray(frame.close))
-        if self.every and len(frame):
+        start = 0
+        if key in self.resumed:  # the stored history replayed at start: the resumed state knows it already
+            start = int(np.searchsorted(frame.ts, self.resumed[key], side="right"))
+            if start < len(frame):
+                del self.resumed[key]
+        prediction = np.full(len(frame), np.nan)
+        if start < len(frame):
+            part = frame if start == 0 else frame.slice(start, len(frame))
+            prediction[start:] = model.predict_frame(feature_matrix(part, self.expressions), np.asarray(part.close))
+        if self.every and len(frame) > start:
             count, _ = self.unsaved.get(key, (0, 0))
             self.unsaved[key] = (count + len(frame), int(frame.ts[-1]))
         return dataclasses.replace(frame, prediction=readonly(prediction))
@@ -126,6 +141,7 @@ class ModelActor(SupervisedActor):
             model.forget_previous()  # the next bar may come after a gap: learn from whole bars only
             self.models[(row.symbol, row.timeframe)] = model
             self.unsaved[(row.symbol, row.timeframe)] = (0, row.ts)
+            self.resumed[(row.symbol, row.timeframe)] = row.ts
             restored += 1
         if restored:
             self._dirty = True

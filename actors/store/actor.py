@@ -50,6 +50,8 @@ class StoreActor(SupervisedActor):
             self.rows += db.write_bars(p.bars)
         if p.frames:
             self.rows += db.write_frames(p.frames)
+        if p.ticks:
+            self.rows += db.write_ticks(p.ticks)
         db.write_signals(run, p.signals)
         db.write_orders(run, p.orders)
         db.write_fills(run, p.fills)

@@ -1,7 +1,8 @@
 """The sqlite database: schema, idempotent writes, and the reads replay and recovery need.
 
-Only the store actor writes. Readers (backtest loading, tools) open their own connection;
-WAL mode lets them read while the store writes.
+Only the store actor writes while a system runs (``ingest`` writes history offline). Readers
+(backtest loading, the buffer's warm-up, tools) open their own connection; WAL mode lets them
+read while the store writes.
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from messages.market import Bar, BarFrame
+from messages.market import Bar, BarFrame, Tick
 from messages.pipeline import ModelState
 from messages.system import DeadLetter
 from messages.trading import Fill, Order, Signal
 
-
-__all__ = ["Database", "SCHEMA", "load_account", "read_model_states"]
+__all__ = ["Database", "SCHEMA", "load_account", "open_existing", "read_model_states"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS bars (
@@ -29,12 +29,19 @@ CREATE TABLE IF NOT EXISTS bars (
     open REAL NOT NULL, high REAL NOT NULL, low REAL NOT NULL, close REAL NOT NULL, volume REAL NOT NULL,
     PRIMARY KEY (symbol, timeframe, ts)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS bars_by_time ON bars (ts);
+CREATE TABLE IF NOT EXISTS ticks (
+    symbol TEXT NOT NULL, ts INTEGER NOT NULL, bid REAL, ask REAL, last REAL NOT NULL, volume REAL NOT NULL,
+    src TEXT NOT NULL, seq INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS ticks_unique ON ticks (symbol, ts, last, volume, ifnull(bid, -1), ifnull(ask, -1));
 CREATE TABLE IF NOT EXISTS signals (
     run TEXT NOT NULL, strategy TEXT NOT NULL, symbol TEXT NOT NULL, timeframe TEXT NOT NULL, ts INTEGER NOT NULL,
     side TEXT NOT NULL, price REAL NOT NULL, reason TEXT NOT NULL, inputs TEXT NOT NULL,
     params TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (run, strategy, symbol, timeframe, ts)
 );
+CREATE INDEX IF NOT EXISTS signals_by_time ON signals (run, ts);
 CREATE TABLE IF NOT EXISTS orders (
     run TEXT NOT NULL, client_id TEXT NOT NULL, strategy TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
     qty REAL NOT NULL, ts INTEGER NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,
@@ -42,6 +49,7 @@ CREATE TABLE IF NOT EXISTS orders (
     PRIMARY KEY (run, client_id)
 );
 CREATE INDEX IF NOT EXISTS orders_by_status ON orders (run, status);
+CREATE INDEX IF NOT EXISTS orders_by_time ON orders (run, ts);
 CREATE TABLE IF NOT EXISTS fills (
     run TEXT NOT NULL, client_id TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL, qty REAL NOT NULL,
     price REAL NOT NULL, fee REAL NOT NULL, ts INTEGER NOT NULL,
@@ -59,7 +67,10 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY AUTOINCREMENT, actor TEXT NOT NULL, ts INTEGER NOT NULL, error TEXT NOT NULL,
     message_type TEXT NOT NULL, summary TEXT NOT NULL, ticks INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS dead_letters_by_time ON dead_letters (ts);
 """
+
+_BAR_COLUMNS = "symbol, timeframe, ts, open, high, low, close, volume"
 
 
 def _json_number(value: float) -> float | None:
@@ -67,19 +78,26 @@ def _json_number(value: float) -> float | None:
 
 
 class Database:
-    """One connection to the sqlite file; use from one thread."""
+    """One connection to the sqlite file; use from one thread. A ``readonly`` connection never
+    writes, not even the schema, so it cannot contend with the store while it creates the file."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, readonly: bool = False) -> None:
         self.path = str(path)
+        self._in_tx = False
+        if readonly:
+            self.conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                                        check_same_thread=True)
+            self.conn.execute("PRAGMA busy_timeout=10000")
+            return
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        self.conn.execute("PRAGMA busy_timeout=10000")  # wait for another writer (e.g. ingest) instead of failing
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(SCHEMA)
         if "params" not in {row[1] for row in self.conn.execute("PRAGMA table_info(signals)")}:
             self.conn.execute("ALTER TABLE signals ADD COLUMN params TEXT NOT NULL DEFAULT '{}'")  # older files
-        self._in_tx = False
 
     def close(self) -> None:
         """Commit and close."""
@@ -122,6 +140,15 @@ class Database:
                 "open=excluded.open, high=excluded.high, low=excluded.low, close=excluded.close, volume=excluded.volume",
                 rows,
             )
+        return len(rows)
+
+    def write_ticks(self, ticks: Iterable[Tick]) -> int:
+        """Insert ticks, ignoring ones already stored; return how many were offered."""
+        rows = [(t.symbol, t.ts, t.bid if t.has_quote else None, t.ask if t.has_quote else None, t.last, t.volume,
+                 t.src, t.seq) for t in ticks]
+        if rows:
+            self.begin()
+            self.conn.executemany("INSERT OR IGNORE INTO ticks VALUES (?,?,?,?,?,?,?,?)", rows)
         return len(rows)
 
     def write_signals(self, run: str, signals: Iterable[Signal]) -> None:
@@ -199,7 +226,22 @@ class Database:
         if end_ns is not None:
             where.append("ts <= ?")
             params.append(end_ns)
-        query = f"SELECT symbol, timeframe, ts, open, high, low, close, volume FROM bars WHERE {' AND '.join(where)} ORDER BY ts, symbol"  # noqa: S608
+        query = f"SELECT {_BAR_COLUMNS} FROM bars WHERE {' AND '.join(where)} ORDER BY ts, symbol"  # noqa: S608
+        return self._bars(query, params)
+
+    def last_bars(self, symbol: str, timeframe: str, count: int) -> list[Bar]:
+        """The latest ``count`` bars of one symbol and timeframe, oldest first."""
+        rows = self.conn.execute("SELECT ts, open, high, low, close, volume FROM bars WHERE symbol=? AND timeframe=? "
+                                 "ORDER BY ts DESC LIMIT ?", (symbol, timeframe, count)).fetchall()
+        return [Bar(symbol, ts, timeframe, o, h, lo, c, v) for ts, o, h, lo, c, v in reversed(rows)]
+
+    def bar_summary(self, symbol: str, timeframe: str) -> tuple[int, int | None, int | None]:
+        """How many bars of one symbol and timeframe are stored, and the first and last close times."""
+        row = self.conn.execute("SELECT COUNT(*), MIN(ts), MAX(ts) FROM bars WHERE symbol=? AND timeframe=?",
+                                (symbol, timeframe)).fetchone()
+        return int(row[0]), row[1], row[2]
+
+    def _bars(self, query: str, params: list) -> pd.DataFrame:
         frame = pd.read_sql_query(query, self.conn, params=params)
         frame["ts"] = frame["ts"].astype(np.int64)
         return frame
@@ -251,3 +293,14 @@ def load_account(path: str | Path, run: str) -> tuple[list[Order], list[Fill], d
     finally:
         conn.close()
     return orders, fills, marks
+
+
+def open_existing(path: str | Path) -> Database | None:
+    """Open a database file read-only if it exists and has its tables (else None, as for ``:memory:``)."""
+    if str(path) == ":memory:" or not Path(path).exists():
+        return None
+    db = Database(path, readonly=True)
+    if db.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='bars'").fetchone() is None:
+        db.close()
+        return None
+    return db

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["DataError", "infer_timeframe", "load_bar_file", "parse_date", "select_range"]
+from messages.market import timeframe_ns
+
+__all__ = ["DataError", "finest_per_symbol", "infer_timeframe", "load_bar_file", "parse_date", "select_range"]
 
 _TS_NAMES = ("ts", "timestamp", "time", "date", "datetime")
 _PRICES = ("open", "high", "low", "close")
@@ -45,15 +47,24 @@ def infer_timeframe(ts: np.ndarray) -> str:
     raise DataError(f"bars are spaced {step_s}s apart, which is not a timeframe")
 
 
-def load_bar_file(path: str | Path, symbol: str | None = None, ts_label: str = "close") -> pd.DataFrame:
+def load_bar_file(path: str | Path, symbol: str | None = None, ts_label: str = "close",
+                  timeframe: str | None = None, aligned: bool = False) -> pd.DataFrame:
     """Load OHLCV bars from ``.csv`` (optionally gzipped) or ``.parquet``.
 
     Columns (case-insensitive): a time column (ts/timestamp/time/date/datetime: ISO text or
     epoch seconds/ms/ns), open, high, low, close, volume (optional, default 0), symbol
-    (optional if ``symbol`` is given), timeframe (optional, inferred per symbol).
-    ``ts_label`` says whether times are bar opens or closes; the result uses close times.
-    Raises DataError naming the bad rows.
+    (optional if ``symbol`` is given), timeframe (optional; else ``timeframe``, else inferred
+    per symbol). ``ts_label`` says whether times are bar opens or closes; the result uses close
+    times. With ``aligned``, close times must fall on the timeframe's boundaries (as the live
+    bars do). Raises DataError naming the bad rows and every reason they are bad.
     """
+    if ts_label not in ("open", "close"):
+        raise DataError(f"ts_label must be 'open' or 'close', not {ts_label!r}")
+    if timeframe is not None:
+        try:
+            timeframe_ns(timeframe)
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
     path = Path(path)
     if not path.exists():
         raise DataError(f"data file {path} does not exist")
@@ -90,19 +101,32 @@ def load_bar_file(path: str | Path, symbol: str | None = None, ts_label: str = "
     out = pd.DataFrame({"symbol": raw["symbol"].astype(str).to_numpy(), "ts": ts})
     for name in (*_PRICES, "volume"):
         out[name] = pd.to_numeric(raw[name], errors="coerce").to_numpy(dtype=np.float64)
-    _check_rows(out, path, lines)
+    problems = _row_problems(out, lines)
+    if out.empty:
+        raise DataError(f"{path}: no bars" + (f" of symbol {symbol}" if symbol is not None else ""))
     timeframes = {}
     for sym, group in out.groupby("symbol", sort=False):
-        timeframes[sym] = str(raw.loc[group.index, "timeframe"].iloc[0]) if "timeframe" in raw.columns else infer_timeframe(group["ts"].to_numpy())
+        if "timeframe" in raw.columns:
+            timeframes[sym] = str(raw.loc[group.index, "timeframe"].iloc[0])
+        else:
+            timeframes[sym] = timeframe or infer_timeframe(group["ts"].to_numpy())
     out["timeframe"] = out["symbol"].map(timeframes)
+    try:
+        lengths = out["timeframe"].map(timeframe_ns).astype(np.int64)
+    except ValueError as exc:
+        raise DataError(f"{path}: {exc}") from None
     if ts_label == "open":
-        from messages.market import timeframe_ns
-        out["ts"] = out["ts"] + out["timeframe"].map(timeframe_ns).astype(np.int64)
-    elif ts_label != "close":
-        raise DataError(f"ts_label must be 'open' or 'close', not {ts_label!r}")
+        out["ts"] = out["ts"] + lengths
+    if timeframe is not None and (out["timeframe"] != timeframe).any():
+        problems.append(f"timeframe is not {timeframe} at rows {_rows(out['timeframe'] != timeframe, lines)}")
+    if aligned and (out["ts"] % lengths != 0).any():
+        problems.append(f"bar {'open' if ts_label == 'open' else 'close'} time not on a whole {out['timeframe'].iloc[0]} "
+                        f"boundary (UTC) at rows {_rows(out['ts'] % lengths != 0, lines)}")
     duplicated = out.duplicated(["symbol", "ts"], keep="first")
     if duplicated.any():
-        raise DataError(f"{path}: duplicate bars at rows {_rows(duplicated, lines)}")
+        problems.append(f"duplicate bars at rows {_rows(duplicated, lines)}")
+    if problems:
+        raise DataError(f"{path}: " + "; ".join(problems))
     return out.sort_values(["ts", "symbol"], kind="stable").reset_index(drop=True)
 
 
@@ -127,19 +151,26 @@ def _rows(mask: pd.Series, lines: np.ndarray) -> str:
     return shown + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
 
 
-def _check_rows(out: pd.DataFrame, path: Path, lines: np.ndarray) -> None:
+def _row_problems(out: pd.DataFrame, lines: np.ndarray) -> list[str]:
     prices = out[list(_PRICES)]
     checks = (
         (prices.isna().any(axis=1) | out["volume"].isna(), "missing or non-numeric price/volume"),
-        (~np.isfinite(prices).all(axis=1) | ~np.isfinite(out["volume"]), "non-finite price/volume"),
+        (np.isinf(prices).any(axis=1) | np.isinf(out["volume"]), "infinite price/volume"),
         ((prices <= 0).any(axis=1), "price <= 0"),
         (out["volume"] < 0, "negative volume"),
         ((out["high"] < out[["open", "close", "low"]].max(axis=1)) | (out["low"] > out[["open", "close"]].min(axis=1)),
          "high/low do not contain open and close"),
     )
-    for mask, why in checks:
-        if mask.any():
-            raise DataError(f"{path}: {why} at rows {_rows(mask, lines)}")
+    return [f"{why} at rows {_rows(mask, lines)}" for mask, why in checks if mask.any()]
+
+
+def finest_per_symbol(bars: pd.DataFrame) -> pd.DataFrame:
+    """Keep, for each symbol, only the bars of its finest timeframe (order unchanged)."""
+    if bars.empty or bars["timeframe"].nunique() == 1:
+        return bars
+    lengths = bars["timeframe"].map(timeframe_ns)
+    finest = lengths.groupby(bars["symbol"]).transform("min")
+    return bars[lengths == finest].reset_index(drop=True)
 
 
 def select_range(bars: pd.DataFrame, start_ns: int | None, end_ns: int | None,

@@ -9,6 +9,7 @@ from typing import Any
 import pykka
 
 from actors.strategy.registry import StrategyRule, strategy_plan
+from messages.market import BarFrame
 from messages.pipeline import Drain, MarketBatch, Persist
 from messages.system import Query
 from messages.trading import Signal
@@ -21,7 +22,13 @@ NEXT = "executor"
 
 class StrategyActor(SupervisedActor):
     """Runs, per symbol and timeframe, the strategy the plan gives the symbol; stores and publishes
-    every signal with its inputs and the strategy's parameters."""
+    every signal with its inputs and the strategy's parameters.
+
+    It trades the timeframes in ``strategy.timeframes``, by default the frames the buffer did not
+    derive (the bars built from ticks, or replayed); other frames end here. A ``history`` batch
+    (stored bars at live start) warms the rules up, with no signal and no change of position,
+    and ends here too.
+    """
 
     downstream = NEXT
 
@@ -32,6 +39,7 @@ class StrategyActor(SupervisedActor):
         long where the account is long, or they would never sell what is held.
         """
         self.plan = strategy_plan(self.ctx.settings.strategy)
+        self.timeframes = frozenset(self.ctx.settings.strategy.timeframes)
         self.rules: dict[tuple[str, str], StrategyRule] = {}
         self._dirty = False
         self.held: set[str] = set()
@@ -57,7 +65,9 @@ class StrategyActor(SupervisedActor):
 
     def handle(self, message: Any) -> Any:
         """Decide on one batch, or pass a marker on (actor thread)."""
-        if isinstance(message, MarketBatch):
+        if isinstance(message, MarketBatch) and message.history:
+            self._warm_up(message)
+        elif isinstance(message, MarketBatch):
             if message.frames:
                 self._dirty = True
                 message = self._decide(message)
@@ -67,17 +77,31 @@ class StrategyActor(SupervisedActor):
         else:
             raise TypeError(f"strategy cannot handle {type(message).__name__}")
 
+    def _traded(self, frame: BarFrame) -> bool:
+        return frame.timeframe in self.timeframes if self.timeframes else not frame.derived
+
+    def _rule(self, frame: BarFrame) -> StrategyRule:
+        key = (frame.symbol, frame.timeframe)
+        rule = self.rules.get(key)
+        if rule is None:
+            rule = self.rules[key] = self.plan.for_symbol(frame.symbol).build()
+            rule.long = frame.symbol in self.held
+        return rule
+
+    def _warm_up(self, batch: MarketBatch) -> None:
+        for frame in filter(self._traded, batch.frames):
+            rule = self._rule(frame)
+            position = rule.long
+            rule.update(frame)
+            rule.long = position
+        self._dirty = True
+
     def _decide(self, batch: MarketBatch) -> MarketBatch:
         frames = []
         signals: list[Signal] = []
-        for frame in batch.frames:
+        for frame in filter(self._traded, batch.frames):
             spec = self.plan.for_symbol(frame.symbol)
-            key = (frame.symbol, frame.timeframe)
-            rule = self.rules.get(key)
-            if rule is None:
-                rule = self.rules[key] = spec.build()
-                rule.long = frame.symbol in self.held
-            column, new = rule.update(frame)
+            column, new = self._rule(frame).update(frame)
             frames.append(dataclasses.replace(frame, signal=column))
             signals.extend(dataclasses.replace(signal, params=spec.params) for signal in new)
         if signals:

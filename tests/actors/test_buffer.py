@@ -52,7 +52,7 @@ def test_bar_has_open_high_low_close_and_summed_volume() -> None:
 
 def test_falling_then_rising_prices_track_both_extremes() -> None:
     agg = BarAggregator("1m")
-    agg.add([tk(T10, p) for p in (10.0, 8.0, 7.0, 12.0, 9.0)])
+    agg.add([tk(T10 + i * S, p) for i, p in enumerate((10.0, 8.0, 7.0, 12.0, 9.0))])
     (bar,) = agg.add([tk(T10 + M, 1.0)])
     assert (bar.open, bar.high, bar.low, bar.close) == (10.0, 12.0, 7.0, 9.0)
 
@@ -119,12 +119,13 @@ def test_late_tick_is_counted_and_dropped() -> None:
     assert agg.late == 1
 
 
-def test_out_of_order_tick_within_the_open_bar_is_not_late() -> None:
+def test_out_of_order_tick_within_the_open_bar_is_not_late_and_ordered_by_time() -> None:
     agg = BarAggregator("1m")
     agg.add([tk(at("10:00:40"), 100.0, 1.0), tk(at("10:00:20"), 99.0, 1.0)])
     assert agg.late == 0
     (bar,) = agg.add([tk(at("10:01:00"), 1.0)])
-    assert (bar.low, bar.close, bar.volume) == (99.0, 99.0, 2.0)
+    # open is the earliest tick, close the latest, whatever the order they arrived in
+    assert (bar.open, bar.low, bar.high, bar.close, bar.volume) == (99.0, 99.0, 100.0, 100.0, 2.0)
 
 
 def test_symbols_are_aggregated_independently() -> None:
@@ -154,29 +155,47 @@ _STREAM = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
-@given(_STREAM, st.booleans())
-def test_random_time_ordered_ticks_make_consistent_bars(stream: list[tuple[str, int, int, int]], fill: bool) -> None:
+def _ticks(stream: list[tuple[str, int, int, int]]) -> list[Tick]:
     ticks, now = [], T10
     for symbol, step, price_cents, volume in stream:
         now += step
-        ticks.append(tk(now, price_cents / 100.0, float(volume), symbol))
+        ticks.append(tk(now, price_cents / 100.0, volume / 8.0, symbol))
+    return ticks
+
+
+def reference_bars(ticks: list[Tick]) -> dict[tuple[str, int], tuple[float, float, float, float, float]]:
+    """Bars by the documented rules, computed the slow way: distinct ticks grouped by (symbol,
+    close time); open/close = lowest/highest (ts, price); volume summed exactly."""
+    groups: dict[tuple[str, int], set[tuple[int, float, float]]] = {}
+    for t in ticks:
+        groups.setdefault((t.symbol, (t.ts // M + 1) * M), set()).add((t.ts, t.last, t.volume))
+    out = {}
+    for key, rows in groups.items():
+        ordered = sorted((ts, price) for ts, price, _ in rows)
+        prices = [price for _, price in ordered]
+        out[key] = (ordered[0][1], max(prices), min(prices), ordered[-1][1], math.fsum(v for _, _, v in rows))
+    return out
+
+
+def _flush(agg: BarAggregator, ticks: list[Tick]) -> list[Bar]:
+    last = max((t.ts for t in ticks), default=T10)
+    return agg.add([tk(last + 2 * M, 1.0, 0.0, s) for s in ("A", "B")])
+
+
+@settings(max_examples=200, deadline=None)
+@given(_STREAM, st.booleans())
+def test_random_time_ordered_ticks_make_consistent_bars(stream: list[tuple[str, int, int, int]], fill: bool) -> None:
+    ticks = _ticks(stream)
     agg = BarAggregator("1m", fill_empty=fill)
     cut = len(ticks) // 2
     closed = agg.add(ticks[:cut]) + agg.add(ticks[cut:])
-    flush = [tk(now + M, 1.0, 0.0, s) for s in ("A", "B")]
-    closed += agg.add(flush)
-
-    # reference: group by (symbol, close time) in arrival order
-    reference: dict[tuple[str, int], list[float]] = {}
-    for t in ticks:
-        key = (t.symbol, (t.ts // M + 1) * M)
-        row = reference.setdefault(key, [t.last, t.last, t.last, t.last, 0.0])
-        row[1], row[2], row[3] = max(row[1], t.last), min(row[2], t.last), t.last
-        row[4] += t.volume
+    closed = [b for b in closed + _flush(agg, ticks) if b.ts <= max((t.ts for t in ticks), default=0) + M]
+    reference = reference_bars(ticks)
 
     assert agg.late == 0
-    assert sum(b.volume for b in closed) == sum(t.volume for t in ticks)
+    distinct = {(t.symbol, t.ts, t.last, t.volume) for t in ticks}
+    assert agg.duplicates == len(ticks) - len(distinct)
+    assert sum(b.volume for b in closed) == math.fsum(v for *_, v in distinct)   # volume conserved
     traded = {(b.symbol, b.ts): b for b in closed if (b.symbol, b.ts) in reference}
     assert set(traded) == set(reference)
     for key, (o, h, lo, c, v) in reference.items():
@@ -195,8 +214,30 @@ def test_random_time_ordered_ticks_make_consistent_bars(stream: list[tuple[str, 
         assert fill or not empty
 
 
+@settings(max_examples=200, deadline=None)
+@given(_STREAM, st.randoms(use_true_random=False), st.integers(min_value=0, max_value=30))
+def test_shuffling_within_each_second_and_repeating_ticks_changes_no_bar(
+        stream: list[tuple[str, int, int, int]], rng, repeats: int) -> None:
+    ticks = _ticks(stream)
+    clean = BarAggregator("1m")
+    expected = clean.add(ticks) + _flush(clean, ticks)
+    repeated = ticks + [rng.choice(ticks) for _ in range(repeats if ticks else 0)]
+    by_second: dict[int, list[Tick]] = {}
+    for t in repeated:
+        by_second.setdefault(t.ts // S, []).append(t)
+    noisy: list[Tick] = []
+    for second in sorted(by_second):
+        group = by_second[second]
+        rng.shuffle(group)
+        noisy += group
+    agg = BarAggregator("1m")
+    got = agg.add(noisy[: len(noisy) // 3]) + agg.add(noisy[len(noisy) // 3:]) + _flush(agg, ticks)
+    assert sorted(got, key=lambda b: (b.symbol, b.ts)) == sorted(expected, key=lambda b: (b.symbol, b.ts))
+    assert agg.late == 0
+    assert agg.duplicates == clean.duplicates + (repeats if ticks else 0)
+
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(st.integers(min_value=0, max_value=90 * S), st.integers(min_value=0, max_value=5)),
+@given(st.lists(st.tuples(st.integers(min_value=1, max_value=90 * S), st.integers(min_value=0, max_value=5)),
                 min_size=1, max_size=40))
 def test_open_bar_holds_the_volume_not_yet_emitted(stream: list[tuple[int, int]]) -> None:
     agg = BarAggregator("1m")
@@ -207,6 +248,120 @@ def test_open_bar_holds_the_volume_not_yet_emitted(stream: list[tuple[int, int]]
         emitted += sum(b.volume for b in agg.add([tk(now, 100.0, float(volume))]))
     open_volume = sum(b.volume for b in agg.add([tk(now + 2 * M, 100.0, 0.0)]))
     assert emitted + open_volume == total
+
+
+def quote(ts: int, bid: float, ask: float, last: float, volume: float = 1.0, symbol: str = "BTCUSD") -> Tick:
+    return Tick(symbol, ts, bid, ask, last, volume)
+
+
+def test_a_repeated_tick_is_dropped_and_counted_as_a_duplicate() -> None:
+    agg = BarAggregator("1m")
+    agg.add([quote(T10 + S, 99.0, 101.0, 100.0, 2.0), quote(T10 + S, 99.0, 101.0, 100.0, 2.0),
+             tk(T10 + 2 * S, 100.5, 1.0), tk(T10 + 2 * S, 100.5, 1.0)])
+    (bar,) = agg.add([tk(T10 + M, 1.0)])
+    assert agg.duplicates == 2
+    assert bar.volume == 3.0
+
+
+def test_ticks_that_differ_in_any_price_or_the_volume_are_not_duplicates() -> None:
+    agg = BarAggregator("1m")
+    agg.add([quote(T10, 99.0, 101.0, 100.0), quote(T10, 99.5, 101.0, 100.0), quote(T10, 99.0, 100.5, 100.0),
+             quote(T10, 99.0, 101.0, 100.2), quote(T10, 99.0, 101.0, 100.0, 3.0), tk(T10, 100.0)])
+    (bar,) = agg.add([tk(T10 + M, 1.0)])
+    assert agg.duplicates == 0
+    assert bar.volume == 8.0
+
+
+def test_duplicates_are_remembered_for_the_open_bar_only() -> None:
+    agg = BarAggregator("1m")
+    agg.add([tk(T10 + S, 100.0)])
+    agg.add([tk(T10 + M + S, 101.0)])       # closes the first bar
+    agg.add([tk(T10 + S, 100.0)])           # its tick again: the bar is closed, so late, not duplicate
+    assert (agg.late, agg.duplicates) == (1, 0)
+
+
+def test_ticks_at_one_timestamp_open_low_and_close_high_in_any_arrival_order() -> None:
+    for order in ((100.0, 101.0, 99.0), (99.0, 101.0, 100.0), (101.0, 100.0, 99.0)):
+        agg = BarAggregator("1m")
+        agg.add([tk(T10, p) for p in order])
+        (bar,) = agg.add([tk(T10 + M, 1.0)])
+        assert (bar.open, bar.high, bar.low, bar.close) == (99.0, 101.0, 99.0, 101.0)
+
+
+def test_volume_is_summed_exactly_so_arrival_order_does_not_change_it() -> None:
+    volumes = [0.1, 1e16, 0.2, -0.0, 0.3, 1.0, 1e-3]
+    bars = []
+    for order in (volumes, volumes[::-1], sorted(volumes)):
+        agg = BarAggregator("1m")
+        agg.add([tk(T10 + int(v * 1000) % 50 * S + i, 100.0, abs(v)) for i, v in enumerate(order)])
+        bars.append(agg.add([tk(T10 + M, 1.0)])[0])
+    assert bars[0].volume == bars[1].volume == bars[2].volume == math.fsum(abs(v) for v in volumes)
+
+
+def test_after_a_seed_older_ticks_are_late_and_the_gap_is_filled_from_the_stored_close() -> None:
+    agg = BarAggregator("1m")
+    agg.seed("BTCUSD", T10 + 2 * M, 50.0)       # the store's last bar closed at 10:02
+    assert agg.add([tk(T10 + M + S, 1.0), tk(T10 + 2 * M - 1, 1.0)]) == []
+    assert agg.late == 2
+    assert agg.last_close("BTCUSD") == T10 + 2 * M
+    closed = agg.add([tk(T10 + 4 * M + S, 60.0), tk(T10 + 5 * M, 61.0)])
+    assert [(b.ts, b.close, b.volume) for b in closed] == [(T10 + 3 * M, 50.0, 0.0), (T10 + 4 * M, 50.0, 0.0),
+                                                           (T10 + 5 * M, 60.0, 1.0)]
+
+
+def test_a_seed_never_moves_a_symbol_back() -> None:
+    agg = BarAggregator("1m")
+    agg.add([tk(T10 + S, 1.0), tk(T10 + M + S, 2.0)])
+    agg.seed("BTCUSD", T10, 9.0)
+    assert agg.last_close("BTCUSD") == T10 + M
+
+
+WALL = 5_000_000_000_000  # an arbitrary wall-clock reading
+
+
+def test_the_market_clock_closes_a_quiet_bar_after_the_grace() -> None:
+    agg = BarAggregator("1m", grace_ns=2 * S)
+    assert agg.close_due(WALL) == []                 # no tick yet: no market clock
+    agg.add([tk(T10 + 50 * S, 100.0)], now_ns=WALL)
+    assert agg.watermark(WALL) == T10 + 48 * S
+    assert agg.close_due(WALL + 11 * S) == []        # 10:01:01 - 2s grace: not yet
+    (bar,) = agg.close_due(WALL + 12 * S)
+    assert (bar.ts, bar.close) == (T10 + M, 100.0)
+    assert agg.add([tk(T10 + 55 * S, 1.0)], now_ns=WALL + 13 * S) == []
+    assert agg.late == 1                             # its bar was closed by the clock
+
+
+def test_the_market_clock_emits_empty_bars_as_time_passes_and_a_tick_continues_the_series() -> None:
+    agg = BarAggregator("1m", grace_ns=0)
+    agg.add([tk(T10 + 30 * S, 100.0)], now_ns=WALL)
+    first = agg.close_due(WALL + 30 * S)
+    later = agg.close_due(WALL + 150 * S)            # the clock is at 10:03:00
+    assert [b.ts for b in first] == [T10 + M]
+    assert [(b.ts, b.volume, b.close) for b in later] == [(T10 + 2 * M, 0.0, 100.0), (T10 + 3 * M, 0.0, 100.0)]
+    (bar,) = agg.add([tk(T10 + 3 * M + S, 101.0), tk(T10 + 4 * M, 102.0)], now_ns=WALL + 151 * S)
+    assert bar.ts == T10 + 4 * M and bar.volume == 1.0
+
+
+def test_the_market_clock_is_the_latest_tick_of_any_symbol() -> None:
+    agg = BarAggregator("1m", grace_ns=0)
+    agg.add([tk(T10 + S, 5.0, symbol="QUIET"), tk(T10 + 3 * M + S, 100.0)], now_ns=WALL)
+    closed = agg.close_due(WALL)
+    assert [(b.symbol, b.ts) for b in closed] == [("QUIET", T10 + M), ("QUIET", T10 + 2 * M), ("QUIET", T10 + 3 * M)]
+
+
+def test_the_market_clock_fills_only_symbols_that_are_kept() -> None:
+    agg = BarAggregator("1m", grace_ns=0)
+    agg.add([tk(T10 + S, 5.0, symbol="GONE"), tk(T10 + S, 6.0, symbol="KEPT")], now_ns=WALL)
+    closed = agg.close_due(WALL + 3 * M, keep=lambda symbol: symbol == "KEPT")
+    assert sorted((b.symbol, b.ts) for b in closed) == [("GONE", T10 + M), ("KEPT", T10 + M), ("KEPT", T10 + 2 * M),
+                                                        ("KEPT", T10 + 3 * M)]
+
+
+def test_without_fill_the_market_clock_only_closes_bars() -> None:
+    agg = BarAggregator("1m", fill_empty=False, grace_ns=0)
+    agg.add([tk(T10 + S, 5.0)], now_ns=WALL)
+    assert [b.ts for b in agg.close_due(WALL + 5 * M)] == [T10 + M]
+    assert agg.close_due(WALL + 9 * M) == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,6 +418,8 @@ def test_aggregator_copy_keeps_the_open_bar_and_is_independent() -> None:
     agg = BarAggregator("1m", max_fill=3)
     agg.add([tk(T10, 100.0, 1.0), tk(T10 - M, 1.0)])  # the second tick is late
     twin = agg.copy()
+    assert twin.add([tk(T10, 100.0, 1.0)]) == [] and twin.duplicates == 1   # the seen keys were copied
+    assert agg.duplicates == 0
     agg.add([tk(T10 + 1, 200.0, 5.0)])  # changes the original's open bar only
     (bar,) = twin.add([tk(T10 + M, 1.0)])
     assert (bar.high, bar.volume) == (100.0, 1.0)

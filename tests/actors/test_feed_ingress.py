@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 
 from actors.feed.ingress import Ingest
+from actors.feed.stale import StaleWatch
 from actors.feed.replay import replay_chunks
 from messages.codec import encode_bar, encode_tick, packb
+from messages.cryptofeed import encode_cryptofeed
 from messages.market import Bar, Tick
 
 TS = 1_704_070_800_000_000_000
@@ -163,6 +165,65 @@ def test_unwatched_symbols_of_one_src_do_not_create_false_seq_gaps() -> None:
     result = ingest.accept([tick("BTCUSD", "venue", 1), tick("ETHUSD", "venue", 2), tick("BTCUSD", "venue", 3)])
     assert result.rejected_by_reason["unobserved_symbol"] == 1
     assert result.seq_gaps == 0
+
+
+def cryptofeed_ticker(exchange: str = "BINANCE", pair: str = "BTC-USDT", bid: float = 100.0) -> list[bytes]:
+    return encode_cryptofeed("ticker", {"exchange": exchange, "symbol": pair, "bid": bid, "ask": bid + 1.0,
+                                        "timestamp": 1717200000.5, "receipt_timestamp": 1717200000.6})
+
+
+def test_cryptofeed_messages_are_ticks_counted_like_any_other() -> None:
+    result = Ingest().accept([cryptofeed_ticker(), cryptofeed_ticker(bid=-1.0), [b"bar.BTC ticker"], [b"x", b"y"]],
+                             wire="cryptofeed")
+    assert [t.symbol for t in result.ticks] == ["BINANCE:BTC-USDT"]
+    assert result.counter_deltas() == {"ticks_received": 4, "ticks_accepted": 1, "ticks_rejected": 3,
+                                       "bars_received": 0, "bars_accepted": 0, "bars_rejected": 0, "seq_gaps": 0}
+    assert dict(result.rejected_by_reason) == {"bad_price": 1, "not_json": 1, "bad_frames": 1}
+
+
+def test_cryptofeed_symbols_obey_the_watch_list() -> None:
+    ingest = Ingest(["COINBASE:BTC-USD"])
+    result = ingest.accept([cryptofeed_ticker(), cryptofeed_ticker("COINBASE", "BTC-USD")], wire="cryptofeed")
+    assert [t.symbol for t in result.ticks] == ["COINBASE:BTC-USD"]
+    assert dict(result.rejected_by_reason) == {"unobserved_symbol": 1}
+
+
+# ---------------------------------------------------------------------------------------------
+# Stale symbols
+
+SEC = 1_000_000_000
+
+
+def test_a_watched_symbol_with_no_data_becomes_stale_once_and_recovers_with_data() -> None:
+    watch = StaleWatch(2 * SEC)
+    watch.watch(["A", "B"], 0)
+    watch.seen(["A"], 1 * SEC)
+    assert watch.check(2 * SEC) == ["B"]        # never had data: counted from when it was watched
+    assert watch.check(2 * SEC + 1) == []       # already stale: one episode
+    assert watch.check(3 * SEC) == ["A"]
+    assert watch.stale == {"A", "B"} and watch.episodes == 2
+    assert watch.seen(["A", "C"], 4 * SEC) == ["A"]
+    assert watch.stale == {"B"}
+    assert watch.check(6 * SEC) == ["A", "C"]   # a second episode for A; C was seen, so it is tracked
+    assert watch.episodes == 4
+
+
+def test_unwatching_a_symbol_clears_it_and_stale_zero_is_off() -> None:
+    watch = StaleWatch(SEC)
+    watch.watch(["A", "B"], 0)
+    assert watch.check(5 * SEC) == ["A", "B"]
+    watch.unwatch(["B"])
+    assert watch.stale == {"A"}
+    off = StaleWatch(0)
+    off.watch(["A"], 0)
+    assert off.check(10**12) == [] and not off.stale
+
+
+def test_watching_again_does_not_reset_a_known_symbol() -> None:
+    watch = StaleWatch(2 * SEC)
+    watch.watch(["A"], 0)
+    watch.watch(["A"], 5 * SEC)
+    assert watch.check(2 * SEC) == ["A"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,9 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from actors.store.db import Database
-from actors.store.history import DataError, infer_timeframe, load_bar_file, parse_date, select_range
-from messages.market import Bar, BarFrame
+from actors.store.db import Database, open_existing
+from actors.store.history import (DataError, finest_per_symbol, infer_timeframe, load_bar_file, parse_date,
+                                  select_range)
+from actors.store.ingest import ingest_file
+from messages.market import Bar, BarFrame, Tick
 from messages.system import DeadLetter
 from messages.trading import BUY, SELL, Fill, Order, Signal
 
@@ -405,3 +407,135 @@ def test_select_range_that_is_empty_says_what_the_data_covers(sample: pd.DataFra
 def test_select_range_with_unknown_symbols_names_them_and_the_available_ones(sample: pd.DataFrame) -> None:
     with pytest.raises(DataError, match=r"no data for symbol\(s\) DOGE, XRP; available: BTCUSD, ETHUSD, SOLUSD"):
         select_range(sample, None, None, ["BTCUSD", "XRP", "DOGE"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Ticks, indexes and the reads warm-up needs
+
+
+def test_ticks_are_stored_once_with_a_missing_quote_as_null(db: Database) -> None:
+    ticks = [Tick("BTCUSD", T0 + 1, 99.0, 101.0, 100.0, 2.0, "a", 7), Tick("BTCUSD", T0 + 1, math.nan, math.nan, 100.0),
+             Tick("BTCUSD", T0 + 1, 99.0, 101.0, 100.0, 3.0)]   # same time, another volume: another tick
+    assert db.write_ticks(ticks) == 3
+    db.write_ticks(ticks)
+    rows = db.conn.execute("SELECT symbol, ts, bid, ask, last, volume, src, seq FROM ticks ORDER BY volume, bid").fetchall()
+    assert rows == [("BTCUSD", T0 + 1, None, None, 100.0, 0.0, "", -1), ("BTCUSD", T0 + 1, 99.0, 101.0, 100.0, 2.0, "a", 7),
+                    ("BTCUSD", T0 + 1, 99.0, 101.0, 100.0, 3.0, "", -1)]
+
+
+def test_the_queries_have_their_indexes_and_writers_wait_for_each_other(db: Database) -> None:
+    indexes = {row[0] for row in db.conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert {"bars_by_time", "ticks_unique", "signals_by_time", "orders_by_time", "fills_by_symbol",
+            "dead_letters_by_time"} <= indexes
+    plan = " ".join(str(r) for r in db.conn.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM bars WHERE symbol='A' AND timeframe='1m' ORDER BY ts DESC LIMIT 5"))
+    assert "PRIMARY KEY" in plan or "sqlite_autoindex" in plan
+    assert db.conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+
+
+def test_last_bars_are_the_latest_oldest_first_and_the_summary_counts_them(db: Database) -> None:
+    db.write_bars([bar(i) for i in range(1, 8)] + [bar(9, timeframe="1m"), bar(3, symbol="ETHUSD")])
+    assert db.last_bars("BTCUSD", "1h", 3) == [bar(5), bar(6), bar(7)]
+    assert db.last_bars("NOPE", "1h", 3) == []
+    assert db.bar_summary("BTCUSD", "1h") == (7, T0 + H, T0 + 7 * H)
+    assert db.bar_summary("NOPE", "1h") == (0, None, None)
+
+
+def test_open_existing_reads_only_a_database_that_has_its_tables(tmp_path: Path) -> None:
+    assert open_existing(tmp_path / "missing.db") is None and open_existing(":memory:") is None
+    sqlite3.connect(tmp_path / "empty.db").close()          # a file the store has not set up yet
+    assert open_existing(tmp_path / "empty.db") is None
+    Database(tmp_path / "there.db").close()
+    found = open_existing(tmp_path / "there.db")
+    assert found is not None and found.last_bars("A", "1m", 5) == []
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        found.write_bars([bar(1)])
+    found.close()
+
+
+def test_finest_per_symbol_keeps_each_symbols_finest_timeframe() -> None:
+    bars = pd.DataFrame({"symbol": ["A", "A", "B", "B", "A"], "timeframe": ["5m", "1m", "1h", "1d", "1m"],
+                         "ts": [5, 1, 60, 1440, 2]})
+    assert finest_per_symbol(bars)[["symbol", "timeframe"]].values.tolist() == [["A", "1m"], ["B", "1h"], ["A", "1m"]]
+    same = bars[bars["timeframe"] == "1m"]
+    assert finest_per_symbol(same) is same
+
+
+# ---------------------------------------------------------------------------------------------
+# Files for ingest: timeframe, alignment, every reason at once
+
+
+def test_every_kind_of_bad_row_is_reported_at_once(tmp_path: Path) -> None:
+    rows = good_rows(6)
+    rows[0] = "BTCUSD,2024-01-01T01:00:00Z,100,x,99,101,5"
+    rows[2] = "BTCUSD,2024-01-01T03:00:00Z,100,102,99,101,-5"
+    rows[4] = "BTCUSD,2024-01-01T05:00:00Z,100,102,99,105,5"
+    with pytest.raises(DataError) as error:
+        load_bar_file(write_csv(tmp_path, rows))
+    assert str(error.value).endswith(": missing or non-numeric price/volume at rows 2; negative volume at rows 4; "
+                                     "high/low do not contain open and close at rows 6")
+
+
+def test_a_given_timeframe_is_used_instead_of_inferring_it(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, good_rows(1))   # one bar: nothing to infer from
+    with pytest.raises(DataError, match="fewer than two bars"):
+        load_bar_file(path)
+    assert load_bar_file(path, timeframe="1h")["timeframe"].tolist() == ["1h"]
+    with pytest.raises(DataError, match="bad timeframe"):
+        load_bar_file(path, timeframe="1x")
+
+
+def test_a_timeframe_column_that_disagrees_with_the_given_timeframe_names_the_rows(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, ["X,1h,2024-01-01T01:00:00Z,1,2,0.5,1.5,1", "X,1h,2024-01-01T02:00:00Z,1,2,0.5,1.5,1"],
+                     header="symbol,timeframe,ts,open,high,low,close,volume\n")
+    with pytest.raises(DataError, match="timeframe is not 1m at rows 2, 3"):
+        load_bar_file(path, timeframe="1m")
+
+
+def test_aligned_files_must_have_bars_on_the_timeframes_boundaries(tmp_path: Path) -> None:
+    rows = good_rows(4)
+    rows[2] = "BTCUSD,2024-01-01T03:30:00Z,100,102,99,101,5"
+    path = write_csv(tmp_path, rows)
+    assert len(load_bar_file(path, timeframe="1h")) == 4    # a backtest file may be irregular
+    with pytest.raises(DataError, match=r"close time not on a whole 1h boundary \(UTC\) at rows 4$"):
+        load_bar_file(path, timeframe="1h", aligned=True)
+
+
+def test_an_empty_selection_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no bars of symbol ETHUSD"):
+        load_bar_file(write_csv(tmp_path, good_rows(3)), symbol="ETHUSD")
+
+
+# ---------------------------------------------------------------------------------------------
+# ingest
+
+
+def test_ingest_upserts_every_bar_in_batches_and_reports_what_it_did(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, [f"2024-01-01T{h:02d}:{m:02d}:00Z,{100 + m},{102 + m},{99 + m},{101 + m},{m}"
+                                for h in range(0, 2) for m in range(60)], header="ts,open,high,low,close,volume\n")
+    db_path = tmp_path / "h.db"
+    report = ingest_file(path, db_path, "BTCUSD", ts_label="open", progress=False, batch=7)
+    assert (report.symbol, report.timeframe, report.rows, report.new) == ("BTCUSD", "1m", 120, 120)
+    assert report.first_ts == T0 + 60 * 10**9 and report.last_ts == T0 + 2 * H
+    assert "ingested 120 1m bars of BTCUSD" in str(report) and "2024-01-01T00:01:00Z .. 2024-01-01T02:00:00Z" in str(report)
+    again = ingest_file(path, db_path, "BTCUSD", ts_label="open", progress=False)
+    assert (again.rows, again.new) == (120, 0)
+    db = Database(db_path)
+    try:
+        stored = db.read_bars(None, None, None)
+    finally:
+        db.close()
+    expected = load_bar_file(path, symbol="BTCUSD", ts_label="open")
+    assert stored[["ts", "open", "high", "low", "close", "volume"]].equals(
+        expected[["ts", "open", "high", "low", "close", "volume"]])
+    assert set(stored["timeframe"]) == {"1m"} and set(stored["symbol"]) == {"BTCUSD"}
+
+
+def test_ingest_of_a_broken_file_names_the_rows_and_writes_nothing(tmp_path: Path) -> None:
+    rows = good_rows(5)
+    rows[1] = "BTCUSD,2024-01-01T02:00:00Z,0,102,99,101,5"
+    rows[3] = "BTCUSD,2024-01-01T04:10:00Z,100,102,99,101,5"
+    db_path = tmp_path / "h.db"
+    with pytest.raises(DataError, match=r"price <= 0 at rows 3.*boundary.*at rows 5"):
+        ingest_file(write_csv(tmp_path, rows), db_path, "BTCUSD", timeframe="1h", progress=False)
+    assert not db_path.exists()

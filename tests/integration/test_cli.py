@@ -15,7 +15,7 @@ from tests.helpers import ctl, run_cli, start_cli, wait_for_control, wait_until
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.mark.parametrize("command", [[], ["live"], ["backtest"], ["ctl"], ["feed-sim"]])
+@pytest.mark.parametrize("command", [[], ["live"], ["backtest"], ["ingest"], ["ctl"], ["feed-sim"]])
 def test_every_command_has_help(command: list[str]) -> None:
     result = run_cli(*command, "--help")
     assert result.returncode == 0
@@ -30,6 +30,10 @@ def test_every_command_has_help(command: list[str]) -> None:
     (["backtest", "--from", "yesterday-ish"], "--from 'yesterday-ish' is not a date"),
     (["backtest", "--from", "2024-03-01", "--to", "2024-02-01"], "--to 2024-02-01 is before --from 2024-03-01"),
     (["ctl", "health", "nonsense"], "argument 'nonsense' is not KEY=VALUE"),
+    (["ingest", "bars.csv"], "the following arguments are required: --symbol"),
+    (["ingest", "bars.csv", "--symbol", "X", "--timeframe", "1x"], "bad timeframe '1x'"),
+    (["ingest", "missing.csv", "--symbol", "X"], "data file missing.csv does not exist"),
+    (["backtest", "--from", "2024-01-01", "--timeframe", "7"], "bad timeframe '7'"),
 ])
 def test_a_bad_argument_is_one_line_and_a_nonzero_exit(args: list[str], fragment: str) -> None:
     result = run_cli(*args)
@@ -209,3 +213,46 @@ def test_fault_injection_crash_over_ctl_restarts_and_trading_continues(tmp_path:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def _minute_file(path: Path, rows: list[str] | None = None, label_shift: int = 0) -> Path:
+    """Three days of one-minute bars stamped at their open time (as data vendors export them),
+    or ``label_shift`` seconds later."""
+    if rows is None:
+        rows, price = [], 100.0
+        for i in range(3 * 1440):
+            price *= 1.002 if (i // 90) % 2 == 0 else 0.998
+            rows.append(f"{1_704_067_200 + 60 * i + label_shift},{price:.6f},{price * 1.001:.6f},"
+                        f"{price * 0.999:.6f},{price:.6f},{i % 9}")
+    path.write_text("time,open,high,low,close,volume\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_ingest_then_backtest_from_the_database_replays_exactly_the_imported_bars(tmp_path: Path) -> None:
+    data, db = _minute_file(tmp_path / "minutes.csv"), str(tmp_path / "h.db")
+    result = run_cli("ingest", str(data), "--symbol", "TEST", "--ts-label", "open", "--db", db)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (f"ingested 4,320 1m bars of TEST from {data} into {db} (4,320 new, 0 replaced): "
+                                     "close times 2024-01-01T00:01:00Z .. 2024-01-04T00:00:00Z")
+    from_db = run_cli("backtest", "--from", "2024-01-01", "--db", db, "--json")
+    assert from_db.returncode == 0, from_db.stderr
+    assert "replaying 4,320 bars of TEST from database" in from_db.stderr
+    report = json.loads(from_db.stdout)
+    assert report["summary"]["bars"] == 4_320 and report["trades"]
+    closes = _minute_file(tmp_path / "closes.csv", label_shift=60)       # the same bars, stamped at their close
+    from_file = run_cli("backtest", "--from", "2024-01-01", "--data", str(closes), "--symbols", "TEST",
+                        "--db", str(tmp_path / "other.db"), "--json")
+    assert from_file.returncode == 0, from_file.stderr
+    assert from_db.stdout == from_file.stdout                            # the same bars, the same trades
+
+
+def test_ingest_of_a_broken_file_names_rows_and_reasons_and_imports_nothing(tmp_path: Path) -> None:
+    rows = [f"{1_704_067_200 + 60 * i},100,101,99,100,1" for i in range(10)]
+    rows[2] = f"{1_704_067_200 + 120},100,99,101,100,1"        # file row 4: high below low
+    rows[5] = f"{1_704_067_200 + 330},100,101,99,100,-1"        # file row 7: negative volume, 30 s off the grid
+    data, db = _minute_file(tmp_path / "broken.csv", rows), tmp_path / "h.db"
+    result = run_cli("ingest", str(data), "--symbol", "TEST", "--db", str(db))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (f"run.py: error: {data}: negative volume at rows 7; high/low do not contain open "
+                                     "and close at rows 4; bar close time not on a whole 1m boundary (UTC) at rows 7")
+    assert not db.exists()

@@ -33,9 +33,9 @@ def stored_account(db: Path) -> tuple[dict[str, float], float, int]:
 def test_sigkill_then_restart_resumes_with_the_same_positions_and_no_duplicate_orders(tmp_path: Path) -> None:
     db = tmp_path / "live.db"
 
-    def start() -> tuple:
+    def start(feed: str = "sim") -> tuple:
         control = free_endpoint()
-        process = start_cli("live", "--sim-speed", "3000", "--db", str(db), "--ingress", free_endpoint(),
+        process = start_cli("live", "--feed", feed, "--sim-speed", "3000", "--db", str(db), "--ingress", free_endpoint(),
                             "--control", control, "--events", free_endpoint())
         wait_for_control(control, process)
         return process, control
@@ -51,7 +51,8 @@ def test_sigkill_then_restart_resumes_with_the_same_positions_and_no_duplicate_o
     positions, cash, orders_before = stored_account(db)
     ids_before = {row[0] for row in sqlite3.connect(db).execute("SELECT client_id FROM orders")}
 
-    second, control = start()
+    # a restart that does not trade (external feed, nothing sent) shows exactly what was restored
+    quiet, control = start("external")
     try:
         restored = ctl(control, "positions")
         got = {s: p["qty"] for s, p in restored["positions"].items()}
@@ -59,6 +60,15 @@ def test_sigkill_then_restart_resumes_with_the_same_positions_and_no_duplicate_o
         for symbol, qty in positions.items():
             assert got[symbol] == pytest.approx(qty, rel=1e-9)
         assert restored["cash"] == pytest.approx(cash, rel=1e-9)
+        assert run_cli("ctl", "shutdown", "--control", control).returncode == 0
+        assert quiet.wait(timeout=30) == 0
+    finally:
+        if quiet.poll() is None:
+            quiet.kill()
+            quiet.wait()
+
+    second, control = start()
+    try:
         held = {s for s, q in positions.items() if q > 0}
         if held:  # the strategy learned what the account holds, so it sells it on the next cross down
             def sold_a_held_position() -> bool:
