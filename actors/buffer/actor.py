@@ -51,7 +51,10 @@ class BufferActor(SupervisedActor):
         self.live = self.ctx.mode == "live"
         self.aggregator = BarAggregator(settings.timeframe, settings.fill_empty, settings.max_fill,
                                         int(settings.grace_s * 1e9))
-        self.deriver = TimeframeDeriver(settings.timeframes, settings.fill_empty, settings.max_fill)
+        # Live derives every configured timeframe (they are stored, one continuous series); a backtest
+        # derives only those a strategy trades, since nothing else would read them.
+        targets = settings.timeframes if self.live else self.ctx.settings.strategy.timeframes
+        self.deriver = TimeframeDeriver(targets, settings.fill_empty, settings.max_fill)
         self.lookback = settings.lookback
         self.store_ticks = self.live and self.ctx.settings.store.ticks
         self.windows: dict[tuple[str, str], BarWindow] = {}

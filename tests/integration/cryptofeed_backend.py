@@ -1,7 +1,8 @@
 """Drive cryptofeed's real ZeroMQ backends (TickerZMQ, TradeZMQ) from a separate process.
 
 Usage: ``python cryptofeed_backend.py PORT TICKERS TRADES``. Until a line arrives on stdin it
-sends probe tickers (symbol PROBE-X), so the caller can wait until the connection is up; then
+sends probe tickers (PROBE-X) and trades (PROBE-Y), so the caller can wait until both
+connections are up; then
 it sends TICKERS Binance BTC-USDT tickers and TRADES Coinbase ETH-USD trades, one second apart
 from 2024-06-01T00:00:00Z, prints "sent", and exits when stdin closes. Runs in its own process
 because cryptofeed switches the event loop policy (uvloop) for whoever imports its handler.
@@ -27,8 +28,10 @@ async def main(port: int, tickers: int, trades: int) -> None:
     ticker_cb.start(loop, multiprocess=False)
     trade_cb.start(loop, multiprocess=False)
     go = loop.run_in_executor(None, sys.stdin.readline)
-    while not go.done():
+    while not go.done():  # probe both backends: each is its own PUB socket, connected on its own
         await ticker_cb(Ticker("BINANCE", "PROBE-X", Decimal("1"), Decimal("2"), time.time(), raw=None), time.time())
+        await trade_cb(Trade("COINBASE", "PROBE-Y", "buy", Decimal("1"), Decimal("1"), time.time(), id="p", type=None,
+                             raw=None), time.time())
         await asyncio.sleep(0.02)
     for i in range(tickers):
         bid = Decimal("64000") + Decimal(i % 17)
