@@ -184,6 +184,11 @@ def cmd_live(args: argparse.Namespace) -> int:
 
     from actors.strategy.registry import strategy_plan
     logger.info("strategy: {}", strategy_plan(settings.strategy).describe())
+    from settings import SIM_DB, StoreSettings
+
+    if settings.feed.source == "sim" and settings.store.db == StoreSettings().db:
+        # the simulator's made-up market gets its own database: trading.db holds real history only
+        settings = settings.with_values({"store.db": SIM_DB})
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

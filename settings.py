@@ -24,6 +24,7 @@ __all__ = [
 
 ENV_PREFIX = "TRADING_"
 SAMPLE_DATA = Path(__file__).resolve().parent / "data" / "sample_2024_1h.csv.gz"
+SIM_DB = "sim.db"  # live --feed sim stores here unless a database is named
 
 
 class SettingsError(ValueError):
@@ -119,7 +120,7 @@ class ExecutorSettings:
 class StoreSettings:
     """The sqlite database written by the store actor."""
 
-    db: str = "trading.db"
+    db: str = "trading.db"         # live on the simulator uses sim.db unless this is set
     commit_ms: int = 200           # longest a record waits before it is committed
     ticks: bool = False            # also store every tick the buffer took
 

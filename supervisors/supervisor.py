@@ -78,6 +78,12 @@ class _Tick:
     __slots__ = ()
 
 
+class _Started:
+    """Answered once a supervisor's on_start (which starts its children) has run."""
+
+    __slots__ = ()
+
+
 class Runtime(Protocol):
     """What supervisors share: registry, counters, health records, checkpoints, parked queues."""
 
@@ -180,6 +186,8 @@ class Supervisor(pykka.ThreadingActor):
             self._child_failed(message)
         elif isinstance(message, _Tick):
             self._check_heartbeats()
+        elif isinstance(message, _Started):
+            return True
         elif isinstance(message, _Restart):
             if message.generation == self.generation and not (self.stopping or self.gave_up):
                 for name in message.targets:
@@ -202,6 +210,9 @@ class Supervisor(pykka.ThreadingActor):
         child.heartbeat = None
         if isinstance(child.spec, SupervisorSpec):
             child.ref = Supervisor.start(child.spec, self.runtime, self.actor_ref, child.instance)
+            # Wait until it has started its own children: the tree starts in dependency order, so a later
+            # group may rely on an earlier one (the strategy asks the executor for positions at start).
+            child.ref.ask(_Started(), timeout=30.0)
             return
         ctx = self.runtime.make_context(name, stats, self.actor_ref.tell, child.instance)
         actor = child.spec.actor(ctx)

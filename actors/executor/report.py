@@ -1,6 +1,6 @@
 """The backtest report: return, CAGR, Sharpe, Sortino, drawdown and its duration, trade statistics.
 
-Conventions: returns are per bar close of the equity curve; Sharpe and Sortino are annualised
+Conventions: CAGR needs at least 30 days of data (None otherwise); returns are per bar close of the equity curve; Sharpe and Sortino are annualised
 with the number of bars in 365.25 days at the curve's most common spacing, with a zero risk-free
 rate; Sortino's downside deviation is the root mean square of the negative returns (over all
 bars); the drawdown duration is the longest time from a peak until equity is back at that peak
@@ -71,7 +71,8 @@ def summarize(initial_cash: float, equity_ts: np.ndarray, equity: np.ndarray, tr
     total = final / initial_cash - 1.0
     span_ns = float(equity_ts[-1] - equity_ts[0]) if len(equity_ts) > 1 else 0.0
     years = span_ns / YEAR_NS
-    cagr = (final / initial_cash) ** (1.0 / years) - 1.0 if years > 0 and final > 0 else None
+    # annualising less than a month of data says nothing: no CAGR then
+    cagr = (final / initial_cash) ** (1.0 / years) - 1.0 if span_ns >= 30 * 86_400e9 and final > 0 else None
     sharpe = sortino = None
     if len(equity) > 2:
         returns = np.diff(equity) / equity[:-1]

@@ -312,7 +312,7 @@ def test_summary_figures_are_computed_from_equity_and_trades() -> None:
         "start": "2024-01-01T01:00:00Z", "end": "2024-01-01T03:00:00Z", "bars": 3, "trades": 3,
         "win_rate_pct": 66.6667, "total_return_pct": -1.0, "max_drawdown_pct": 10.0, "final_equity": 990.0,
         "initial_cash": 1_000.0, "open_positions": 1,
-        "cagr_pct": -100.0,            # -1% in two hours, compounded over a year
+        "cagr_pct": None,              # two hours: under 30 days, annualising says nothing
         "sharpe": 0.0, "sortino": 0.0,  # returns +10%, -10%: mean 0
         "max_drawdown_days": 0.0417,   # one hour below the peak
         "profit_factor": 2.6,          # 13 / 5
@@ -329,7 +329,7 @@ def test_summary_ratios_on_daily_bars_by_hand() -> None:
     # mean 1/30, sample std sqrt(12)/30, downside RMS 0.1/sqrt(3), 365.25 daily bars a year
     assert summary["sharpe"] == pytest.approx((365.25 / 12.0) ** 0.5, abs=1e-6)
     assert summary["sortino"] == pytest.approx((365.25 / 3.0) ** 0.5, abs=1e-6)
-    assert summary["cagr_pct"] == pytest.approx(100.0 * (1.089 ** (365.25 / 3.0) - 1.0), rel=1e-6)
+    assert summary["cagr_pct"] is None  # three days: under 30 days, no CAGR
     assert summary["max_drawdown_days"] == 2.0  # the day-1 peak is never regained
     assert summary["max_drawdown_pct"] == pytest.approx(10.0, abs=1e-6)
     assert summary["profit_factor"] is None  # no losing trade
@@ -679,3 +679,11 @@ def test_sell_on_ticks_fills_at_the_bid_and_trade_only_ticks_at_last() -> None:
     b2.process((frame,), signals)
     (fill,) = b2.process((), (), (Tick("BTCUSD", close_ts(3) + 1, float("nan"), float("nan"), 109.0),)).fills
     assert fill.price == 109.0
+
+
+def test_cagr_compounds_the_return_over_the_years_covered() -> None:
+    day = 86_400_000_000_000
+    ts = np.array([T0, T0 + 365 * day // 4, T0 + 365 * day // 2], dtype=np.int64)   # half a year (182.5 days)
+    summary = summarize(100.0, ts, np.array([100.0, 105.0, 110.25]), [], 0)
+    years = (365 * day // 2) / (365.25 * day)
+    assert summary["cagr_pct"] == pytest.approx(100.0 * (1.1025 ** (1.0 / years) - 1.0), abs=1e-6)  # rounded to 6
