@@ -223,13 +223,13 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         return _fail(f"--to {args.end} is before --from {args.start}", EXIT_USAGE)
     bars, source = load_backtest_bars(args.data, settings.store.db, start, end, args.symbols, args.timeframe)
     from loguru import logger
-    logger.info("replaying {:,} bars of {} from {}", len(bars), ",".join(dict.fromkeys(bars["symbol"])), source)
+    logger.info("replaying {:,} bars of {} from {}", len(bars), ",".join(bars["symbol"].unique()), source)
     logger.info("strategy: {}", strategy_plan(settings.strategy).describe())
     report = run_backtest(settings, bars, settings.store.db)
     if args.out:
         from actors.executor.output import write_report
         written = write_report(args.out, report["summary"], report["trades"], report["equity_ts"], report["equity"],
-                               f"Backtest: {', '.join(dict.fromkeys(bars['symbol']))} ({source})")
+                               f"Backtest: {', '.join(bars['symbol'].unique())} ({source})")
         logger.info("report written: {}", ", ".join(str(p) for p in written))
     if args.json:
         print(json.dumps({"summary": report["summary"], "trades": report["trades"]}, indent=2))
