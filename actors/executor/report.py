@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from actors.executor.portfolio import Trade
+from actors.store.history import iso_utc as _iso
 
 __all__ = ["drawdown_series", "max_drawdown", "summarize", "trade_rows"]
 
@@ -45,10 +45,6 @@ def _drawdown_duration_ns(ts: np.ndarray, equity: np.ndarray) -> int:
     peak_times = np.where(at_peak, ts, 0)
     last_peak = np.maximum.accumulate(peak_times)
     return int((ts - last_peak).max())
-
-
-def _iso(ts: int) -> str:
-    return pd.Timestamp(int(ts), unit="ns", tz="UTC").isoformat().replace("+00:00", "Z")
 
 
 def trade_rows(trades: Iterable[Trade]) -> list[dict[str, Any]]:

@@ -35,6 +35,11 @@ def parse_date(text: str, name: str, end_of_day: bool = False) -> int:
     return int(stamp.as_unit("ns").value)
 
 
+def iso_utc(ts: int) -> str:
+    """A time in ns since the epoch as ISO-8601 UTC, e.g. ``2024-01-01T01:00:00Z``."""
+    return pd.Timestamp(int(ts), unit="ns", tz="UTC").isoformat().replace("+00:00", "Z")
+
+
 def infer_timeframe(ts: np.ndarray) -> str:
     """The timeframe of evenly spaced close times, e.g. ``"1h"`` (from the most common spacing)."""
     if len(ts) < 2:

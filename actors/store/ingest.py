@@ -5,18 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 from tqdm import tqdm
 
 from actors.store.db import Database
+from actors.store.history import iso_utc as _iso
 from actors.store.history import load_bar_file
 from messages.market import BarFrame
 
 __all__ = ["IngestReport", "ingest_file"]
-
-
-def _iso(ts: int) -> str:
-    return pd.Timestamp(ts, tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,18 @@ from tests.helpers import ctl, run_cli, start_cli, wait_for_control, wait_until
 pytestmark = pytest.mark.timeout(120)
 
 
+def shut_down(process, control: str) -> None:
+    """Stop a live process over the control socket; it must exit 0."""
+    assert run_cli("ctl", "shutdown", "--control", control).returncode == 0
+    assert process.wait(timeout=30) == 0
+
+
+def kill_if_running(process) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
 def stored_account(db: Path) -> tuple[dict[str, float], float, int]:
     conn = sqlite3.connect(db)
     try:
@@ -60,12 +72,9 @@ def test_sigkill_then_restart_resumes_with_the_same_positions_and_no_duplicate_o
         for symbol, qty in positions.items():
             assert got[symbol] == pytest.approx(qty, rel=1e-9)
         assert restored["cash"] == pytest.approx(cash, rel=1e-9)
-        assert run_cli("ctl", "shutdown", "--control", control).returncode == 0
-        assert quiet.wait(timeout=30) == 0
+        shut_down(quiet, control)
     finally:
-        if quiet.poll() is None:
-            quiet.kill()
-            quiet.wait()
+        kill_if_running(quiet)
 
     second, control = start()
     try:
@@ -79,12 +88,9 @@ def test_sigkill_then_restart_resumes_with_the_same_positions_and_no_duplicate_o
             assert not [o for o in ctl(control, "orders")["orders"]
                         if o["client_id"] not in ids_before and o["reason"] == "already long"]
         wait_until(lambda: ctl(control, "metrics")["counters"]["bars"] > 100, 30, "trading to go on")
-        assert run_cli("ctl", "shutdown", "--control", control).returncode == 0
-        assert second.wait(timeout=30) == 0
+        shut_down(second, control)
     finally:
-        if second.poll() is None:
-            second.kill()
-            second.wait()
+        kill_if_running(second)
     conn = sqlite3.connect(db)
     try:
         duplicates = conn.execute(
