@@ -321,7 +321,11 @@ def _plain(value: Any) -> Any:
 
 
 def encode_event(event: Any) -> bytes:
-    """Encode a frozen dataclass event (Signal, Order, Fill, ...) or a plain map as msgpack."""
+    """Encode an event (a NamedTuple such as Signal, Order, Fill; a frozen dataclass; or a plain map) as msgpack."""
+    if isinstance(event, tuple) and hasattr(event, "_fields"):
+        body = {name: _plain(value) for name, value in zip(event._fields, event, strict=True)}
+        body["type"] = type(event).__name__
+        return packb(body)
     if dataclasses.is_dataclass(event) and not isinstance(event, type):
         body = {f.name: _plain(getattr(event, f.name)) for f in dataclasses.fields(event)}
         body["type"] = type(event).__name__

@@ -7,7 +7,7 @@ import queue
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ from supervisors.clock import Clock
 from supervisors.health import ActorStats, Counters
 from supervisors.registry import Address, Registry
 
-__all__ = ["ChildContext", "InjectedCrash", "SupervisedActor", "drain_inbox", "publish"]
+__all__ = ["ChildContext", "InjectedCrash", "SupervisedActor", "drain_inbox", "publish", "publish_all"]
 
 
 class InjectedCrash(RuntimeError):
@@ -209,3 +209,11 @@ def publish(ctx: ChildContext, topic: str, event: Any) -> None:
     """Send an event to the events socket, when this system has one."""
     if ctx.resources.get("events", False) and not ctx.retired:
         ctx.registry.tell("control", Publish(topic, event))
+
+
+def publish_all(ctx: ChildContext, kind: str, events: Iterable[Any]) -> None:
+    """Publish each event under ``kind.SYMBOL``, when this system has an events socket (checked once)."""
+    if ctx.resources.get("events", False) and not ctx.retired:
+        tell = ctx.registry.tell
+        for event in events:
+            tell("control", Publish(f"{kind}.{event.symbol}", event))

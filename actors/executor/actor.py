@@ -14,7 +14,7 @@ from actors.executor.risk import RiskLimits
 from actors.store.db import load_account
 from messages.pipeline import Drain, MarketBatch, Persist
 from messages.system import Query
-from supervisors.actor import SupervisedActor, publish
+from supervisors.actor import SupervisedActor, publish, publish_all
 
 __all__ = ["ExecutorActor", "broker_config"]
 
@@ -90,10 +90,8 @@ class ExecutorActor(SupervisedActor):
         if result.orders or result.fills or (self.store_equity and len(result.equity_ts)):
             equity = tuple(zip(result.equity_ts.tolist(), result.equity.tolist(), strict=True)) if self.store_equity else ()
             self.send("store", Persist(orders=tuple(result.orders), fills=tuple(result.fills), equity=equity))
-        for order in result.orders:
-            publish(self.ctx, f"order.{order.symbol}", order)
-        for fill in result.fills:
-            publish(self.ctx, f"fill.{fill.symbol}", fill)
+        publish_all(self.ctx, "order", result.orders)
+        publish_all(self.ctx, "fill", result.fills)
         for alert in result.alerts:
             self.risk_state.update(halted=True, reason=alert)
             self.log.critical("kill switch tripped: {}; open orders cancelled, positions being flattened", alert)

@@ -13,12 +13,14 @@ import dataclasses
 import heapq
 import math
 from collections import deque
+from itertools import repeat
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from actors.executor.fills import first_bar_fill, tick_fill
 from actors.executor.portfolio import Portfolio, Trade
+from actors.executor.records import RecordLog
 from actors.executor.risk import RiskEngine, RiskLimits
 from messages.market import BarFrame, Tick, timeframe_ns
 from messages.trading import BUY, SELL, Fill, Order, Signal
@@ -72,9 +74,11 @@ class PaperBroker:
         self.portfolio = Portfolio(config.cash, keep_records)
         self.risk = RiskEngine(config.limits)
         self.pending: dict[str, _Pending] = {}       # client_id -> open order
-        self.orders: deque[Order] = deque(maxlen=keep_records)
-        self.fills: deque[Fill] = deque(maxlen=keep_records)
-        self.seen: set[str] = set()
+        self.orders: RecordLog[Order] = RecordLog(maxlen=keep_records)
+        self.fills: RecordLog[Fill] = RecordLog(maxlen=keep_records)
+        self._seen: set[str] | None = set()      # client ids decided on (built from the log after a restore)
+        self._seen_log: RecordLog[str] = RecordLog()
+        self._new_ids: list[str] = []              # ... added to the log at the end of each batch
         self.duplicates = 0
         self.batches = 0
         self.keep_equity = keep_equity
@@ -111,12 +115,24 @@ class PaperBroker:
         return {p.order.symbol for p in self.pending.values()}
 
     @property
-    def trades(self) -> deque[Trade]:
+    def trades(self) -> RecordLog[Trade]:
         """Closed trades."""
         return self.portfolio.trades
 
+    @property
+    def seen(self) -> set[str]:
+        """Every client id decided on, so a decision seen twice never trades twice."""
+        if self._seen is None:
+            self._seen = set(self._seen_log)
+        return self._seen
+
+    def _mark_seen(self, client_id: str) -> None:
+        self.seen.add(client_id)
+        self._new_ids.append(client_id)
+
     def copy(self) -> PaperBroker:
-        """An independent copy (for checkpoints); equity arrays are shared, never changed."""
+        """An independent copy (for checkpoints), in time independent of the run's length: the
+        record logs are shared append-only lists, equity arrays are never changed."""
         twin = PaperBroker.__new__(PaperBroker)
         for name in ("config", "fee", "slippage", "latency_ns", "duplicates", "batches", "keep_equity", "_eq_len",
                      "bars_marked", "bars_exposed"):
@@ -124,8 +140,8 @@ class PaperBroker:
         twin.portfolio = self.portfolio.copy()
         twin.risk = self.risk.copy()
         twin.pending = {k: dataclasses.replace(p) for k, p in self.pending.items()}
-        twin.orders, twin.fills = deque(self.orders, maxlen=self.orders.maxlen), deque(self.fills, maxlen=self.fills.maxlen)
-        twin.seen = set(self.seen)
+        twin.orders, twin.fills = self.orders.copy(), self.fills.copy()
+        twin._seen, twin._seen_log, twin._new_ids = None, self._seen_log.copy(), []
         twin._eq_ts, twin._eq_val = deque(self._eq_ts), deque(self._eq_val)
         return twin
 
@@ -148,7 +164,9 @@ class PaperBroker:
             self.fills.append(fill)
         filled = {f.client_id for f in fills}
         for order in orders:
-            self.seen.add(order.client_id)
+            if order.client_id not in self.seen:
+                self.seen.add(order.client_id)
+                self._seen_log.append(order.client_id)
             self.orders.append(order)
             if order.status in ("submitted", "accepted") and order.client_id not in filled:
                 self.pending[order.client_id] = _Pending(order, order.ts + self.latency_ns, 0, -1)
@@ -178,6 +196,11 @@ class PaperBroker:
         else:
             self._bars(frames, signals, result, steps)
             self._mark_into(result, frames, steps, cash_before, qty_before)
+        self.orders.extend(result.orders)
+        self.fills.extend(result.fills)
+        if self._new_ids:
+            self._seen_log.extend(self._new_ids)
+            self._new_ids.clear()
         return result
 
     def _mark_into(self, result: BatchResult, frames: tuple[BarFrame, ...], steps: list,
@@ -223,28 +246,28 @@ class PaperBroker:
                 if pending.order.symbol == frame.symbol:
                     self._schedule_bar_fill(pending, key, f_idx, frame, opens[f_idx], 0, events)
             if frame.signal is not None:
-                for i in np.flatnonzero(frame.signal).tolist():
-                    events.append((int(frame.ts[i]), 0, f_idx, i, ""))
+                bars = np.flatnonzero(frame.signal)
+                events += zip(frame.ts[bars].tolist(), repeat(0), repeat(f_idx), bars.tolist(), repeat(""))
         heapq.heapify(events)
+        pending_orders, prices, portfolio = self.pending, self._prices, self.portfolio
         while events:
             when, kind, f_idx, i, key = heapq.heappop(events)
             frame = frames[f_idx]
             if kind == 0:
-                signal = by_key.get((frame.symbol, frame.timeframe, int(frame.ts[i])))
+                signal = by_key.get((frame.symbol, frame.timeframe, when))
                 if signal is None:
                     continue
                 order = self._decide(signal, when, frames, result)
-                if order is not None and order.client_id in self.pending:
-                    self._schedule_bar_fill(self.pending[order.client_id], order.client_id, f_idx, frame, opens[f_idx],
-                                            i + 1, events)
+                if order is not None and order.client_id in pending_orders:
+                    self._schedule_bar_fill(pending_orders[order.client_id], order.client_id, f_idx, frame,
+                                            opens[f_idx], i + 1, events)
             else:
-                pending = self.pending.pop(key, None)
+                pending = pending_orders.pop(key, None)
                 if pending is None:
                     continue
-                price = self._prices.pop(key)
-                fill = self._execute(pending.order, price, when, result)
+                fill = self._execute(pending.order, prices.pop(key), when, result)
                 if fill is not None:
-                    steps.append((int(frame.ts[i]), fill.symbol, self.portfolio.cash, self.portfolio.qty(fill.symbol)))
+                    steps.append((int(frame.ts[i]), fill.symbol, portfolio.cash, portfolio.qty(fill.symbol)))
 
     def _schedule_bar_fill(self, pending: _Pending, key: str, f_idx: int, frame: BarFrame, opens_at: np.ndarray,
                            start: int, events: list) -> None:
@@ -276,8 +299,8 @@ class PaperBroker:
         if client_id in self.seen:
             self.duplicates += 1
             return None
-        self.seen.add(client_id)
-        qty, why = self._size(signal, self._equity_at(when, frames))
+        self._mark_seen(client_id)
+        qty, why = self._size(signal, when, frames)
         fields = (client_id, signal.strategy, signal.symbol, signal.side, qty, when, signal.order)
         order = Order(*fields, "submitted", "", signal.limit_price, signal.stop_price)
         self._record(order, result)
@@ -307,9 +330,9 @@ class PaperBroker:
             equity += position.qty * price
         return equity
 
-    def _size(self, signal: Signal, equity: float) -> tuple[float, str | None]:
+    def _size(self, signal: Signal, when: int, frames: tuple[BarFrame, ...]) -> tuple[float, str | None]:
         position = self.portfolio.qty(signal.symbol)
-        if any(p.order.symbol == signal.symbol for p in self.pending.values()):
+        if self.pending and any(p.order.symbol == signal.symbol for p in self.pending.values()):
             return 0.0, "an order for this symbol is still open"
         if signal.side == SELL and position > 0:
             return position, None
@@ -320,6 +343,7 @@ class PaperBroker:
         if signal.side == SELL and not self.config.allow_short:
             return 0.0, "no position to sell (shorts are off)"
         allocation = self.config.allocation or 1.0 / max(1, self.config.n_symbols)
+        equity = self._equity_at(when, frames)
         budget = equity * allocation if signal.side == SELL else min(self.portfolio.cash, equity * allocation)
         price = signal.price * (1.0 + self.slippage) * (1.0 + self.fee)
         if budget <= self.config.fee_fixed or price <= 0:
@@ -332,30 +356,28 @@ class PaperBroker:
             affordable = (self.portfolio.cash - self.config.fee_fixed) / (price * (1.0 + self.fee))
             qty = min(qty, max(0.0, affordable))
         if qty <= 0.0:
-            self._record(dataclasses.replace(order, status="cancelled", reason="no cash at fill time"), result)
+            self._record(order._replace(status="cancelled", reason="no cash at fill time"), result)
             return None
         fee = qty * price * self.fee + self.config.fee_fixed
         fill = Fill(order.client_id, order.symbol, order.side, qty, price, fee, when)
         self.portfolio.apply(fill)
-        self.fills.append(fill)
         result.fills.append(fill)
         self._record(Order(order.client_id, order.strategy, order.symbol, order.side, qty, order.ts, order.kind,
                            "filled", "", order.limit_price, order.stop_price), result)
         return fill
 
     def _record(self, order: Order, result: BatchResult) -> None:
-        self.orders.append(order)
-        result.orders.append(order)
+        result.orders.append(order)  # into self.orders at the end of the batch
 
     def _kill_switch(self, reason: str, when: int, result: BatchResult) -> None:
         result.alerts.append(reason)
         for key, pending in list(self.pending.items()):
             del self.pending[key]
-            self._record(dataclasses.replace(pending.order, status="cancelled", reason=f"kill switch: {reason}"), result)
+            self._record(pending.order._replace(status="cancelled", reason=f"kill switch: {reason}"), result)
         for symbol, position in list(self.portfolio.positions.items()):
             side = SELL if position.qty > 0 else BUY
             client_id = f"risk:{symbol}:flatten:{when}"
-            self.seen.add(client_id)
+            self._mark_seen(client_id)
             order = Order(client_id, "risk", symbol, side, abs(position.qty), when, status="accepted",
                           reason=f"flatten: {reason}")
             self._record(order, result)

@@ -28,15 +28,14 @@ def first_bar_fill(order: Order, opens: np.ndarray, highs: np.ndarray, lows: np.
     """The first bar at or after ``start`` where ``order`` fills, and the price; None if none does."""
     if start >= len(opens):
         return None
-    o, h, low = opens[start:], highs[start:], lows[start:]
     buy = order.side == BUY
     if order.kind == "market":
-        i = 0
-        price = float(o[0])
+        price = float(opens[start])
         if slippage:
-            price = min(_slipped(price, order.side, slippage), float(h[0])) if buy else max(
-                _slipped(price, order.side, slippage), float(low[0]))
+            price = min(_slipped(price, order.side, slippage), float(highs[start])) if buy else max(
+                _slipped(price, order.side, slippage), float(lows[start]))
         return start, price
+    o, h, low = opens[start:], highs[start:], lows[start:]
     if order.kind == "limit":
         hit = np.flatnonzero(low <= order.limit_price) if buy else np.flatnonzero(h >= order.limit_price)
         if not len(hit):

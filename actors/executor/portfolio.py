@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from collections import deque
 from dataclasses import dataclass
 
+from actors.executor.records import RecordLog
 from messages.trading import BUY, Fill
 
 __all__ = ["Portfolio", "Position", "Trade"]
@@ -50,14 +50,14 @@ class Portfolio:
         self.marks: dict[str, float] = {}
         self.realized = 0.0
         self.fees = 0.0
-        self.trades: deque[Trade] = deque(maxlen=keep_trades)
+        self.trades: RecordLog[Trade] = RecordLog(maxlen=keep_trades)
 
     def copy(self) -> Portfolio:
         """An independent copy (for checkpoints)."""
         twin = copy.copy(self)
         twin.positions = {s: dataclasses.replace(p) for s, p in self.positions.items()}
         twin.marks = dict(self.marks)
-        twin.trades = deque(self.trades, maxlen=self.trades.maxlen)
+        twin.trades = self.trades.copy()
         return twin
 
     def qty(self, symbol: str) -> float:

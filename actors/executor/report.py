@@ -18,6 +18,7 @@ import numpy as np
 
 from actors.executor.portfolio import Trade
 from actors.store.history import iso_utc as _iso
+from actors.store.history import iso_utc_many
 
 __all__ = ["drawdown_series", "max_drawdown", "summarize", "trade_rows"]
 
@@ -49,10 +50,13 @@ def _drawdown_duration_ns(ts: np.ndarray, equity: np.ndarray) -> int:
 
 def trade_rows(trades: Iterable[Trade]) -> list[dict[str, Any]]:
     """Closed trades as plain rows with ISO-8601 UTC times."""
+    trades = list(trades)
+    entries = iso_utc_many([t.entry_time for t in trades])
+    exits = iso_utc_many([t.exit_time for t in trades])
     return [
-        {"symbol": t.symbol, "entry_time": _iso(t.entry_time), "entry_price": t.entry_price,
-         "exit_time": _iso(t.exit_time), "exit_price": t.exit_price, "qty": t.qty, "pnl": t.pnl}
-        for t in trades
+        {"symbol": t.symbol, "entry_time": entry, "entry_price": t.entry_price,
+         "exit_time": exit_, "exit_price": t.exit_price, "qty": t.qty, "pnl": t.pnl}
+        for t, entry, exit_ in zip(trades, entries, exits, strict=True)
     ]
 
 

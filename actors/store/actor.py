@@ -54,7 +54,8 @@ class StoreActor(SupervisedActor):
             self.rows += db.write_ticks(p.ticks)
         db.write_signals(run, p.signals)
         db.write_orders(run, p.orders)
-        db.write_fills(run, p.fills)
+        if p.fills:
+            db.write_fills(run, p.fills, {o.client_id for o in p.orders if o.status == "filled"})
         db.write_equity(run, p.equity)
         db.write_model_states(run, p.models)
         db.write_dead_letters(p.dead_letters)

@@ -7,11 +7,13 @@ read while the store writes.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -75,6 +77,23 @@ _BAR_COLUMNS = "symbol, timeframe, ts, open, high, low, close, volume"
 
 def _json_number(value: float) -> float | None:
     return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+@functools.lru_cache(maxsize=4096)
+def _json_key(key: str) -> str:
+    return json.dumps(key)
+
+
+def _json_value(value: Any) -> str:
+    if type(value) is float:
+        return repr(value) if math.isfinite(value) else "null"  # what json.dumps writes, NaN as null
+    return json.dumps(_json_number(value))
+
+
+def json_pairs(pairs: Iterable[tuple[str, Any]]) -> str:
+    """``((key, value), ...)`` as a JSON object, NaN and infinities as null (as ``json.dumps`` of
+    the dict would write them, at half the cost: one is written per signal)."""
+    return "{" + ", ".join([f"{_json_key(k)}: {_json_value(v)}" for k, v in pairs]) + "}"
 
 
 class Database:
@@ -153,8 +172,9 @@ class Database:
 
     def write_signals(self, run: str, signals: Iterable[Signal]) -> None:
         """Upsert signals with their inputs and the strategy's parameters (as JSON)."""
-        rows = [(run, s.strategy, s.symbol, s.timeframe, s.ts, s.side, s.price, s.reason,
-                 json.dumps({k: _json_number(v) for k, v in s.inputs}), json.dumps(dict(s.params))) for s in signals]
+        params: dict[tuple, str] = {}  # the signals of one rule share their parameters
+        rows = [(run, s.strategy, s.symbol, s.timeframe, s.ts, s.side, s.price, s.reason, json_pairs(s.inputs),
+                 params.get(s.params) or params.setdefault(s.params, json_pairs(s.params))) for s in signals]
         if rows:
             self.begin()
             self.conn.executemany(
@@ -162,21 +182,24 @@ class Database:
                 "params) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
 
     def write_orders(self, run: str, orders: Iterable[Order]) -> None:
-        """Upsert orders by client id."""
+        """Upsert orders by client id: each order's latest state in ``orders`` replaces what is stored."""
+        latest = {o.client_id: o for o in orders}  # one row per order, its last state
         rows = [(run, o.client_id, o.strategy, o.symbol, o.side, o.qty, o.ts, o.kind, o.status, o.reason,
-                 _json_number(o.limit_price), _json_number(o.stop_price)) for o in orders]
+                 _json_number(o.limit_price), _json_number(o.stop_price)) for o in latest.values()]
         if rows:
             self.begin()
             self.conn.executemany("INSERT OR REPLACE INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
-    def write_fills(self, run: str, fills: Iterable[Fill]) -> None:
-        """Upsert fills by client id (one fill per order)."""
+    def write_fills(self, run: str, fills: Iterable[Fill], marked: frozenset[str] | set[str] = frozenset()) -> None:
+        """Upsert fills by client id (one fill per order) and mark their orders filled, except the
+        ``marked`` ones (whose filled state was just written with them)."""
         rows = [(run, f.client_id, f.symbol, f.side, f.qty, f.price, f.fee, f.ts) for f in fills]
         if rows:
             self.begin()
             self.conn.executemany("INSERT OR REPLACE INTO fills VALUES (?,?,?,?,?,?,?,?)", rows)
-            self.conn.executemany("UPDATE orders SET status='filled' WHERE run=? AND client_id=?",
-                                  [(run, f.client_id) for f in fills])
+            unmarked = [(run, row[1]) for row in rows if row[1] not in marked]
+            if unmarked:
+                self.conn.executemany("UPDATE orders SET status='filled' WHERE run=? AND client_id=?", unmarked)
 
     def write_equity(self, run: str, points: Iterable[tuple[int, float]]) -> None:
         """Upsert equity points."""

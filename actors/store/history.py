@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,15 @@ def parse_date(text: str, name: str, end_of_day: bool = False) -> int:
 def iso_utc(ts: int) -> str:
     """A time in ns since the epoch as ISO-8601 UTC, e.g. ``2024-01-01T01:00:00Z``."""
     return pd.Timestamp(int(ts), unit="ns", tz="UTC").isoformat().replace("+00:00", "Z")
+
+
+def iso_utc_many(ts: Iterable[int] | np.ndarray) -> list[str]:
+    """:func:`iso_utc` of many times, vectorised for whole seconds (a report has two per trade)."""
+    values = np.asarray(ts if isinstance(ts, np.ndarray) else list(ts), dtype=np.int64)
+    texts = [f"{text}Z" for text in np.datetime_as_string(values.astype("datetime64[ns]"), unit="s").tolist()]
+    for i in np.flatnonzero(values % 1_000_000_000).tolist():  # fractions of a second: as iso_utc writes them
+        texts[i] = iso_utc(int(values[i]))
+    return texts
 
 
 def infer_timeframe(ts: np.ndarray) -> str:

@@ -13,7 +13,7 @@ from messages.market import BarFrame
 from messages.pipeline import Drain, MarketBatch, Persist
 from messages.system import Query
 from messages.trading import Signal
-from supervisors.actor import SupervisedActor, publish
+from supervisors.actor import SupervisedActor, publish_all
 
 __all__ = ["StrategyActor"]
 
@@ -100,13 +100,11 @@ class StrategyActor(SupervisedActor):
         frames = []
         signals: list[Signal] = []
         for frame in filter(self._traded, batch.frames):
-            spec = self.plan.for_symbol(frame.symbol)
             column, new = self._rule(frame).update(frame)
             frames.append(dataclasses.replace(frame, signal=column))
-            signals.extend(dataclasses.replace(signal, params=spec.params) for signal in new)
+            signals += new
         if signals:
             self.ctx.counters.add(signals=len(signals))
             self.send("store", Persist(signals=tuple(signals)))
-            for signal in signals:
-                publish(self.ctx, f"signal.{signal.symbol}", signal)
+            publish_all(self.ctx, "signal", signals)
         return dataclasses.replace(batch, frames=tuple(frames), signals=batch.signals + tuple(signals))

@@ -63,6 +63,7 @@ class Rule:
     """A long-only rule for one symbol and timeframe; remembers its position."""
 
     name: ClassVar[str] = ""
+    params: tuple[tuple[str, float | int | bool], ...] = ()  # set by the spec that builds the rule
 
     def __init__(self) -> None:
         self.long = False
@@ -106,6 +107,7 @@ class Rule:
         return Signal(
             self.name, frame.symbol, frame.timeframe, int(frame.ts[i]), side, float(frame.close[i]),
             self.reason(side, i, inputs), tuple((key, float(values[i])) for key, values in inputs.items()),
+            self.params,
         )
 
 

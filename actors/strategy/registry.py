@@ -61,6 +61,7 @@ class StrategyRule(Protocol):
     """What the strategy actor needs from a rule."""
 
     long: bool
+    params: tuple[tuple[str, ParamValue], ...]
 
     def required_features(self) -> tuple[str, ...]: ...
     def needs_prediction(self) -> bool: ...
@@ -136,8 +137,10 @@ class StrategySpec:
     needs_prediction: bool
 
     def build(self) -> StrategyRule:
-        """A fresh rule (one per symbol and timeframe)."""
-        return STRATEGIES[self.name](**dict(self.params))
+        """A fresh rule (one per symbol and timeframe); its signals carry these parameters."""
+        rule = STRATEGIES[self.name](**dict(self.params))
+        rule.params = self.params
+        return rule
 
     def describe(self) -> str:
         """``"macd_rsi(fast=12, slow=26, ...)"``."""

@@ -26,6 +26,7 @@ class SmaCross:
     """The rule for one symbol and timeframe; remembers the previous bar and the position."""
 
     name = "sma_cross"
+    params: tuple[tuple[str, float | int | bool], ...] = ()  # set by the spec that builds the rule
 
     def __init__(self, fast: int = 10, slow: int = 30, min_prob: float = 0.0) -> None:
         if not 1 <= fast < slow:
@@ -77,5 +78,5 @@ class SmaCross:
         return Signal(
             self.name, frame.symbol, frame.timeframe, int(frame.ts[i]), side, float(frame.close[i]), reason,
             ((self.fast_key, float(fast[i])), (self.slow_key, float(slow[i])), ("prob_up", prob),
-             ("min_prob", self.min_prob)),
+             ("min_prob", self.min_prob)), self.params,
         )

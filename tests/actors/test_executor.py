@@ -406,7 +406,7 @@ TRIP = "daily loss 10.00% reached the limit of 5%"
 def kill_switch_batch() -> tuple[tuple[BarFrame, ...], tuple[Signal, ...]]:
     btc, btc_signals = make_frame("BTCUSD", range(4), {0: BUY, 2: BUY}, **BTC)
     eth, eth_signals = make_frame("ETHUSD", range(4), {0: BUY, 3: BUY}, **ETH)
-    eth_signals = (dataclasses.replace(eth_signals[0], order="limit", limit_price=40.0), eth_signals[1])
+    eth_signals = (eth_signals[0]._replace(order="limit", limit_price=40.0), eth_signals[1])
     return (btc, eth), btc_signals + eth_signals
 
 
@@ -531,7 +531,7 @@ def test_limit_order_fills_when_a_later_bar_reaches_it_at_the_limit(cuts: tuple[
     fills, orders, bounds = [], [], [0, *cuts, 5]
     for start, stop in zip(bounds, bounds[1:]):
         frame, signals = make_frame(rows=range(start, stop), signals={1: BUY}, low=LIMIT_LOW)
-        signals = tuple(dataclasses.replace(s, order="limit", limit_price=99.0) for s in signals)
+        signals = tuple(s._replace(order="limit", limit_price=99.0) for s in signals)
         result = b.process((frame,), signals)
         fills += result.fills
         orders += result.orders
@@ -549,7 +549,7 @@ def test_limit_order_fills_when_a_later_bar_reaches_it_at_the_limit(cuts: tuple[
 def test_limit_order_never_reached_stays_open() -> None:
     b = broker()
     frame, signals = make_frame(signals={1: BUY})
-    signals = tuple(dataclasses.replace(s, order="limit", limit_price=90.0) for s in signals)
+    signals = tuple(s._replace(order="limit", limit_price=90.0) for s in signals)
     result = b.process((frame,), signals)
     assert result.fills == [] and [o.status for o in result.orders] == ["submitted", "accepted"]
     assert b.open_symbols() == {"BTCUSD"} and b.cash == 10_000.0
