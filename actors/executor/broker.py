@@ -12,9 +12,10 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
+from bisect import bisect_right
 from collections import deque
-from itertools import repeat
 from dataclasses import dataclass, field
+from itertools import repeat
 
 import numpy as np
 
@@ -237,6 +238,7 @@ class PaperBroker:
     def _bars(self, frames: tuple[BarFrame, ...], signals: tuple[Signal, ...], result: BatchResult, steps: list) -> None:
         by_key = {(s.symbol, s.timeframe, s.ts): s for s in signals}
         self._prices: dict[str, float] = {}  # the fill price of each scheduled bar fill
+        self._batch_closes: dict[str, list[tuple[list[int], list[float]]]] = {}
         opens = [np.asarray(f.ts) - timeframe_ns(f.timeframe) for f in frames]  # open time of every bar
         events: list[tuple[int, int, int, int, str]] = []  # (time, kind, frame, bar, client id or "")
         for f_idx, frame in enumerate(frames):
@@ -300,46 +302,52 @@ class PaperBroker:
             self.duplicates += 1
             return None
         self._mark_seen(client_id)
-        qty, why = self._size(signal, when, frames)
+        held = self.portfolio.qty(signal.symbol)
+        qty, why = self._size(signal, held, when, frames)
         fields = (client_id, signal.strategy, signal.symbol, signal.side, qty, when, signal.order)
         order = Order(*fields, "submitted", "", signal.limit_price, signal.stop_price)
-        self._record(order, result)
+        orders = result.orders  # into self.orders at the end of the batch
+        orders.append(order)
         if why is None:
-            open_orders = len(self.pending)
-            why = self.risk.check(order, self.portfolio.qty(signal.symbol), signal.price, open_orders)
+            why = self.risk.check(order, held, signal.price, len(self.pending))
         if why is not None:
-            self._record(Order(*fields, "rejected", why, signal.limit_price, signal.stop_price), result)
+            orders.append(Order(*fields, "rejected", why, signal.limit_price, signal.stop_price))
             return None
         accepted = Order(*fields, "accepted", "", signal.limit_price, signal.stop_price)
-        self._record(accepted, result)
+        orders.append(accepted)
         self.pending[client_id] = _Pending(accepted, when + self.latency_ns, self.config.latency_bars, self.batches)
         return accepted
 
     def _equity_at(self, when: int, frames: tuple[BarFrame, ...]) -> float:
         """Cash plus positions marked at the last close at or before ``when`` (batch-size independent)."""
-        equity = self.portfolio.cash
-        if not self.portfolio.positions:
-            return equity
-        for symbol, position in self.portfolio.positions.items():
-            price = self.portfolio.marks.get(symbol, position.avg_price)
-            for frame in frames:
-                if frame.symbol == symbol:
-                    j = int(np.searchsorted(frame.ts, when, side="right")) - 1
-                    if j >= 0:
-                        price = float(frame.close[j])
+        portfolio = self.portfolio
+        equity = portfolio.cash
+        for symbol, position in portfolio.positions.items():
+            price = portfolio.marks.get(symbol, position.avg_price)
+            for ts, close in self._closes(symbol, frames):
+                j = bisect_right(ts, when) - 1
+                if j >= 0:
+                    price = close[j]
             equity += position.qty * price
         return equity
 
-    def _size(self, signal: Signal, when: int, frames: tuple[BarFrame, ...]) -> tuple[float, str | None]:
-        position = self.portfolio.qty(signal.symbol)
+    def _closes(self, symbol: str, frames: tuple[BarFrame, ...]) -> list[tuple[list[int], list[float]]]:
+        """Close times and closes of ``symbol``'s frames in this batch, as lists (made once per batch)."""
+        found = self._batch_closes.get(symbol)
+        if found is None:
+            found = self._batch_closes[symbol] = [(f.ts.tolist(), f.close.tolist()) for f in frames
+                                                  if f.symbol == symbol and len(f)]
+        return found
+
+    def _size(self, signal: Signal, held: float, when: int, frames: tuple[BarFrame, ...]) -> tuple[float, str | None]:
         if self.pending and any(p.order.symbol == signal.symbol for p in self.pending.values()):
             return 0.0, "an order for this symbol is still open"
-        if signal.side == SELL and position > 0:
-            return position, None
-        if signal.side == BUY and position < 0:
-            return -position, None
-        if position != 0:
-            return 0.0, "already long" if position > 0 else "already short"
+        if signal.side == SELL and held > 0:
+            return held, None
+        if signal.side == BUY and held < 0:
+            return -held, None
+        if held != 0:
+            return 0.0, "already long" if held > 0 else "already short"
         if signal.side == SELL and not self.config.allow_short:
             return 0.0, "no position to sell (shorts are off)"
         allocation = self.config.allocation or 1.0 / max(1, self.config.n_symbols)
@@ -351,19 +359,20 @@ class PaperBroker:
         return (budget - self.config.fee_fixed) / price, None
 
     def _execute(self, order: Order, price: float, when: int, result: BatchResult) -> Fill | None:
+        portfolio, config = self.portfolio, self.config
         qty = order.qty
-        if order.side == BUY and self.portfolio.qty(order.symbol) >= 0:  # opening long: never beyond cash
-            affordable = (self.portfolio.cash - self.config.fee_fixed) / (price * (1.0 + self.fee))
+        if order.side == BUY and portfolio.qty(order.symbol) >= 0:  # opening long: never beyond cash
+            affordable = (portfolio.cash - config.fee_fixed) / (price * (1.0 + self.fee))
             qty = min(qty, max(0.0, affordable))
         if qty <= 0.0:
-            self._record(order._replace(status="cancelled", reason="no cash at fill time"), result)
+            result.orders.append(order._replace(status="cancelled", reason="no cash at fill time"))
             return None
-        fee = qty * price * self.fee + self.config.fee_fixed
+        fee = qty * price * self.fee + config.fee_fixed
         fill = Fill(order.client_id, order.symbol, order.side, qty, price, fee, when)
-        self.portfolio.apply(fill)
+        portfolio.apply(fill)
         result.fills.append(fill)
-        self._record(Order(order.client_id, order.strategy, order.symbol, order.side, qty, order.ts, order.kind,
-                           "filled", "", order.limit_price, order.stop_price), result)
+        result.orders.append(Order(order.client_id, order.strategy, order.symbol, order.side, qty, order.ts, order.kind,
+                                   "filled", "", order.limit_price, order.stop_price))
         return fill
 
     def _record(self, order: Order, result: BatchResult) -> None:

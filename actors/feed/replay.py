@@ -17,28 +17,41 @@ def replay_chunks(bars: pd.DataFrame, chunk: int) -> Iterator[tuple[BarFrame, ..
 
     ``bars`` has columns symbol, timeframe, ts (int64 ns close time), open, high, low, close,
     volume. Every batch covers a time window: all bars of every symbol in that window, so
-    the executor sees the market in time order across symbols.
+    the executor sees the market in time order across symbols. Within a batch, frames come in
+    the order their symbols first appear.
     """
-    ordered = bars.sort_values(["ts", "symbol"], kind="stable").reset_index(drop=True)
+    ordered = bars if _in_time_order(bars) else bars.sort_values(["ts", "symbol"], kind="stable")
     ts = ordered["ts"].to_numpy(dtype=np.int64)
     n = len(ordered)
     start = 0
     columns = {name: ordered[name].to_numpy(dtype=np.float64) for name in ("open", "high", "low", "close", "volume")}
-    symbols = ordered["symbol"].to_numpy()
+    codes, symbols = pd.factorize(ordered["symbol"].to_numpy())
     timeframes = ordered["timeframe"].to_numpy()
     while start < n:
         stop = min(start + chunk, n)
         # never split one timestamp across batches
         if stop < n:
             stop = int(np.searchsorted(ts, ts[stop - 1], side="right"))
-        window = slice(start, stop)
+        window = codes[start:stop]
         frames = []
-        for symbol in pd.unique(symbols[window]):
-            mask = symbols[window] == symbol
-            rows = np.flatnonzero(mask) + start
+        for code in pd.unique(window):
+            rows = np.flatnonzero(window == code) + start
             frames.append(BarFrame(
-                str(symbol), str(timeframes[rows[0]]), readonly(ts[rows]),
+                str(symbols[code]), str(timeframes[rows[0]]), readonly(ts[rows]),
                 *(readonly(columns[name][rows]) for name in ("open", "high", "low", "close", "volume")),
             ))
         yield tuple(frames)
         start = stop
+
+
+def _in_time_order(bars: pd.DataFrame) -> bool:
+    """Whether ``bars`` is already sorted by (ts, symbol), so sorting would change nothing."""
+    ts = bars["ts"].to_numpy(dtype=np.int64)
+    steps = np.diff(ts)
+    if (steps > 0).all():
+        return True
+    if (steps < 0).any():
+        return False
+    tied = np.flatnonzero(steps == 0)
+    symbols = bars["symbol"].to_numpy()
+    return bool((symbols[tied] < symbols[tied + 1]).all())

@@ -53,15 +53,17 @@ class StrategyActor(SupervisedActor):
                 self.log.info("strategy starts long in {} (positions held by the account)", ", ".join(sorted(self.held)))
 
     def snapshot(self) -> Any:
-        """Each rule's position and previous bar, after a batch with bars."""
+        """Each rule's position and previous bar, after a batch with bars. A rule rebinds its
+        attributes to new immutable values and never changes one in place, so a shallow copy of
+        each rule is its state."""
         if not self._dirty:
             return None
         self._dirty = False
-        return copy.deepcopy(self.rules)
+        return {key: copy.copy(rule) for key, rule in self.rules.items()}
 
     def restore(self, state: Any) -> None:
         """Take back the rules' state."""
-        self.rules = copy.deepcopy(state)
+        self.rules = {key: copy.copy(rule) for key, rule in state.items()}
 
     def handle(self, message: Any) -> Any:
         """Decide on one batch, or pass a marker on (actor thread)."""

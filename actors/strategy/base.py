@@ -60,7 +60,11 @@ def last(column: np.ndarray, default: float) -> float:
 
 
 class Rule:
-    """A long-only rule for one symbol and timeframe; remembers its position."""
+    """A long-only rule for one symbol and timeframe; remembers its position.
+
+    State lives in attributes rebound to immutable values (floats, bools, tuples), never changed
+    in place: the strategy actor checkpoints a rule with a shallow copy.
+    """
 
     name: ClassVar[str] = ""
     params: tuple[tuple[str, float | int | bool], ...] = ()  # set by the spec that builds the rule

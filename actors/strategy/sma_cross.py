@@ -21,6 +21,8 @@ from messages.trading import BUY, SELL, Signal
 
 __all__ = ["SmaCross"]
 
+UP, DOWN = "fast crossed above slow", "fast crossed below slow"
+
 
 class SmaCross:
     """The rule for one symbol and timeframe; remembers the previous bar and the position."""
@@ -47,7 +49,13 @@ class SmaCross:
         return self.min_prob > 0
 
     def update(self, frame: BarFrame) -> tuple[np.ndarray, list[Signal]]:
-        """Return the signal column (+1 buy, -1 sell, 0) and the signals for the frame."""
+        """Return the signal column (+1 buy, -1 sell, 0) and the signals for the frame.
+
+        Vectorised: the candidates are the crosses up (that pass ``min_prob``) and the crosses
+        down; walking them in time order, a cross up while flat buys and a cross down while long
+        sells, so the ones that trade are exactly those whose side differs from the candidate
+        before them (the first one compared with the position held before the frame).
+        """
         fast = np.asarray(frame.feature(self.fast_key))
         slow = np.asarray(frame.feature(self.slow_key))
         diff = fast - slow
@@ -56,27 +64,25 @@ class SmaCross:
         down = (diff < 0) & (prev > 0)
         if len(diff):
             self._prev_diff = float(diff[-1])
-        column = np.zeros(len(diff), dtype=np.int8)
-        signals: list[Signal] = []
         prediction = frame.prediction
-        for i in np.flatnonzero(up | down).tolist():
-            prob = math.nan if prediction is None else float(prediction[i])
-            if up[i] and not self.long:
-                if self.min_prob > 0 and not prob >= self.min_prob:
-                    continue
-                self.long = True
-                column[i] = 1
-                signals.append(self._signal(frame, i, BUY, "fast crossed above slow", fast, slow, prob))
-            elif down[i] and self.long:
-                self.long = False
-                column[i] = -1
-                signals.append(self._signal(frame, i, SELL, "fast crossed below slow", fast, slow, prob))
+        if self.min_prob > 0:
+            up &= np.asarray(prediction, dtype=np.float64) >= self.min_prob if prediction is not None else False
+        candidates = np.flatnonzero(up | down)
+        sides = np.where(up[candidates], 1, -1).astype(np.int8)
+        changed = sides != np.concatenate(([1 if self.long else -1], sides[:-1]))
+        trades = candidates[changed]
+        column = np.zeros(len(diff), dtype=np.int8)
+        if not len(trades):
+            return readonly(column), []
+        column[trades] = sides[changed]
+        self.long = bool(column[trades[-1]] > 0)
+        probs = np.full(len(trades), math.nan) if prediction is None else np.asarray(prediction, dtype=np.float64)[trades]
+        signals = [
+            Signal(self.name, frame.symbol, frame.timeframe, ts, BUY if buy else SELL, close, UP if buy else DOWN,
+                   ((self.fast_key, f), (self.slow_key, sl), ("prob_up", prob), ("min_prob", self.min_prob)),
+                   self.params)
+            for ts, close, buy, f, sl, prob in zip(
+                frame.ts[trades].tolist(), frame.close[trades].tolist(), (column[trades] > 0).tolist(),
+                fast[trades].tolist(), slow[trades].tolist(), probs.tolist(), strict=True)
+        ]
         return readonly(column), signals
-
-    def _signal(self, frame: BarFrame, i: int, side: str, reason: str, fast: np.ndarray,
-                slow: np.ndarray, prob: float) -> Signal:
-        return Signal(
-            self.name, frame.symbol, frame.timeframe, int(frame.ts[i]), side, float(frame.close[i]), reason,
-            ((self.fast_key, float(fast[i])), (self.slow_key, float(slow[i])), ("prob_up", prob),
-             ("min_prob", self.min_prob)), self.params,
-        )

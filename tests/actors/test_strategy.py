@@ -176,6 +176,36 @@ def test_batch_and_incremental_give_the_same_signals(diff: list[float], cuts: li
     assert [s.side for s in whole_signals] == [BUY if i % 2 == 0 else SELL for i in range(len(whole_signals))]
 
 
+@settings(max_examples=200, deadline=None)
+@given(_DIFFS, st.sampled_from([0.0, 0.5]), st.booleans(), st.booleans(), st.integers(min_value=0, max_value=2**32))
+def test_update_equals_the_rule_applied_bar_by_bar(diff: list[float], min_prob: float, long: bool,
+                                                   with_prediction: bool, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    prediction = rng.uniform(0.0, 1.0, len(diff)).tolist() if with_prediction else None
+    rule = SmaCross(2, 4, min_prob)
+    rule.long = long
+    column, signals = rule.update(diff_frame(diff, prediction))
+    expected, previous = [], NAN  # the rule as written in the module docstring, one bar at a time
+    for i, d in enumerate(diff):
+        prob = NAN if prediction is None else prediction[i]
+        if d > 0 and previous < 0 and not long and (min_prob == 0 or prob >= min_prob):
+            long = True
+            expected.append((i, BUY, "fast crossed above slow", prob))
+        elif d < 0 and previous > 0 and long:
+            long = False
+            expected.append((i, SELL, "fast crossed below slow", prob))
+        previous = d
+    assert [(i, side) for i, side, _, _ in expected] == [(i, BUY if v > 0 else SELL) for i in np.flatnonzero(column)
+                                                         for v in [column[i]]]
+    assert rule.long == long
+    assert [(s.ts, s.side, s.reason, s.price) for s in signals] == [((i + 1) * H, side, reason, 100.0 + i)
+                                                                    for i, side, reason, _ in expected]
+    for signal, (i, _, _, prob) in zip(signals, expected, strict=True):
+        inputs = dict(signal.inputs)
+        assert inputs["sma_2"] == 100.0 + diff[i] and inputs["sma_4"] == 100.0 and inputs["min_prob"] == min_prob
+        assert inputs["prob_up"] == prob or (math.isnan(prob) and math.isnan(inputs["prob_up"]))
+
+
 @pytest.mark.parametrize(("fast", "slow"), [(2, 4), (10, 30)])
 def test_signals_on_a_random_walk_alternate_and_match_a_vectorised_reference(fast: int, slow: int) -> None:
     rng = np.random.default_rng(fast * 100 + slow)
