@@ -275,3 +275,26 @@ def test_replay_frames_carry_the_row_values() -> None:
     assert a.open.tolist() == [100.0, 101.0, 102.0]
     assert a.close.tolist() == [100.5, 101.5, 102.5]
     assert a.volume.tolist() == [0.0, 1.0, 2.0]
+
+
+def _batches(bars: pd.DataFrame, chunk: int) -> list[list[tuple]]:
+    return [[(f.symbol, f.timeframe, f.ts.tolist(), f.open.tolist(), f.close.tolist()) for f in batch]
+            for batch in replay_chunks(bars, chunk)]
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 100])
+def test_sorted_and_shuffled_bars_replay_identically(chunk: int) -> None:
+    shuffled = _bars(("C", "A", "B"), 8, skip={("A", 2)})
+    ordered = shuffled.sort_values(["ts", "symbol"], kind="stable").reset_index(drop=True)
+    assert _batches(shuffled, chunk) == _batches(ordered, chunk)
+    reversed_symbols = ordered.copy()  # same times, symbols out of order at each time: must be sorted
+    reversed_symbols = reversed_symbols.iloc[::-1].sort_values("ts", kind="stable").reset_index(drop=True)
+    assert _batches(reversed_symbols, chunk) == _batches(ordered, chunk)
+
+
+def test_frames_of_a_batch_come_in_symbol_order_at_each_time() -> None:
+    bars = _bars(("B", "A"), 3, skip={("A", 0)})  # A is missing at the first time
+    (batch,) = list(replay_chunks(bars, 100))
+    assert [f.symbol for f in batch] == ["B", "A"]  # B appears first in (ts, symbol) order
+    (first,) = list(replay_chunks(bars, 1))[:1]
+    assert [f.symbol for f in first] == ["B"]

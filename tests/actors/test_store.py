@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from actors.store.db import Database, open_existing
-from actors.store.history import (DataError, finest_per_symbol, infer_timeframe, load_bar_file, parse_date,
-                                  select_range)
+from actors.store.db import Database, json_pairs, open_existing
+from actors.store.history import (DataError, finest_per_symbol, infer_timeframe, iso_utc, iso_utc_many, load_bar_file,
+                                  parse_date, select_range)
 from actors.store.ingest import ingest_file
 from messages.market import Bar, BarFrame, Tick
 from messages.system import DeadLetter
@@ -168,6 +168,58 @@ def test_orders_and_fills_round_trip_and_a_fill_marks_its_order_filled(db: Datab
                    ("c2", "sma_cross", "ETHUSD", "sell", 0.0, T0 + H, "market", "rejected", "no position")]
     fills = db.conn.execute("SELECT run, client_id, symbol, side, qty, price, fee, ts FROM fills").fetchall()
     assert fills == [("r", "c1", "BTCUSD", "buy", 2.5, 100.0, 0.25, T0 + H)]
+
+
+def test_each_order_is_stored_once_in_its_last_state(db: Database) -> None:
+    states = [Order("c1", "sma_cross", "BTCUSD", BUY, 2.5, T0 + H, status=status) for status in
+              ("submitted", "accepted")]
+    states.append(Order("c1", "sma_cross", "BTCUSD", BUY, 2.4, T0 + H, status="filled"))
+    states.append(Order("c2", "sma_cross", "ETHUSD", SELL, 0.0, T0 + H, status="rejected", reason="no position"))
+    db.write_orders("r", states)
+    got = db.conn.execute("SELECT client_id, qty, status, reason FROM orders ORDER BY client_id").fetchall()
+    assert got == [("c1", 2.4, "filled", ""), ("c2", 0.0, "rejected", "no position")]
+
+
+def test_a_fill_written_with_its_filled_order_is_not_marked_twice(db: Database) -> None:
+    db.write_orders("r", [Order("c1", "s", "BTCUSD", BUY, 1.0, T0, status="accepted"),
+                          Order("c2", "s", "BTCUSD", SELL, 1.0, T0, status="accepted")])
+    fills = [Fill("c1", "BTCUSD", BUY, 1.0, 100.0, 0.1, T0), Fill("c2", "BTCUSD", SELL, 1.0, 101.0, 0.1, T0)]
+    db.write_fills("r", fills, marked={"c2"})  # c2's filled state came with it; c1's did not
+    got = db.conn.execute("SELECT client_id, status FROM orders ORDER BY client_id").fetchall()
+    assert got == [("c1", "filled"), ("c2", "accepted")]
+
+
+@pytest.mark.parametrize("pairs", [
+    (("sma_10", 101.25), ("sma_30", 100.0), ("prob_up", math.nan), ("min_prob", 0.0)),
+    (("inf", math.inf), ("neg", -math.inf), ("tiny", 1e-300), ("big", 1.2345678901234567e300)),
+    (("fast", 10), ("flag", True), ("off", False), ("name", "x\"y"), ("ünï", -0.0), ("none", None)),
+    (),
+])
+def test_json_pairs_writes_what_json_dumps_writes(pairs: tuple) -> None:
+    expected = json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in pairs})
+    assert json_pairs(pairs) == expected
+    assert json.loads(json_pairs(pairs)) == json.loads(expected)
+
+
+def test_signals_store_inputs_and_params_as_json(db: Database) -> None:
+    params = (("fast", 10), ("slow", 30), ("min_prob", 0.0))
+    signals = [Signal("sma_cross", "BTCUSD", "1h", T0 + i * H, BUY if i % 2 == 0 else SELL, 100.0 + i, "cross",
+                      (("sma_10", 100.5 + i), ("prob_up", math.nan)), params) for i in range(3)]
+    db.write_signals("r", signals)
+    rows = db.conn.execute("SELECT ts, side, inputs, params FROM signals ORDER BY ts").fetchall()
+    assert [(ts, side) for ts, side, _, _ in rows] == [(s.ts, s.side) for s in signals]
+    assert [json.loads(inputs) for _, _, inputs, _ in rows] == [{"sma_10": 100.5 + i, "prob_up": None} for i in range(3)]
+    assert {params_text for _, _, _, params_text in rows} == {'{"fast": 10, "slow": 30, "min_prob": 0.0}'}
+
+
+def test_iso_utc_many_equals_iso_utc_one_by_one() -> None:
+    rng = np.random.default_rng(5)
+    whole = (rng.integers(-10**18, 4 * 10**18, 500) // 10**9 * 10**9).tolist()
+    fractional = [T0 + 1, T0 + 123_000_000, T0 + 999_999_999, -1, 0]
+    values = whole + fractional
+    assert iso_utc_many(values) == [iso_utc(v) for v in values]
+    assert iso_utc_many(np.array(values, dtype=np.int64)) == [iso_utc(v) for v in values]
+    assert iso_utc_many([]) == []
 
 
 def test_equity_and_dead_letters_are_stored(db: Database) -> None:
