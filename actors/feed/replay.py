@@ -20,13 +20,16 @@ def replay_chunks(bars: pd.DataFrame, chunk: int) -> Iterator[tuple[BarFrame, ..
     the executor sees the market in time order across symbols. Within a batch, frames come in
     the order their symbols first appear.
     """
-    ordered = bars if _in_time_order(bars) else bars.sort_values(["ts", "symbol"], kind="stable")
-    ts = ordered["ts"].to_numpy(dtype=np.int64)
-    n = len(ordered)
+    codes, symbols = pd.factorize(bars["symbol"], sort=True)  # codes in symbol order
+    tf_codes, timeframes = pd.factorize(bars["timeframe"])
+    ts = bars["ts"].to_numpy(dtype=np.int64)
+    columns = {name: bars[name].to_numpy(dtype=np.float64) for name in ("open", "high", "low", "close", "volume")}
+    if not _in_time_order(ts, codes):
+        order = np.lexsort((codes, ts))  # stable: by time, then symbol, then position
+        ts, codes, tf_codes = ts[order], codes[order], tf_codes[order]
+        columns = {name: column[order] for name, column in columns.items()}
+    n = len(ts)
     start = 0
-    columns = {name: ordered[name].to_numpy(dtype=np.float64) for name in ("open", "high", "low", "close", "volume")}
-    codes, symbols = pd.factorize(ordered["symbol"].to_numpy())
-    timeframes = ordered["timeframe"].to_numpy()
     while start < n:
         stop = min(start + chunk, n)
         # never split one timestamp across batches
@@ -37,21 +40,19 @@ def replay_chunks(bars: pd.DataFrame, chunk: int) -> Iterator[tuple[BarFrame, ..
         for code in pd.unique(window):
             rows = np.flatnonzero(window == code) + start
             frames.append(BarFrame(
-                str(symbols[code]), str(timeframes[rows[0]]), readonly(ts[rows]),
+                str(symbols[code]), str(timeframes[tf_codes[rows[0]]]), readonly(ts[rows]),
                 *(readonly(columns[name][rows]) for name in ("open", "high", "low", "close", "volume")),
             ))
         yield tuple(frames)
         start = stop
 
 
-def _in_time_order(bars: pd.DataFrame) -> bool:
-    """Whether ``bars`` is already sorted by (ts, symbol), so sorting would change nothing."""
-    ts = bars["ts"].to_numpy(dtype=np.int64)
+def _in_time_order(ts: np.ndarray, codes: np.ndarray) -> bool:
+    """Whether bars are already sorted by (ts, symbol code), so sorting would change nothing."""
     steps = np.diff(ts)
     if (steps > 0).all():
         return True
     if (steps < 0).any():
         return False
     tied = np.flatnonzero(steps == 0)
-    symbols = bars["symbol"].to_numpy()
-    return bool((symbols[tied] < symbols[tied + 1]).all())
+    return bool((codes[tied] < codes[tied + 1]).all())
