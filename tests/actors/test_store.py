@@ -222,6 +222,17 @@ def test_iso_utc_many_equals_iso_utc_one_by_one() -> None:
     assert iso_utc_many([]) == []
 
 
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 255, 256, 257, 511, 512, 513, 1000, 1537])
+@pytest.mark.parametrize("variable_limit", [None, 999, 7])
+def test_insert_rows_writes_every_row_in_order(db: Database, count: int, variable_limit: int | None) -> None:
+    if variable_limit is not None:  # an older sqlite allows fewer parameters per statement
+        db.conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, variable_limit)
+    rows = [("r", T0 + (i % 700) * H, float(i)) for i in range(count)]  # keys repeat past 700: later rows win
+    db.insert_rows("INSERT OR REPLACE INTO equity", rows)
+    expected = {ts: value for _, ts, value in rows}
+    assert dict(db.conn.execute("SELECT ts, equity FROM equity")) == expected
+
+
 def test_equity_and_dead_letters_are_stored(db: Database) -> None:
     db.write_equity("r", [(T0 + H, 100.0), (T0 + 2 * H, 101.0)])
     db.write_equity("r", [(T0 + 2 * H, 102.0)])
