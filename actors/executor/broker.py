@@ -298,11 +298,14 @@ class PaperBroker:
 
     def _decide(self, signal: Signal, when: int, frames: tuple[BarFrame, ...], result: BatchResult) -> Order | None:
         client_id = f"{signal.strategy}:{signal.symbol}:{signal.timeframe}:{signal.ts}:{signal.side}"
-        if client_id in self.seen:
+        seen = self.seen
+        if client_id in seen:
             self.duplicates += 1
             return None
-        self._mark_seen(client_id)
-        held = self.portfolio.qty(signal.symbol)
+        seen.add(client_id)
+        self._new_ids.append(client_id)
+        position = self.portfolio.positions.get(signal.symbol)
+        held = position.qty if position is not None else 0.0
         qty, why = self._size(signal, held, when, frames)
         fields = (client_id, signal.strategy, signal.symbol, signal.side, qty, when, signal.order)
         order = Order(*fields, "submitted", "", signal.limit_price, signal.stop_price)
