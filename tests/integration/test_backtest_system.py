@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,14 @@ def test_batch_size_does_not_change_the_trades(bars, tmp_path: Path) -> None:
     assert big["trades"] == small["trades"]
     assert big["summary"] == small["summary"]
     assert len(big["trades"]) > 20
+
+
+def test_the_replay_leaves_garbage_collection_as_it_found_it(bars, tmp_path: Path) -> None:
+    thresholds = gc.get_threshold()
+    frozen = gc.get_freeze_count()
+    run_backtest(load_settings(env={}), bars.iloc[:500], str(tmp_path / "gc.db"), progress=False)
+    assert gc.get_threshold() == thresholds
+    assert gc.get_freeze_count() == frozen == 0
 
 
 def test_backtest_results_are_stored(bars, tmp_path: Path) -> None:
