@@ -248,22 +248,19 @@ def _read(conn: sqlite3.Connection, symbols: Iterable[str] | None, start_ns: int
     for symbol, tf in series:
         since = changed.get((symbol, tf))
         cut = hi if since is None else min(hi, since - 1)  # the copy is good for ts < since
-        blocks = conn.execute(
-            f"SELECT {', '.join(FIELDS)} FROM bar_blocks WHERE symbol=? AND timeframe=? AND last_ts > ? "  # noqa: S608
-            "AND first_ts <= ? ORDER BY first_ts", (symbol, tf, lo, cut)).fetchall()
-        columns = _decode(blocks)
-        i, j = np.searchsorted(columns[0], [lo, cut], side="right")
-        columns = [c[i:j] for c in columns]
+        columns = _copied(conn, symbol, tf, lo, cut)
         if since is not None and since <= hi:
             tail = _rows(conn, symbol, tf, max(lo, since - 1), hi)
             columns = [np.concatenate([c, t]) for c, t in zip(columns, tail, strict=True)]
         parts.append(columns)
-    sizes = np.array([len(p[0]) for p in parts], dtype=np.int64)
-    if not sizes.sum():
+    sizes = [len(p[0]) for p in parts]
+    if not sum(sizes):
         return empty_frame(), state
-    columns = [np.concatenate([p[k] for p in parts]) for k in range(len(FIELDS))]
-    codes = np.repeat(np.arange(len(parts), dtype=np.int64), sizes)
-    if len(parts) > 1:
+    codes = np.repeat(np.arange(len(parts), dtype=np.int32), sizes)
+    if len(parts) == 1:
+        columns = parts[0]
+    else:
+        columns = [np.concatenate([p[k] for p in parts]) for k in range(len(FIELDS))]
         order = np.argsort(columns[0], kind="stable")  # parts are in (symbol, timeframe) order
         columns = [c[order] for c in columns]
         codes = codes[order]
@@ -271,7 +268,23 @@ def _read(conn: sqlite3.Connection, symbols: Iterable[str] | None, start_ns: int
         "symbol": pa.array([s for s, _ in series], pa.large_string()).take(codes),
         "timeframe": pa.array([tf for _, tf in series], pa.large_string()).take(codes),
     }
-    frame = pd.DataFrame({name: pd.array(values, dtype="str") for name, values in labels.items()})
-    for name, values in zip(FIELDS, columns, strict=True):
-        frame[name] = values
+    frame = pd.DataFrame({**{name: pd.array(values, dtype="str") for name, values in labels.items()},
+                          **dict(zip(FIELDS, columns, strict=True))}, copy=False)
     return frame, state
+
+
+def _copied(conn: sqlite3.Connection, symbol: str, timeframe: str, lo: int, hi: int) -> list[np.ndarray]:
+    """Columns of a series' bars in the copy with ts in (lo, hi], decoded block by block into arrays
+    of their final size (one copy, whatever the number of blocks)."""
+    where = "symbol=? AND timeframe=? AND last_ts > ? AND first_ts <= ?"
+    params = (symbol, timeframe, lo, hi)
+    total = conn.execute(f"SELECT COALESCE(SUM(size), 0) FROM bar_blocks WHERE {where}", params).fetchone()[0]  # noqa: S608
+    columns = [np.empty(total, dtype=ROW_DTYPE[name]) for name in FIELDS]
+    at = 0
+    for size, *blobs in conn.execute(f"SELECT size, {', '.join(FIELDS)} FROM bar_blocks WHERE {where} "  # noqa: S608
+                                     "ORDER BY first_ts", params):
+        for column, blob in zip(columns, blobs, strict=True):
+            column[at:at + size] = np.frombuffer(blob, dtype=column.dtype)
+        at += size
+    i, j = (int(k) for k in np.searchsorted(columns[0], [lo, hi], side="right"))
+    return columns if (i, j) == (0, total) else [c[i:j] for c in columns]
