@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,8 @@ import pandas as pd
 
 from messages.market import timeframe_ns
 
-__all__ = ["DataError", "finest_per_symbol", "infer_timeframe", "load_bar_file", "parse_date", "select_range"]
+__all__ = ["DataError", "finest_per_symbol", "infer_timeframe", "iso_utc", "iso_utc_many", "load_bar_file", "parse_date",
+           "select_range"]
 
 _TS_NAMES = ("ts", "timestamp", "time", "date", "datetime")
 _PRICES = ("open", "high", "low", "close")
@@ -38,6 +40,14 @@ def parse_date(text: str, name: str, end_of_day: bool = False) -> int:
 def iso_utc(ts: int) -> str:
     """A time in ns since the epoch as ISO-8601 UTC, e.g. ``2024-01-01T01:00:00Z``."""
     return pd.Timestamp(int(ts), unit="ns", tz="UTC").isoformat().replace("+00:00", "Z")
+
+
+def iso_utc_many(ts: Sequence[int] | np.ndarray) -> list[str]:
+    """``iso_utc`` of many times; at once when they are whole seconds (as bar times are)."""
+    values = np.asarray(ts, dtype=np.int64)
+    if len(values) and not (values % 1_000_000_000).any():
+        return (np.datetime_as_string(values.view("datetime64[ns]"), unit="s").astype(object) + "Z").tolist()
+    return [iso_utc(t) for t in values.tolist()]
 
 
 def infer_timeframe(ts: np.ndarray) -> str:
