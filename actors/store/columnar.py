@@ -15,6 +15,7 @@ and only its last block may be short. A block of another ``LAYOUT`` is never rea
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -194,36 +195,50 @@ def _rows(conn: sqlite3.Connection, symbol: str, timeframe: str, after: int, upt
 
 
 def _refresh_series(conn: sqlite3.Connection, symbol: str, timeframe: str) -> Refreshed | None:
-    mark = conn.execute("SELECT since FROM bar_changes WHERE symbol=? AND timeframe=?", (symbol, timeframe)).fetchone()
+    key = (symbol, timeframe)
+    mark = conn.execute("SELECT since FROM bar_changes WHERE symbol=? AND timeframe=?", key).fetchone()
     if conn.execute("SELECT 1 FROM bar_blocks WHERE symbol=? AND timeframe=? AND layout != ? LIMIT 1",
-                    (symbol, timeframe, LAYOUT)).fetchone() is not None:
-        conn.execute("DELETE FROM bar_blocks WHERE symbol=? AND timeframe=?", (symbol, timeframe))
+                    (*key, LAYOUT)).fetchone() is not None:
+        conn.execute("DELETE FROM bar_blocks WHERE symbol=? AND timeframe=?", key)
         mark = (_FIRST,)
     if mark is None:
         return None  # another writer refreshed it first
     since = int(mark[0])
     blobs = ", ".join(FIELDS)
-    redo = conn.execute(f"SELECT rowid, {blobs} FROM bar_blocks WHERE symbol=? AND timeframe=? "  # noqa: S608
-                        "AND last_ts >= ? ORDER BY first_ts", (symbol, timeframe, since)).fetchall()
+    # bars before `since` are rewritten only from the block that reaches `since` and a short block before it
     before = conn.execute(f"SELECT rowid, size, {blobs} FROM bar_blocks WHERE symbol=? AND timeframe=? "  # noqa: S608
-                          "AND last_ts < ? ORDER BY first_ts DESC LIMIT 1", (symbol, timeframe, since)).fetchone()
-    if before is not None and before[1] < BLOCK_ROWS:
-        redo.insert(0, (before[0], *before[2:]))  # a short last block is filled up rather than followed
-    kept = _decode([row[1:] for row in redo])
-    keep = int(np.searchsorted(kept[0], since, side="left"))
-    tail = _rows(conn, symbol, timeframe, since, _LAST, include_after=True)
-    conn.executemany("DELETE FROM bar_blocks WHERE rowid=?", [(row[0],) for row in redo])
-    columns = [np.concatenate([k[:keep], t]) for k, t in zip(kept, tail, strict=True)]
-    ts = columns[0]
-    conn.executemany(
-        "INSERT INTO bar_blocks VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-        [(symbol, timeframe, int(ts[i]), int(ts[min(i + BLOCK_ROWS, len(ts)) - 1]),
-          min(BLOCK_ROWS, len(ts) - i), LAYOUT, *(c[i:i + BLOCK_ROWS].tobytes() for c in columns))
-         for i in range(0, len(ts), BLOCK_ROWS)])
-    conn.execute("DELETE FROM bar_changes WHERE symbol=? AND timeframe=?", (symbol, timeframe))
+                          "AND last_ts < ? ORDER BY first_ts DESC LIMIT 1", (*key, since)).fetchone()
+    reaching = conn.execute(f"SELECT rowid, size, {blobs} FROM bar_blocks WHERE symbol=? AND timeframe=? "  # noqa: S608
+                            "AND last_ts >= ? AND first_ts < ? ORDER BY first_ts LIMIT 1",
+                            (*key, since, since)).fetchone()
+    prefix = [row for row in (before, reaching) if row is not None and (row is reaching or row[1] < BLOCK_ROWS)]
+    pending = _decode([row[2:] for row in prefix])
+    keep = int(np.searchsorted(pending[0], since, side="left"))
+    pending = [c[:keep] for c in pending]
+    conn.executemany("DELETE FROM bar_blocks WHERE rowid=?", [(row[0],) for row in prefix])
+    conn.execute("DELETE FROM bar_blocks WHERE symbol=? AND timeframe=? AND last_ts >= ?", (*key, since))
+    changed = conn.execute("SELECT ts, open, high, low, close, volume FROM bars WHERE symbol=? AND timeframe=? "
+                           "AND ts >= ? ORDER BY ts", (*key, since))
+    from_rows = 0
+    while True:  # block by block, so memory stays bounded whatever the length of the series
+        rows = np.fromiter(itertools.islice(changed, BLOCK_ROWS), dtype=ROW_DTYPE)
+        from_rows += len(rows)
+        pending = [np.concatenate([c, rows[name]]) for c, name in zip(pending, FIELDS, strict=True)]
+        while len(pending[0]) >= BLOCK_ROWS or (len(rows) < BLOCK_ROWS and len(pending[0])):
+            _write_block(conn, symbol, timeframe, [c[:BLOCK_ROWS] for c in pending])
+            pending = [c[BLOCK_ROWS:] for c in pending]
+        if len(rows) < BLOCK_ROWS:
+            break
+    conn.execute("DELETE FROM bar_changes WHERE symbol=? AND timeframe=?", key)
     total = conn.execute("SELECT COALESCE(SUM(size), 0) FROM bar_blocks WHERE symbol=? AND timeframe=?",
-                         (symbol, timeframe)).fetchone()[0]
-    return Refreshed(symbol, timeframe, int(total), len(tail[0]))
+                         key).fetchone()[0]
+    return Refreshed(symbol, timeframe, int(total), from_rows)
+
+
+def _write_block(conn: sqlite3.Connection, symbol: str, timeframe: str, columns: list[np.ndarray]) -> None:
+    ts = columns[0]
+    conn.execute("INSERT INTO bar_blocks VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                 (symbol, timeframe, int(ts[0]), int(ts[-1]), len(ts), LAYOUT, *(c.tobytes() for c in columns)))
 
 
 def _read(conn: sqlite3.Connection, symbols: Iterable[str] | None, start_ns: int | None, end_ns: int | None,
