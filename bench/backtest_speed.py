@@ -39,8 +39,8 @@ sys.path.insert(0, str(ROOT))
 
 from actors.store.db import Database  # noqa: E402
 from bench.machine import describe  # noqa: E402
-from messages.market import BarFrame  # noqa: E402
 from bench.peers import PEERS, PeerMissing, peer_version  # noqa: E402
+from messages.market import BarFrame  # noqa: E402
 from settings import Settings, load_settings  # noqa: E402
 from supervisors.logs import setup_logging  # noqa: E402
 from supervisors.modes import run_backtest  # noqa: E402

@@ -31,7 +31,7 @@ class StoreActor(SupervisedActor):
         (actor thread)."""
         if hasattr(self, "db"):
             try:
-                if self.wrote_bars:
+                if getattr(self, "wrote_bars", False):
                     self.db.refresh_bar_copy()
             finally:
                 self.db.close()

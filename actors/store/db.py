@@ -146,6 +146,12 @@ class Database:
             )
         return len(rows)
 
+    def refresh_bar_copy(self, symbols: Iterable[str] | None = None,
+                         timeframe: str | None = None) -> list[columnar.Refreshed]:
+        """Commit, then bring the columnar copy of the (selected) bars up to date from the bars table."""
+        self.commit()
+        return columnar.refresh(self.conn, symbols, timeframe)
+
     def write_ticks(self, ticks: Iterable[Tick]) -> int:
         """Insert ticks, ignoring ones already stored; return how many were offered."""
         rows = [(t.symbol, t.ts, t.bid if t.has_quote else None, t.ask if t.has_quote else None, t.last, t.volume,
@@ -212,12 +218,6 @@ class Database:
         self.commit()
 
     # -- reads -------------------------------------------------------------------------------------
-
-    def refresh_bar_copy(self, symbols: Iterable[str] | None = None,
-                         timeframe: str | None = None) -> list[columnar.Refreshed]:
-        """Commit, then bring the columnar copy of the (selected) bars up to date from the bars table."""
-        self.commit()
-        return columnar.refresh(self.conn, symbols, timeframe)
 
     def bar_copy_state(self, symbols: Iterable[str] | None = None, timeframe: str | None = None) -> columnar.Staleness:
         """Whether the columnar copy of the (selected) bars is current."""
@@ -347,27 +347,26 @@ def read_stored_bars(path: str | Path, symbols: Iterable[str] | None, start_ns: 
     if db is None:
         return None
     try:
-        state = db.bar_copy_state(symbols, timeframe)
-    finally:
-        db.close()
-    if not state.current:
-        try:
-            writer = Database(path)
-            try:
-                refreshed = writer.refresh_bar_copy(symbols, timeframe)
-            finally:
-                writer.close()
-        except sqlite3.Error as exc:
-            logger.warning("{}: cannot bring the columnar copy of the bars up to date ({}); reading the bars "
-                           "table where it is behind", path, exc)
-        else:
-            for r in refreshed:
-                logger.info("{}: columnar copy of {} {} brought up to date ({:,} bars, {:,} read from the bars "
-                            "table)", path, r.symbol, r.timeframe, r.bars, r.from_rows)
-    db = open_existing(path)
-    if db is None:
-        return None
-    try:
+        if not db.bar_copy_state(symbols, timeframe).current:
+            db.close()
+            _refresh_bar_copy(path, symbols, timeframe)
+            db = Database(path, readonly=True)
         return db.read_bars(symbols, start_ns, end_ns, timeframe)
     finally:
         db.close()
+
+
+def _refresh_bar_copy(path: str | Path, symbols: list[str] | None, timeframe: str | None) -> None:
+    try:
+        writer = Database(path)
+        try:
+            refreshed = writer.refresh_bar_copy(symbols, timeframe)
+        finally:
+            writer.close()
+    except sqlite3.Error as exc:
+        logger.warning("{}: cannot bring the columnar copy of the bars up to date ({}); reading the bars table "
+                       "where it is behind", path, exc)
+        return
+    for r in refreshed:
+        logger.info("{}: columnar copy of {} {} brought up to date ({:,} bars, {:,} read from the bars table)",
+                    path, r.symbol, r.timeframe, r.bars, r.from_rows)
