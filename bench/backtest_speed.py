@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from actors.store.db import Database  # noqa: E402
 from bench.machine import describe  # noqa: E402
 from bench.peers import PEERS, PeerMissing, peer_version  # noqa: E402
+from messages.market import BarFrame  # noqa: E402
 from settings import Settings, load_settings  # noqa: E402
 from supervisors.logs import setup_logging  # noqa: E402
 from supervisors.modes import run_backtest  # noqa: E402
@@ -70,12 +71,20 @@ def many_symbols(seed: int) -> pd.DataFrame:
     return pd.concat(frames).sort_values(["ts", "symbol"], kind="stable").reset_index(drop=True)
 
 
-def write_db(bars: pd.DataFrame, path: Path) -> None:
-    """Store the bars in the engine's sqlite schema (one executemany in one transaction)."""
+def write_db(bars: pd.DataFrame, path: Path, batch: int = 100_000) -> None:
+    """Store the bars through the store's API, as ``run.py ingest`` does: upserts in batches, one
+    transaction each, then the columnar copy brought up to date."""
     db = Database(path)
-    db.begin()
-    db.conn.executemany("INSERT INTO bars VALUES (?,?,?,?,?,?,?,?)", zip(*(bars[c].tolist() for c in COLUMNS)))
-    db.close()
+    try:
+        for (symbol, timeframe), series in bars.groupby(["symbol", "timeframe"], sort=False):
+            for start in range(0, len(series), batch):
+                chunk = series.iloc[start:start + batch]
+                db.write_frames([BarFrame.from_columns(symbol, timeframe, **{
+                    k: chunk[k].to_numpy() for k in ("ts", "open", "high", "low", "close", "volume")})])
+                db.commit()
+        db.refresh_bar_copy()
+    finally:
+        db.close()
 
 
 def peer_input(bars: pd.DataFrame) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from actors.control.security import control_security
 from actors.feed.actor import IngressSocket, StartReplay
 from actors.feed.publisher import run_simulator
-from actors.store.db import Database, open_existing
+from actors.store.db import Database, open_existing, read_stored_bars
 from actors.store.history import DataError, finest_per_symbol, load_bar_file, select_range
 from messages.pipeline import Drain
 from settings import SAMPLE_DATA, Settings
@@ -145,14 +145,9 @@ def load_backtest_bars(data: str | None, db_path: str, start_ns: int | None, end
     if data:
         only = symbols[0] if symbols and len(symbols) == 1 else None
         return select_range(load_bar_file(data, symbol=only), start_ns, end_ns, symbols), data
-    db = open_existing(db_path)
-    if db is not None:
-        try:
-            stored = db.read_bars(symbols, start_ns, end_ns, timeframe)
-        finally:
-            db.close()
-        if not stored.empty:
-            return finest_per_symbol(stored), f"database {db_path}"
+    stored = read_stored_bars(db_path, symbols, start_ns, end_ns, timeframe)
+    if stored is not None and not stored.empty:
+        return finest_per_symbol(stored), f"database {db_path}"
     sample = load_bar_file(SAMPLE_DATA)
     if timeframe and timeframe not in set(sample["timeframe"]):
         raise DataError(f"no {timeframe} bars in the database or the bundled sample (which has "

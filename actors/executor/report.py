@@ -48,6 +48,15 @@ def _drawdown_duration_ns(ts: np.ndarray, equity: np.ndarray) -> int:
     return int((ts - last_peak).max())
 
 
+def _most_common_step(ts: np.ndarray) -> int:
+    """The most common spacing of times (the smallest of equally common ones); no sort when evenly spaced."""
+    steps = np.diff(ts)
+    if (steps == steps[0]).all():
+        return int(steps[0])
+    values, counts = np.unique(steps, return_counts=True)
+    return int(values[np.argmax(counts)])
+
+
 def trade_rows(trades: Iterable[Trade]) -> list[dict[str, Any]]:
     """Closed trades as plain rows with ISO-8601 UTC times."""
     trades = list(trades)
@@ -76,8 +85,7 @@ def summarize(initial_cash: float, equity_ts: np.ndarray, equity: np.ndarray, tr
     sharpe = sortino = None
     if len(equity) > 2:
         returns = np.diff(equity) / equity[:-1]
-        steps, counts = np.unique(np.diff(equity_ts), return_counts=True)
-        per_year = YEAR_NS / float(steps[np.argmax(counts)])
+        per_year = YEAR_NS / float(_most_common_step(equity_ts))
         std = float(returns.std(ddof=1))
         if std > 0:
             sharpe = float(returns.mean()) / std * math.sqrt(per_year)

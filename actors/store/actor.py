@@ -24,11 +24,17 @@ class StoreActor(SupervisedActor):
         self.commit_ns = self.ctx.settings.store.commit_ms * 1_000_000
         self.last_commit = time.monotonic_ns()
         self.rows = 0
+        self.wrote_bars = False
 
     def teardown(self) -> None:
-        """Commit and close (actor thread)."""
+        """Commit, bring the columnar copy of the bars up to date if bars were written, and close
+        (actor thread)."""
         if hasattr(self, "db"):
-            self.db.close()
+            try:
+                if getattr(self, "wrote_bars", False):
+                    self.db.refresh_bar_copy()
+            finally:
+                self.db.close()
 
     def handle(self, message: Any) -> Any:
         """Write records, or commit and resolve a drain marker (actor thread)."""
@@ -48,8 +54,10 @@ class StoreActor(SupervisedActor):
         db, run = self.db, self.run
         if p.bars:
             self.rows += db.write_bars(p.bars)
+            self.wrote_bars = True
         if p.frames:
             self.rows += db.write_frames(p.frames)
+            self.wrote_bars = True
         if p.ticks:
             self.rows += db.write_ticks(p.ticks)
         db.write_signals(run, p.signals)

@@ -18,13 +18,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from loguru import logger
 
+from actors.store import columnar
+from actors.store.history import iso_utc as _iso
 from messages.market import Bar, BarFrame, Tick
 from messages.pipeline import ModelState
 from messages.system import DeadLetter
 from messages.trading import Fill, Order, Signal
 
-__all__ = ["Database", "SCHEMA", "load_account", "open_existing", "read_model_states"]
+__all__ = ["Database", "SCHEMA", "load_account", "open_existing", "read_model_states", "read_stored_bars"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS bars (
@@ -117,6 +120,7 @@ class Database:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(SCHEMA)
+        columnar.install(self.conn)
         if "params" not in {row[1] for row in self.conn.execute("PRAGMA table_info(signals)")}:
             self.conn.execute("ALTER TABLE signals ADD COLUMN params TEXT NOT NULL DEFAULT '{}'")  # older files
 
@@ -185,6 +189,12 @@ class Database:
                 rows,
             )
         return len(rows)
+
+    def refresh_bar_copy(self, symbols: Iterable[str] | None = None,
+                         timeframe: str | None = None) -> list[columnar.Refreshed]:
+        """Commit, then bring the columnar copy of the (selected) bars up to date from the bars table."""
+        self.commit()
+        return columnar.refresh(self.conn, symbols, timeframe)
 
     def write_ticks(self, ticks: Iterable[Tick]) -> int:
         """Insert ticks, ignoring ones already stored; return how many were offered."""
@@ -256,9 +266,28 @@ class Database:
 
     # -- reads -------------------------------------------------------------------------------------
 
+    def bar_copy_state(self, symbols: Iterable[str] | None = None, timeframe: str | None = None) -> columnar.Staleness:
+        """Whether the columnar copy of the (selected) bars is current."""
+        return columnar.staleness(self.conn, symbols, timeframe)
+
     def read_bars(self, symbols: Iterable[str] | None, start_ns: int | None, end_ns: int | None,
                   timeframe: str | None = None) -> pd.DataFrame:
-        """Bars with close time in (start, end], optionally for some symbols and one timeframe."""
+        """Bars with close time in (start, end], optionally for some symbols and one timeframe, ordered
+        by close time, symbol and timeframe: from the columnar copy where it is current, else from rows."""
+        symbols = list(symbols) if symbols else None
+        copied = columnar.read(self.conn, symbols, start_ns, end_ns, timeframe)
+        if copied is None:
+            logger.info("{}: no usable columnar copy of the bars; reading the bars table", self.path)
+            return self.read_bar_rows(symbols, start_ns, end_ns, timeframe)
+        frame, state = copied
+        for symbol, tf, since in state.changed:
+            logger.info("{}: {} {} bars changed from {} on since the columnar copy was refreshed; those are read "
+                        "from the bars table", self.path, symbol, tf, _iso(since))
+        return frame
+
+    def read_bar_rows(self, symbols: Iterable[str] | None, start_ns: int | None, end_ns: int | None,
+                      timeframe: str | None = None) -> pd.DataFrame:
+        """``read_bars`` from the bars table alone (row by row: slow for long ranges)."""
         where, params = ["1=1"], []
         if symbols:
             symbols = list(symbols)
@@ -273,7 +302,8 @@ class Database:
         if end_ns is not None:
             where.append("ts <= ?")
             params.append(end_ns)
-        query = f"SELECT {_BAR_COLUMNS} FROM bars WHERE {' AND '.join(where)} ORDER BY ts, symbol"  # noqa: S608
+        query = (f"SELECT {_BAR_COLUMNS} FROM bars WHERE {' AND '.join(where)} "  # noqa: S608
+                 "ORDER BY ts, symbol, timeframe")
         return self._bars(query, params)
 
     def last_bars(self, symbol: str, timeframe: str, count: int) -> list[Bar]:
@@ -351,3 +381,39 @@ def open_existing(path: str | Path) -> Database | None:
         db.close()
         return None
     return db
+
+
+def read_stored_bars(path: str | Path, symbols: Iterable[str] | None, start_ns: int | None, end_ns: int | None,
+                     timeframe: str | None = None) -> pd.DataFrame | None:
+    """``read_bars`` from a database file (None if there is none), after bringing the columnar copy of
+    the selected bars up to date if they changed since it was refreshed. If that cannot be done (a
+    read-only file, a writer holding the lock too long), the bars are still read exactly: the changed
+    part from the bars table."""
+    symbols = list(symbols) if symbols else None
+    db = open_existing(path)
+    if db is None:
+        return None
+    try:
+        if not db.bar_copy_state(symbols, timeframe).current:
+            db.close()
+            _refresh_bar_copy(path, symbols, timeframe)
+            db = Database(path, readonly=True)
+        return db.read_bars(symbols, start_ns, end_ns, timeframe)
+    finally:
+        db.close()
+
+
+def _refresh_bar_copy(path: str | Path, symbols: list[str] | None, timeframe: str | None) -> None:
+    try:
+        writer = Database(path)
+        try:
+            refreshed = writer.refresh_bar_copy(symbols, timeframe)
+        finally:
+            writer.close()
+    except sqlite3.Error as exc:
+        logger.warning("{}: cannot bring the columnar copy of the bars up to date ({}); reading the bars table "
+                       "where it is behind", path, exc)
+        return
+    for r in refreshed:
+        logger.info("{}: columnar copy of {} {} brought up to date ({:,} bars, {:,} read from the bars table)",
+                    path, r.symbol, r.timeframe, r.bars, r.from_rows)

@@ -38,7 +38,8 @@ def ingest_file(path: str | Path, db_path: str | Path, symbol: str, timeframe: s
                 ts_label: str = "close", progress: bool = True, batch: int = 10_000) -> IngestReport:
     """Validate a bar file of one symbol (every bad row is named, nothing is written if any is
     bad) and upsert it in batches of ``batch`` rows, one transaction each, with a progress bar
-    on a terminal. Close times must fall on the timeframe's boundaries, like live bars."""
+    on a terminal, then bring the series' columnar copy up to date. Close times must fall on the
+    timeframe's boundaries, like live bars."""
     bars = load_bar_file(path, symbol=symbol, ts_label=ts_label, timeframe=timeframe, aligned=True)
     timeframe = str(bars["timeframe"].iloc[0])
     db = Database(db_path)
@@ -52,6 +53,7 @@ def ingest_file(path: str | Path, db_path: str | Path, symbol: str, timeframe: s
                     k: chunk[k].to_numpy() for k in ("ts", "open", "high", "low", "close", "volume")})])
                 db.commit()
                 bar.update(len(chunk))
+        db.refresh_bar_copy([symbol], timeframe)
         after = db.bar_summary(symbol, timeframe)[0]
     finally:
         db.close()

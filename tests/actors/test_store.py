@@ -441,6 +441,16 @@ def test_parse_date_reads_dates_and_iso_timestamps_as_utc_ns() -> None:
     assert parse_date("2024-03-01T12:00:00Z", "end", end_of_day=True) == pd.Timestamp("2024-03-01T12:00:00Z").value
 
 
+@pytest.mark.parametrize("times", [
+    [T0, T0 + H, -86_400 * 10**9, 0, 4_102_444_800 * 10**9],      # whole seconds: converted at once
+    [T0, T0 + 1, T0 + 500_000_000, T0 + 1_000],                     # sub-second: one by one
+    [],
+])
+def test_iso_utc_many_gives_what_iso_utc_gives_for_each(times: list[int]) -> None:
+    assert iso_utc_many(times) == [iso_utc(t) for t in times]
+    assert iso_utc_many(np.array(times, dtype=np.int64)) == [iso_utc(t) for t in times]
+
+
 @pytest.mark.parametrize("text", ["not a date", "2024-02-30", "", "2024-13-01"])
 def test_unparseable_date_is_a_data_error_naming_the_option(text: str) -> None:
     with pytest.raises(DataError, match=r"^--start"):

@@ -13,10 +13,12 @@ import threading
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from actors.feed.actor import IngressSocket
 from actors.feed.publisher import Publisher
+from actors.store.db import Database
 from messages.codec import packb
 from messages.cryptofeed import encode_cryptofeed
 from messages.market import Tick
@@ -234,6 +236,14 @@ def test_live_continues_the_stored_series_with_no_duplicate_or_missing_bar_at_th
             assert bar == [parts[0][0], max(p[1] for p in parts), min(p[2] for p in parts), parts[-1][3],
                            math.fsum(p[4] for p in parts)]
 
+    # the store brought the columnar copy up to date when it stopped, so a backtest reads it alone
+    db = Database(settings.store.db)
+    try:
+        assert db.bar_copy_state().current
+        pd.testing.assert_frame_equal(db.read_bars(None, None, None), db.read_bar_rows(None, None, None),
+                                      check_exact=True)
+    finally:
+        db.close()
     # a backtest from the database replays exactly what live built: each symbol's finest timeframe
     replay, source = load_backtest_bars(None, settings.store.db, T0, None, None)
     assert source.startswith("database")
