@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-__all__ = ["BLOCK_ROWS", "COLUMNS", "LAYOUT", "Refreshed", "Staleness", "empty_frame", "install", "read",
-           "refresh", "staleness"]
+__all__ = ["BLOCK_ROWS", "COLUMNS", "LAYOUT", "Refreshed", "Staleness", "empty_frame", "install", "read", "refresh",
+           "series_where", "staleness"]
 
 LAYOUT = 1
 BLOCK_ROWS = 32_768
@@ -104,7 +104,7 @@ def staleness(conn: sqlite3.Connection, symbols: Iterable[str] | None = None,
     if not _installed(conn) or conn.execute("SELECT 1 FROM bar_blocks WHERE layout != ? LIMIT 1",
                                             (LAYOUT,)).fetchone() is not None:
         return Staleness(False)
-    where, params = _where(symbols, timeframe)
+    where, params = series_where(symbols, timeframe)
     rows = conn.execute(f"SELECT symbol, timeframe, since FROM bar_changes WHERE {where} "  # noqa: S608
                         "ORDER BY symbol, timeframe", params).fetchall()
     return Staleness(True, tuple((s, tf, int(since)) for s, tf, since in rows))
@@ -115,7 +115,7 @@ def refresh(conn: sqlite3.Connection, symbols: Iterable[str] | None = None,
     """Bring the copy of the selected series up to date, one transaction per series; only the bars
     changed since the last refresh are read from the rows. Call outside a transaction."""
     install(conn)
-    where, params = _where(symbols, timeframe)
+    where, params = series_where(symbols, timeframe)
     series = conn.execute(f"SELECT symbol, timeframe FROM bar_changes WHERE {where} "  # noqa: S608
                           "UNION SELECT symbol, timeframe FROM bar_blocks WHERE layout != ? AND " + where,
                           [*params, LAYOUT, *params]).fetchall()
@@ -164,7 +164,8 @@ def _installed(conn: sqlite3.Connection) -> bool:
     return {"bar_blocks", "bar_changes", *_TRIGGERS} <= names
 
 
-def _where(symbols: Iterable[str] | None, timeframe: str | None) -> tuple[str, list]:
+def series_where(symbols: Iterable[str] | None, timeframe: str | None) -> tuple[str, list]:
+    """The SQL condition (and its parameters) selecting some symbols and one timeframe (all when None)."""
     where, params = ["1=1"], []
     if symbols:
         symbols = list(symbols)
@@ -252,7 +253,7 @@ def _read(conn: sqlite3.Connection, symbols: Iterable[str] | None, start_ns: int
         copied = conn.execute("SELECT COALESCE(SUM(size), 0) FROM bar_blocks").fetchone()[0]
         if stored != copied:
             return None
-    where, params = _where(symbols, timeframe)
+    where, params = series_where(symbols, timeframe)
     series = conn.execute(f"SELECT symbol, timeframe FROM bar_blocks WHERE {where} UNION "  # noqa: S608
                           f"SELECT symbol, timeframe FROM bar_changes WHERE {where} ORDER BY symbol, timeframe",
                           params * 2).fetchall()

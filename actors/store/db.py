@@ -288,14 +288,8 @@ class Database:
     def read_bar_rows(self, symbols: Iterable[str] | None, start_ns: int | None, end_ns: int | None,
                       timeframe: str | None = None) -> pd.DataFrame:
         """``read_bars`` from the bars table alone (row by row: slow for long ranges)."""
-        where, params = ["1=1"], []
-        if symbols:
-            symbols = list(symbols)
-            where.append(f"symbol IN ({','.join('?' * len(symbols))})")
-            params += symbols
-        if timeframe:
-            where.append("timeframe = ?")
-            params.append(timeframe)
+        series, params = columnar.series_where(symbols, timeframe)
+        where = [series]
         if start_ns is not None:
             where.append("ts > ?")
             params.append(start_ns)
