@@ -260,8 +260,13 @@ class Database:
     def clear_run(self, run: str) -> None:
         """Delete a run's signals, orders, fills, equity and model states (a backtest starts clean)."""
         self.begin()
-        for table in ("signals", "orders", "fills", "equity", "model_state"):
-            self.conn.execute(f"DELETE FROM {table} WHERE run=?", (run,))  # noqa: S608 (fixed names)
+        for table in ("signals", "orders", "fills", "equity", "model_state"):  # fixed names below
+            others = any(self.conn.execute(f"SELECT 1 FROM {table} WHERE run {op} ? LIMIT 1", (run,)).fetchone()  # noqa: S608
+                         for op in ("<", ">"))
+            if others:
+                self.conn.execute(f"DELETE FROM {table} WHERE run=?", (run,))  # noqa: S608
+            else:  # the run is all there is: sqlite empties the table at once instead of row by row
+                self.conn.execute(f"DELETE FROM {table}")  # noqa: S608
         self.commit()
 
     # -- reads -------------------------------------------------------------------------------------

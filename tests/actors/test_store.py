@@ -242,16 +242,19 @@ def test_equity_and_dead_letters_are_stored(db: Database) -> None:
     assert db.count("dead_letters") == 2  # appended, never merged
 
 
-def test_clear_run_removes_only_that_runs_records(db: Database) -> None:
-    for run in ("a", "b"):
+@pytest.mark.parametrize(("runs", "cleared"), [(("a", "b", "c"), "a"), (("a", "b", "c"), "b"), (("a", "b", "c"), "c"),
+                                               (("a",), "a"), (("b",), "a")])
+def test_clear_run_removes_only_that_runs_records(db: Database, runs: tuple[str, ...], cleared: str) -> None:
+    for run in runs:
         db.write_signals(run, [Signal("s", "X", "1h", T0, BUY, 1.0, "r")])
         db.write_orders(run, [Order("c", "s", "X", BUY, 1.0, T0)])
         db.write_fills(run, [Fill("c", "X", BUY, 1.0, 1.0, 0.0, T0)])
         db.write_equity(run, [(T0, 1.0)])
     db.write_bars([bar(1)])
-    db.clear_run("a")
+    db.clear_run(cleared)
     for table in ("signals", "orders", "fills", "equity"):
-        assert db.count(table, "a") == 0 and db.count(table, "b") == 1
+        assert db.count(table, cleared) == 0
+        assert all(db.count(table, run) == 1 for run in runs if run != cleared)
     assert db.count("bars") == 1
 
 
