@@ -304,17 +304,21 @@ def test_cryptofeeds_own_zeromq_backend_feeds_the_ingress(live_settings: Setting
     process = subprocess.Popen([sys.executable, str(script), port, "150", "40"], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        # ten probes take ~100 ms of probing: both backends' sockets (connected within milliseconds of
-        # each other) are up by then, so no real ticker or trade is sent into a connection still forming
-        wait_until(lambda: system.counters.get("ticks_received") >= 10 or process.poll() is not None, 30,
-                   "cryptofeed's backends to connect")
+        def probed() -> bool:  # a probe from each backend: its connection is up
+            reasons = system.counters.snapshot()["rejected_by_reason"]
+            return reasons.get("unobserved_symbol", 0) >= 3 and reasons.get("bad_timestamp", 0) >= 3
+
+        wait_until(lambda: probed() or process.poll() is not None, 30, "cryptofeed's backends to connect")
         assert process.poll() is None, process.stderr.read()
-        process.stdin.write("go\n")
+        process.stdin.write("trades\n")
         process.stdin.flush()
-        wait_until(lambda: system.counters.get("ticks_accepted") == 190, 20, "the tickers and trades")
+        wait_until(lambda: system.counters.get("ticks_accepted") == 40, 20, "the trades")
+        process.stdin.write("tickers\n")
+        process.stdin.flush()
+        wait_until(lambda: system.counters.get("ticks_accepted") == 190, 20, "the tickers")
         assert system.drain(timeout=10)
         c = system.counters.snapshot()
-        assert set(c["rejected_by_reason"]) == {"unobserved_symbol"}     # only the probes, BINANCE:PROBE-X
+        assert set(c["rejected_by_reason"]) == {"unobserved_symbol", "bad_timestamp"}  # only the probes
         assert c["ticks_processed"] == 190
     finally:
         if process.poll() is None:
