@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import sys
 from collections.abc import Iterator
@@ -17,11 +18,35 @@ if str(ROOT) not in sys.path:
 from settings import Settings, load_settings  # noqa: E402
 
 
+_RANDOM = random.SystemRandom()  # not the seeded module state: two processes must not pick alike
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    """The range the kernel takes local ports from for outgoing connections (Linux; else IANA's)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 49152, 65535
+
+
 def free_endpoint() -> str:
-    """A loopback TCP endpoint on a port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    """A loopback TCP endpoint on a random port that was free a moment ago.
+
+    The port is outside the ephemeral range, so no outgoing connection (of this process or any
+    other) can take it between now and the bind that follows.
+    """
+    low, high = _ephemeral_ports()
+    ranges = [r for r in ((10_000, low - 1), (high + 1, 65_535)) if r[1] - r[0] >= 1_000]
+    for _ in range(200):
+        port = _RANDOM.randint(*_RANDOM.choice(ranges))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return f"tcp://127.0.0.1:{port}"
+    raise RuntimeError("no free loopback port found outside the ephemeral range")
 
 
 @pytest.fixture(autouse=True)
