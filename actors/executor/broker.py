@@ -325,9 +325,11 @@ class PaperBroker:
         """Cash plus positions marked at the last close at or before ``when`` (batch-size independent)."""
         portfolio = self.portfolio
         equity = portfolio.cash
+        marks, batch_closes = portfolio.marks, self._batch_closes
         for symbol, position in portfolio.positions.items():
-            price = portfolio.marks.get(symbol, position.avg_price)
-            for ts, close in self._closes(symbol, frames):
+            price = marks.get(symbol, position.avg_price)
+            series = batch_closes.get(symbol)
+            for ts, close in series if series is not None else self._closes(symbol, frames):
                 j = bisect_right(ts, when) - 1
                 if j >= 0:
                     price = close[j]
