@@ -59,6 +59,9 @@ class IngressSocket:
             self._socket = None
 
 
+_NOBLOCK = int(zmq.NOBLOCK)
+
+
 class _Poll(Internal):
     __slots__ = ()
 
@@ -137,12 +140,23 @@ class FeedActor(SupervisedActor):
         return None
 
     def _receive(self, sock: zmq.Socket) -> list[list[bytes]]:
+        """Take up to ``batch_max`` waiting messages, each as its list of frames.
+
+        Frames are received uncopied, which gives each one's more-flag with the frame: two calls
+        per two-frame message instead of ``recv_multipart``'s four.
+        """
         raw = []
+        recv = sock.recv
         for _ in range(self.batch_max):
             try:
-                raw.append(sock.recv_multipart(zmq.NOBLOCK))
+                frame = recv(_NOBLOCK, copy=False)
             except zmq.Again:
                 break
+            frames = [frame.bytes]
+            while frame.more:
+                frame = recv(_NOBLOCK, copy=False)
+                frames.append(frame.bytes)
+            raw.append(frames)
         return raw
 
     def _drain(self, block: bool = True) -> int:
