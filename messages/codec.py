@@ -127,6 +127,7 @@ class _WireTick(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 _decode_wire_tick = msgspec.msgpack.Decoder(_WireTick).decode
 _NAN = math.nan
+_tuple_new = tuple.__new__  # what Tick(...) calls, without the Python frame of its generated __new__
 
 
 def decode_ingress(frames: list[bytes]) -> Tick | Bar | Rejection:
@@ -160,10 +161,11 @@ def fast_tick(topic_frame: bytes, payload_frame: bytes) -> Tick | None:
     if bid is None:
         if ask is not None or last is None:
             return None
-        return Tick(symbol, wire.ts, _NAN, _NAN, last, volume, wire.src, wire.seq)
+        return _tuple_new(Tick, (symbol, wire.ts, _NAN, _NAN, last, volume, wire.src, wire.seq))
     if ask is None or bid > ask:
         return None
-    return Tick(symbol, wire.ts, bid, ask, (bid + ask) / 2.0 if last is None else last, volume, wire.src, wire.seq)
+    return _tuple_new(Tick, (symbol, wire.ts, bid, ask, (bid + ask) / 2.0 if last is None else last, volume,
+                             wire.src, wire.seq))
 
 
 def _decode_slow(frames: list[bytes]) -> Tick | Bar | Rejection:
