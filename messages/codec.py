@@ -1,24 +1,27 @@
 """The one msgpack codec: ingress wire protocol v1, control protocol v1, and events.
 
-This is the only module that imports msgpack. Ingress validation never raises: every
-message decodes to a Tick, a Bar, or a Rejection with a named reason.
+This is the only module that imports msgpack (and msgspec, which decodes the common tick in C).
+Ingress validation never raises: every message decodes to a Tick, a Bar, or a Rejection with a
+named reason.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import msgpack
+import msgspec
 
 from messages.market import SYMBOL_PATTERN, Bar, Tick, timeframe_ns
 
 __all__ = [
     "MAX_CONTROL_BYTES", "MAX_MESSAGE_BYTES", "REJECTION_REASONS", "Rejection", "decode_control",
-    "decode_ingress", "encode_bar", "encode_control", "encode_event", "encode_tick", "packb", "tick_from_map",
-    "unpackb",
+    "decode_ingress", "encode_bar", "encode_control", "encode_event", "encode_tick", "fast_tick", "packb",
+    "tick_from_map", "unpackb",
 ]
 
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -104,8 +107,27 @@ def encode_bar(bar: Bar) -> list[bytes]:
 
 
 _TOPICS: dict[bytes, str] = {}  # tick topics seen valid -> their symbol (bounded)
-_unpackb = msgpack.unpackb
-_isfinite = math.isfinite
+_FLOAT_MAX = sys.float_info.max
+_Price = Annotated[float, msgspec.Meta(gt=0.0, le=_FLOAT_MAX)]  # NaN and inf fail both bounds
+
+
+class _WireTick(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """The common tick map, typed and bounded in C by msgspec. A map this refuses (an unknown key,
+    a wrong type, a value out of bounds) goes to the full validator, which names the reason."""
+
+    symbol: str
+    ts: Annotated[int, msgspec.Meta(gt=0, le=_MAX_TS - 1)]
+    bid: _Price | None = None
+    ask: _Price | None = None
+    last: _Price | None = None
+    volume: Annotated[float, msgspec.Meta(ge=0.0, le=_FLOAT_MAX)] | None = None
+    src: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    seq: Annotated[int, msgspec.Meta(ge=0)] = -1
+
+
+_decode_wire_tick = msgspec.msgpack.Decoder(_WireTick).decode
+_NAN = math.nan
+_tuple_new = tuple.__new__  # what Tick(...) calls, without the Python frame of its generated __new__
 
 
 def decode_ingress(frames: list[bytes]) -> Tick | Bar | Rejection:
@@ -115,41 +137,35 @@ def decode_ingress(frames: list[bytes]) -> Tick | Bar | Rejection:
     which names the reason.
     """
     if len(frames) == 2:
-        topic_frame, payload_frame = frames
-        symbol = _TOPICS.get(topic_frame)
-        if symbol is not None and len(payload_frame) <= MAX_MESSAGE_BYTES:
-            try:
-                body = _unpackb(payload_frame)
-            except Exception:
-                return Rejection("not_msgpack")
-            if type(body) is dict:
-                tick = _fast_tick(body, symbol)
-                if tick is not None:
-                    return tick
+        tick = fast_tick(frames[0], frames[1])
+        if tick is not None:
+            return tick
     return _decode_slow(frames)
 
 
-_FAST_KEYS = frozenset(("symbol", "ts", "bid", "ask", "last", "volume", "src", "seq"))
-
-
-def _fast_tick(body: dict, symbol: str) -> Tick | None:
-    """The common tick, or None to let the full validator decide."""
-    if body.get("symbol") != symbol or not body.keys() <= _FAST_KEYS:
+def fast_tick(topic_frame: bytes, payload_frame: bytes) -> Tick | None:
+    """The common tick (a topic already seen valid, a map of known keys and sound values), or
+    None to let ``decode_ingress`` decide. Never accepts what the full validator refuses."""
+    symbol = _TOPICS.get(topic_frame)
+    if symbol is None or len(payload_frame) > MAX_MESSAGE_BYTES:
         return None
-    ts, bid, ask = body.get("ts"), body.get("bid"), body.get("ask")
-    last, volume = body.get("last"), body.get("volume", 0.0)
-    src, seq = body.get("src", ""), body.get("seq", -1)
-    if (type(ts) is not int or type(bid) is not float or type(ask) is not float or type(volume) is not float
-            or type(src) is not str or type(seq) is not int):
+    try:
+        wire = _decode_wire_tick(payload_frame)
+    except Exception:  # malformed, mistyped or out of bounds: the full validator names it
         return None
-    if not (0 < ts < _MAX_TS and 0.0 < bid <= ask and _isfinite(ask) and volume >= 0.0 and _isfinite(volume)
-            and len(src) <= 64 and (seq >= 0 or "seq" not in body)):
+    if wire.symbol != symbol:
         return None
-    if last is None:
-        last = (bid + ask) / 2.0
-    elif type(last) is not float or not (0.0 < last and _isfinite(last)):
+    bid, ask, last, volume = wire.bid, wire.ask, wire.last, wire.volume
+    if volume is None:
+        volume = 0.0
+    if bid is None:
+        if ask is not None or last is None:
+            return None
+        return _tuple_new(Tick, (symbol, wire.ts, _NAN, _NAN, last, volume, wire.src, wire.seq))
+    if ask is None or bid > ask:
         return None
-    return Tick(symbol, ts, bid, ask, last, volume, src, seq)
+    return _tuple_new(Tick, (symbol, wire.ts, bid, ask, (bid + ask) / 2.0 if last is None else last, volume,
+                             wire.src, wire.seq))
 
 
 def _decode_slow(frames: list[bytes]) -> Tick | Bar | Rejection:

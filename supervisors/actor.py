@@ -57,7 +57,7 @@ class ChildContext:
         return self.registry.address(self.name)
 
 
-def drain_inbox(inbox: queue.Queue) -> list[Any]:
+def drain_inbox(inbox: queue.Queue | queue.SimpleQueue) -> list[Any]:
     """Take every envelope out of an inbox, keeping user messages (not self-sent or pykka's own).
     Safe from any thread: the inbox is a thread-safe queue."""
     kept = []
@@ -93,6 +93,11 @@ class SupervisedActor(pykka.ThreadingActor):
         self.name = ctx.name
         self.log = logger.bind(actor=ctx.name)
         self._current: Any = None
+
+    @staticmethod
+    def _create_actor_inbox() -> queue.SimpleQueue:  # type: ignore[override]
+        """The mailbox: a FIFO implemented in C, a few microseconds cheaper a hop than queue.Queue."""
+        return queue.SimpleQueue()
 
     # -- hooks for subclasses ---------------------------------------------------------------
 

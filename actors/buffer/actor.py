@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 
@@ -60,23 +59,36 @@ class BufferActor(SupervisedActor):
         self.windows: dict[tuple[str, str], BarWindow] = {}
         self.last_external: dict[tuple[str, str], int] = {}
         self._dirty = False
+        self._bars_changed = True  # the derivations, windows or external-bar marks changed since last saved
+        self._saved: tuple[Any, ...] = ()
         if self.live and settings.warmup and self.ctx.checkpoints.get(self.name) is None:
             self._warm_up()
 
     def snapshot(self) -> Any:
-        """Open bars, derivations and windows, after a batch that changed them."""
+        """Open bars, derivations and windows, after a batch that changed them.
+
+        The open bars are checkpointed cheaply (their key logs are shared, append-only); the
+        derivations and windows, which change only when bars close, are copied only then.
+        """
         if not self._dirty:
             return None
         self._dirty = False
-        return (self.aggregator.copy(), self.deriver.copy(), {key: window.copy() for key, window in self.windows.items()},
-                dict(self.last_external))
+        if self._bars_changed:
+            self._bars_changed = False
+            self._saved = (self.deriver.copy(), {key: window.copy() for key, window in self.windows.items()},
+                           dict(self.last_external))
+        return (self.aggregator.checkpoint(), *self._saved)
 
     def restore(self, state: Any) -> None:
         """Take back open bars, derivations and windows."""
         aggregator, deriver, windows, last_external = state
-        self.aggregator, self.deriver = aggregator.copy(), deriver.copy()
+        settings = self.ctx.settings.buffer
+        self.aggregator = BarAggregator.restored(aggregator, settings.timeframe, settings.fill_empty,
+                                                 settings.max_fill, int(settings.grace_s * 1e9))
+        self.deriver = deriver.copy()
         self.windows = {key: window.copy() for key, window in windows.items()}
         self.last_external = dict(last_external)
+        self._bars_changed = True
 
     def handle(self, message: Any) -> Any:
         """Aggregate one batch, or pass a marker on (actor thread)."""
@@ -138,6 +150,8 @@ class BufferActor(SupervisedActor):
         if not (batch.ticks or batch.bars or batch.frames or new_bars):
             return  # a clock batch that closed nothing
         self._dirty = True
+        if new_bars or batch.frames or batch.bars:
+            self._bars_changed = True
         frames = group_frames(new_bars) + list(batch.frames) + group_frames(derived, derived=True)
         self._extend(frames)
         self.ctx.counters.add(bars=len(new_bars) + len(derived), ticks_late=aggregator.late - late,
@@ -145,7 +159,8 @@ class BufferActor(SupervisedActor):
                               bars_late=len(batch.bars) - len(external))
         if new_bars or kept:
             self.send("store", Persist(bars=tuple(new_bars + derived), ticks=tuple(kept or ())))
-        self.send(NEXT, dataclasses.replace(batch, bars=(), frames=tuple(frames)))
+        self.send(NEXT, MarketBatch(batch.seq, batch.recv_ns, batch.ticks, (), tuple(frames), batch.signals,
+                                    batch.history))
 
     def _extend(self, frames: list[BarFrame]) -> None:
         for frame in frames:

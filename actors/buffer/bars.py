@@ -23,15 +23,34 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 import numpy as np
 
 from messages.market import Bar, BarFrame, Tick, readonly, timeframe_ns
 
-__all__ = ["BarAggregator", "BarWindow"]
+__all__ = ["AggregatorState", "BarAggregator", "BarWindow"]
 
-# open bar: [close_ts, open, high, low, close, open_tick_ts, close_tick_ts, keys]
-_END, _O, _H, _L, _C, _OTS, _CTS, _KEYS = range(8)
+# open bar: [close_ts, open, high, low, close, open_tick_ts, close_tick_ts, keys, key log]; the key
+# log holds the keys in the order they were taken and is only ever appended to, so a prefix of it
+# (its length) stands for the keys at any earlier moment
+_END, _O, _H, _L, _C, _OTS, _CTS, _KEYS, _LOG = range(9)
+
+
+class AggregatorState(NamedTuple):
+    """A checkpoint of a BarAggregator, taken in time proportional to the number of symbols.
+
+    ``open`` holds, per symbol, the open bar's fields and its key log with the log's length at
+    the checkpoint; the log is shared with the live aggregator, which only appends to it.
+    """
+
+    open: dict[str, tuple]
+    last: dict[str, tuple[int, float]]
+    max_ts: int
+    max_wall: int
+    late: int
+    duplicates: int
+    skipped_empty: int
 
 
 class BarAggregator:
@@ -53,11 +72,25 @@ class BarAggregator:
 
     def copy(self) -> BarAggregator:
         """An independent copy (for checkpoints)."""
-        twin = BarAggregator(self.timeframe, self.fill_empty, self.max_fill, self.grace_ns)
-        twin._open = {s: [*state[:_KEYS], set(state[_KEYS])] for s, state in self._open.items()}
-        twin._last = dict(self._last)
-        twin._max_ts, twin._max_wall = self._max_ts, self._max_wall
-        twin.late, twin.duplicates, twin.skipped_empty = self.late, self.duplicates, self.skipped_empty
+        return BarAggregator.restored(self.checkpoint(), self.timeframe, self.fill_empty, self.max_fill, self.grace_ns)
+
+    def checkpoint(self) -> AggregatorState:
+        """The state now, cheaply: later ticks never change what it holds."""
+        return AggregatorState({s: (*state[:_KEYS], state[_LOG], len(state[_LOG])) for s, state in self._open.items()},
+                               dict(self._last), self._max_ts, self._max_wall, self.late, self.duplicates,
+                               self.skipped_empty)
+
+    @classmethod
+    def restored(cls, state: AggregatorState, timeframe: str, fill_empty: bool = True, max_fill: int = 1440,
+                 grace_ns: int = 0) -> BarAggregator:
+        """A new aggregator holding a checkpoint's state (independent of the one it was taken from)."""
+        twin = cls(timeframe, fill_empty, max_fill, grace_ns)
+        for symbol, (*fields, log, length) in state.open.items():
+            keys = log[:length]
+            twin._open[symbol] = [*fields, set(keys), keys]
+        twin._last = dict(state.last)
+        twin._max_ts, twin._max_wall = state.max_ts, state.max_wall
+        twin.late, twin.duplicates, twin.skipped_empty = state.late, state.duplicates, state.skipped_empty
         return twin
 
     def seed(self, symbol: str, close_ts: int, close: float) -> None:
@@ -90,6 +123,7 @@ class BarAggregator:
                     self.duplicates += 1
                     continue
                 keys.add(key)
+                state[_LOG].append(key)
                 if price > state[_H]:
                     state[_H] = price
                 elif price < state[_L]:
@@ -111,7 +145,7 @@ class BarAggregator:
                         continue
                     if self.fill_empty:
                         self._fill(symbol, last[0], last[1], end, closed)
-                self._open[symbol] = [end, price, price, price, price, ts, ts, {key}]
+                self._open[symbol] = [end, price, price, price, price, ts, ts, {key}, [key]]
             if ts > self._max_ts:
                 self._max_ts, self._max_wall = ts, now_ns
             if kept is not None:
@@ -144,7 +178,7 @@ class BarAggregator:
     def _close(self, symbol: str, state: list) -> Bar:
         del self._open[symbol]
         self._last[symbol] = (state[_END], state[_C])
-        volume = math.fsum(key[2] for key in state[_KEYS])
+        volume = math.fsum(key[2] for key in state[_LOG])
         return Bar(symbol, state[_END], self.timeframe, state[_O], state[_H], state[_L], state[_C], volume)
 
     def _fill(self, symbol: str, last_close_ts: int, price: float, next_close_ts: int, out: list[Bar]) -> None:
@@ -176,8 +210,9 @@ class BarWindow:
 
     def copy(self) -> BarWindow:
         """An independent copy (arrays are never changed in place, so they are shared)."""
-        twin = BarWindow(self.size)
-        twin.ts, twin.values, twin.symbol, twin.timeframe = self.ts, dict(self.values), self.symbol, self.timeframe
+        twin = BarWindow.__new__(BarWindow)
+        twin.size, twin.ts, twin.values = self.size, self.ts, dict(self.values)
+        twin.symbol, twin.timeframe = self.symbol, self.timeframe
         return twin
 
     def extend(self, frame: BarFrame) -> None:

@@ -31,24 +31,31 @@ class FeatureActor(SupervisedActor):
             model_inputs = tuple(sorted({spec_for_column(column) for column in columns}))
         self.configured = tuple(dict.fromkeys(settings.feature.indicators + model_inputs))
         self.sets: dict[tuple[str, str], IndicatorSet] = {}
-        self._dirty = False
+        self._touched: set[tuple[str, str]] = set()  # series updated since the last checkpoint
+        self._saved: dict[tuple[str, str], IndicatorSet] = {}  # the last checkpoint, never changed
 
     def snapshot(self) -> Any:
-        """Indicator states, after a batch with bars."""
-        if not self._dirty:
+        """Indicator states, after a batch with bars: the series it updated are copied, the
+        others are taken from the previous checkpoint as they were."""
+        if not self._touched:
             return None
-        self._dirty = False
-        return copy.deepcopy(self.sets)
+        saved = dict(self._saved)
+        for key in self._touched:
+            saved[key] = copy.deepcopy(self.sets[key])
+        self._touched.clear()
+        self._saved = saved
+        return saved
 
     def restore(self, state: Any) -> None:
         """Take back indicator states."""
         self.sets = copy.deepcopy(state)
+        self._saved = state
 
     def handle(self, message: Any) -> Any:
         """Enrich one batch, or pass a marker on (actor thread)."""
         if isinstance(message, MarketBatch):
             if message.frames:
-                self._dirty = True
+                self._touched.update((frame.symbol, frame.timeframe) for frame in message.frames)
                 message = dataclasses.replace(message, frames=tuple(
                     dataclasses.replace(frame, features=self._set(frame.symbol, frame.timeframe).update(frame))
                     for frame in message.frames

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from messages.codec import Rejection, decode_ingress
+from messages.codec import Rejection, decode_ingress, fast_tick
 from messages.cryptofeed import decode_cryptofeed
 from messages.market import Bar, Tick
 
@@ -57,40 +57,53 @@ class Ingest:
         """Decode and validate a batch of multipart messages (lists of bytes frames) in
         wire protocol v1 or, with ``wire="cryptofeed"``, in cryptofeed's ZeroMQ format."""
         result = IngestResult()
-        watch = self.watch
-        v1 = wire == "v1"
-        decode = decode_ingress if v1 else decode_cryptofeed
+        if wire != "v1":
+            for frames in messages:
+                self._take(decode_cryptofeed(frames), False, result)
+            return result
+        ticks, watch, gap = result.ticks, self.watch, self._gap
+        fast = 0
         for frames in messages:
-            is_bar = v1 and bool(frames) and frames[0][:4] == b"bar."
-            decoded = decode(frames)
-            if is_bar:
-                result.bars_received += 1
-            else:
-                result.ticks_received += 1
-            if isinstance(decoded, Rejection):
-                reason = decoded
-            else:
-                if decoded.seq >= 0:  # a publisher numbers all its messages, watched or not
-                    result.seq_gaps += self._gap(decoded.src, decoded.seq)
-                if watch and decoded.symbol not in watch:
-                    reason = Rejection("unobserved_symbol", decoded.symbol)
-                    result.bars_rejected += is_bar
-                    result.ticks_rejected += not is_bar
-                    result.rejected_by_reason[reason.reason] += 1
-                    result.last_rejection = reason
-                    continue
-                if is_bar:
-                    result.bars.append(decoded)  # type: ignore[arg-type]
-                else:
-                    result.ticks.append(decoded)  # type: ignore[arg-type]
+            tick = fast_tick(frames[0], frames[1]) if len(frames) == 2 else None
+            if tick is None:
+                self._take(decode_ingress(frames), bool(frames) and frames[0][:4] == b"bar.", result)
                 continue
-            if is_bar:
-                result.bars_rejected += 1
+            if tick.seq >= 0:  # a publisher numbers all its messages, watched or not
+                result.seq_gaps += gap(tick.src, tick.seq)
+            if watch and tick.symbol not in watch:
+                self._refuse(Rejection("unobserved_symbol", tick.symbol), False, result)
             else:
-                result.ticks_rejected += 1
-            result.rejected_by_reason[reason.reason] += 1
-            result.last_rejection = reason
+                ticks.append(tick)
+            fast += 1
+        result.ticks_received += fast
         return result
+
+    def _take(self, decoded: Tick | Bar | Rejection, is_bar: bool, result: IngestResult) -> None:
+        """Count one message that did not take the fast path, and keep it if it is accepted."""
+        if is_bar:
+            result.bars_received += 1
+        else:
+            result.ticks_received += 1
+        if isinstance(decoded, Rejection):
+            self._refuse(decoded, is_bar, result)
+            return
+        if decoded.seq >= 0:
+            result.seq_gaps += self._gap(decoded.src, decoded.seq)
+        if self.watch and decoded.symbol not in self.watch:
+            self._refuse(Rejection("unobserved_symbol", decoded.symbol), is_bar, result)
+        elif is_bar:
+            result.bars.append(decoded)  # type: ignore[arg-type]
+        else:
+            result.ticks.append(decoded)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _refuse(reason: Rejection, is_bar: bool, result: IngestResult) -> None:
+        if is_bar:
+            result.bars_rejected += 1
+        else:
+            result.ticks_rejected += 1
+        result.rejected_by_reason[reason.reason] += 1
+        result.last_rejection = reason
 
     def _gap(self, src: str, seq: int) -> int:
         last = self._last_seq.get(src)

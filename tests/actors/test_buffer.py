@@ -437,3 +437,31 @@ def test_window_copy_is_independent() -> None:
     twin.extend(_frame(10, 2))
     assert twin.frame().close.tolist() == [1.0, 2.0, 10.0, 11.0]
     assert window.frame().close.tolist() == [2.0, 3.0, 4.0, 5.0]
+
+
+@settings(max_examples=100, deadline=None)
+@given(_STREAM, st.integers(min_value=0, max_value=60), st.booleans())
+def test_a_restored_checkpoint_continues_exactly_like_the_aggregator_it_was_taken_from(
+        stream: list[tuple[str, int, int, int]], cut: int, repeat: bool) -> None:
+    ticks = _ticks(stream)
+    ticks = ticks + ticks[: len(ticks) // 2] if repeat else ticks  # duplicates and late ticks too
+    cut = min(cut, len(ticks))
+    original = BarAggregator("1m")
+    original.add(ticks[:cut])
+    state = original.checkpoint()
+    after_original = original.add(ticks[cut:])  # changes the original after the checkpoint was taken
+    restored = BarAggregator.restored(state, "1m")
+    assert restored.add(ticks[cut:]) == after_original
+    assert _flush(restored, ticks) == _flush(original, ticks)
+    assert (restored.late, restored.duplicates) == (original.late, original.duplicates)
+
+
+def test_a_checkpoint_does_not_see_ticks_taken_after_it() -> None:
+    agg = BarAggregator("1m")
+    agg.add([tk(at("10:00:10"), 100.0, 1.0)])
+    state = agg.checkpoint()
+    agg.add([tk(at("10:00:20"), 105.0, 2.0), tk(at("10:00:30"), 95.0, 4.0)])
+    restored = BarAggregator.restored(state, "1m")
+    (bar,) = restored.add([tk(at("10:01:10"), 100.0)])
+    assert (bar.open, bar.high, bar.low, bar.close, bar.volume) == (100.0, 100.0, 100.0, 100.0, 1.0)
+    assert restored.add([tk(at("10:00:20"), 105.0, 2.0)]) == [] and restored.late == 1

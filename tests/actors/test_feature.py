@@ -182,3 +182,53 @@ def test_indicator_set_with_a_bad_spec_fails_at_construction() -> None:
 def test_indicator_set_refuses_a_column_computed_twice() -> None:
     with pytest.raises(ValueError, match="twice"):
         IndicatorSet(["sma:10", "sma:10"])
+
+
+def _feature_actor() -> object:
+    from actors.feature.actor import FeatureActor
+    from settings import load_settings
+    from supervisors.actor import ChildContext
+    from supervisors.clock import LiveClock
+    from supervisors.health import ActorStats, Counters
+    from supervisors.registry import Registry
+
+    class Probe(FeatureActor):
+        """The feature actor's logic in this thread, keeping what it would send on."""
+
+        def send(self, name: str, message: object) -> None:
+            self.sent.append(message)
+
+    ctx = ChildContext("feature", Registry(), ActorStats("feature"), Counters(), load_settings(env={}), LiveClock(),
+                       "live", lambda failure: None)
+    actor = Probe(ctx)
+    actor.sent = []
+    actor.setup()
+    return actor
+
+
+def _bars_batch(seq: int, symbols: tuple[str, ...], start: int, count: int) -> object:
+    from messages.market import Bar, frame_from_bars
+    from messages.pipeline import MarketBatch
+
+    minute = 60_000_000_000
+    frames = tuple(frame_from_bars([Bar(symbol, (start + k) * minute, "1m", 100.0 + k % 7, 101.0 + k % 5,
+                                        99.0 - k % 3, 100.0 + (k * k + j) % 11, 1.0) for k in range(count)])
+                   for j, symbol in enumerate(symbols))
+    return MarketBatch(seq, 0, frames=frames)
+
+
+def test_a_feature_checkpoint_restores_every_series_as_it_was_after_the_last_batch() -> None:
+    original = _feature_actor()
+    original.on_receive(_bars_batch(1, ("AAA", "BBB"), 0, 40))   # both series
+    original.on_receive(_bars_batch(2, ("AAA",), 40, 5))          # only AAA: BBB's copy is carried over
+    state = original.ctx.checkpoints["feature"]
+    later = (_bars_batch(3, ("BBB",), 40, 3), _bars_batch(4, ("AAA", "BBB"), 45, 2))
+    for batch in later:
+        original.on_receive(batch)
+    restored = _feature_actor()
+    restored.restore(state)
+    for batch in later:
+        restored.on_receive(batch)
+    for got, want in zip(restored.sent[-1].frames, original.sent[-1].frames, strict=True):
+        assert [(n, np.nan_to_num(c).tolist()) for n, c in got.features] == \
+            [(n, np.nan_to_num(c).tolist()) for n, c in want.features]

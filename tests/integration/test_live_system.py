@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import pytest
 import zmq
@@ -11,7 +12,7 @@ from actors.feed.actor import IngressSocket
 from actors.feed.publisher import Publisher
 from messages.codec import packb, unpackb
 from messages.market import Tick
-from messages.system import Crash
+from messages.system import Crash, Query
 from settings import Settings
 from supervisors.system import StartupError, System
 from tests.helpers import ctl, wait_until
@@ -138,6 +139,33 @@ def test_an_actor_that_raises_is_restarted_and_the_pipeline_keeps_flowing(live_s
         assert c["ticks_processed"] == c["ticks_accepted"] == 1200
         publisher.close()
     finally:
+        system.stop()
+
+
+def test_the_feed_answers_its_mailbox_while_a_flood_of_ticks_keeps_its_sockets_busy(live_settings: Settings) -> None:
+    system = start_system(live_settings)
+    stop = threading.Event()
+
+    def flood() -> None:
+        publisher = Publisher(live_settings.ingress.endpoint)
+        publisher.wait_for_subscriber()
+        stream = ticks(3_000)
+        while not stop.is_set():
+            for tick in stream[:300]:
+                publisher.send_tick(tick)
+        publisher.close()
+
+    flooder = threading.Thread(target=flood, daemon=True)
+    flooder.start()
+    try:
+        wait_until(lambda: system.counters.get("ticks_received") > 1_000, 10, "the flood to arrive")
+        feed = system.registry.address("feed")
+        for _ in range(5):
+            assert feed.ask(Query("feed"), timeout=2.0)["watch"] == sorted(live_settings.feed.symbols)
+        assert system.watch(("XRPUSD",), ()) == sorted((*live_settings.feed.symbols, "XRPUSD"))
+    finally:
+        stop.set()
+        flooder.join(timeout=10)
         system.stop()
 
 

@@ -22,6 +22,7 @@ from actors.store.db import Database
 from messages.codec import packb
 from messages.cryptofeed import encode_cryptofeed
 from messages.market import Tick
+from messages.system import Crash
 from settings import Settings
 from supervisors.modes import load_backtest_bars
 from supervisors.system import System
@@ -394,3 +395,35 @@ def test_a_quiet_market_closes_its_bar_by_the_clock_and_a_later_tick_for_it_is_l
     assert bar == ("BTCUSD", "1m", T0 + MINUTE, 10.0, 12.0, 9.0, 11.0, 4.0)
     with sqlite3.connect(settings.store.db) as conn:   # the ticks the bar was built from; not the late one
         assert [row[0] for row in conn.execute("SELECT last FROM ticks ORDER BY ts")] == [10.0, 12.0, 9.0, 11.0]
+
+
+def test_buffer_crashes_between_ticks_of_open_bars_change_no_bar(live_settings: Settings) -> None:
+    stream = clean_ticks(2_400)  # 16 minutes of three symbols; each crash lands inside open bars
+
+    def run(settings: Settings, crash_after: tuple[int, ...]) -> tuple[list[tuple], dict]:
+        system = start_system(settings)
+        try:
+            publisher = Publisher(settings.ingress.endpoint)
+            publisher.wait_for_subscriber()
+            for i, tick in enumerate(stream, start=1):
+                publisher.send_tick(tick)
+                if i in crash_after:
+                    wait_until(lambda: system.counters.get("ticks_processed") == i, 10, "the ticks before the crash")
+                    system.registry.tell("buffer", Crash("test"))
+            wait_until(lambda: system.counters.get("ticks_received") == len(stream), 20, "every tick")
+            assert system.drain(timeout=20)
+            publisher.close()
+            counters = system.counters.snapshot()
+        finally:
+            system.stop()
+        return stored_bars(settings.store.db, up_to=stream[-1].ts - MINUTE), counters
+
+    settings = live_settings.with_values(REPLAY_GRACE)
+    clean, _ = run(settings, ())
+    crashed_settings = settings.with_values({
+        "store.db": settings.store.db.replace("live.db", "crashed.db"), "ingress.endpoint": free_endpoint(),
+        "control.endpoint": free_endpoint(), "control.events": free_endpoint()})
+    crashed, counters = run(crashed_settings, (350, 1_001, 1_700))
+    assert counters["dead_letters"] == 3 and counters["ticks_dead_lettered"] == 0
+    assert counters["ticks_processed"] == len(stream)
+    assert len(clean) > 30 and crashed == clean

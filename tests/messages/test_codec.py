@@ -20,7 +20,9 @@ from messages.codec import (
     encode_control,
     encode_event,
     encode_tick,
+    fast_tick,
     packb,
+    tick_from_map,
     unpackb,
 )
 from messages.market import Bar, Tick
@@ -297,6 +299,66 @@ def test_valid_messages_with_fields_replaced_by_anything_never_raise(is_bar: boo
 def test_valid_ticks_always_round_trip(bid: float, spread: float, last: float, ts: int) -> None:
     tick = Tick("BTCUSD", ts, bid, bid + spread, last, spread)
     assert decode_ingress(encode_tick(tick)) == tick
+
+
+def _same_tick(a: Tick, b: Tick) -> bool:
+    """Field by field, NaN equal to NaN (a last-only tick has NaN quotes)."""
+    return all(x == y or (x != x and y != y) for x, y in zip(a, b, strict=True))
+
+
+def _full_validator(payload: bytes) -> Tick | Rejection:
+    try:
+        body = unpackb(payload)
+    except ValueError:
+        return Rejection("not_msgpack")
+    return tick_from_map(body, "BTCUSD") if isinstance(body, dict) else Rejection("not_a_map")
+
+
+_TICK_VALUES = (_VALUES | st.floats(min_value=1e-6, max_value=1e9) | st.integers(min_value=1, max_value=2**62)
+                | st.just(float("nan")) | st.just(float("inf")) | st.just(-0.0))
+
+
+@FUZZ
+@given(st.dictionaries(st.sampled_from(["symbol", "ts", "bid", "ask", "last", "volume", "src", "seq", "x"]),
+                       _TICK_VALUES, max_size=9),
+       st.booleans())
+def test_fast_tick_path_accepts_only_what_the_full_validator_accepts_and_agrees(body: dict, valid_base: bool) -> None:
+    decode_ingress(tick_msg())  # the topic is now known valid, so the fast path runs
+    payload = packb({**tick_body(), **body} if valid_base else body)
+    fast = fast_tick(b"tick.BTCUSD", payload)
+    full = _full_validator(payload)
+    if fast is not None:
+        assert isinstance(full, Tick) and _same_tick(fast, full)
+    decoded = decode_ingress([b"tick.BTCUSD", payload])
+    assert type(decoded) is type(full)
+    if isinstance(full, Tick):
+        assert _same_tick(decoded, full)  # type: ignore[arg-type]
+    else:
+        assert decoded == full or decoded.reason == full.reason  # type: ignore[union-attr]
+
+
+def test_fast_tick_path_takes_the_last_of_duplicate_keys_like_the_full_validator() -> None:
+    decode_ingress(tick_msg())
+    pairs = [("symbol", "BTCUSD"), ("ts", TS), ("bid", 100.0), ("ask", 101.0), ("bid", 100.5)]
+    payload = bytes([0x80 | len(pairs)]) + b"".join(packb(k) + packb(v) for k, v in pairs)
+    fast = fast_tick(b"tick.BTCUSD", payload)
+    assert fast is not None and fast.bid == 100.5 and _same_tick(fast, _full_validator(payload))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("change", [{"bid": True}, {"ts": 1.0}, {"ts": True}, {"volume": float("nan")},
+                                    {"last": float("inf")}, {"seq": -1}, {"src": None}, {"src": "s" * 65},
+                                    {"bid": None}, {"ask": 99.0}, {"symbol": "ETHUSD"}, {"extra": 1}])
+def test_fast_tick_path_leaves_anything_unusual_to_the_full_validator(change: dict) -> None:
+    decode_ingress(tick_msg())
+    assert fast_tick(b"tick.BTCUSD", packb(tick_body(**change))) is None
+
+
+def test_fast_tick_path_takes_integer_prices_and_last_only_ticks_as_the_full_validator_does() -> None:
+    decode_ingress(tick_msg())
+    for body in (tick_body(bid=100, ask=101, last=_DROP, volume=_DROP), tick_body(bid=_DROP, ask=_DROP)):
+        payload = packb(body)
+        fast = fast_tick(b"tick.BTCUSD", payload)
+        assert fast is not None and _same_tick(fast, _full_validator(payload))  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------
