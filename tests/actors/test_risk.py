@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from actors.executor.risk import DAY_NS, RiskEngine, RiskLimits
 from messages.trading import BUY, SELL, Order
 

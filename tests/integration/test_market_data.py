@@ -3,7 +3,6 @@ history and live data, cryptofeed's ZeroMQ backend, stale symbols and quiet mark
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 import sqlite3
