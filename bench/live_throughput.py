@@ -10,7 +10,7 @@ publisher in another, over real ZeroMQ on loopback.
 2. Latency: a fresh system, the publisher paced at ``--rate`` ticks/s for ``--seconds``, sending
    ``--burst`` ticks back to back between pauses; the figure is the system's own measurement from
    ingress receive to the executor's decision (`ctl metrics` latency p50/p99/max over the last
-   10,000 batches).
+   10,000 batches), and to the end of each stage before it (`latency_by_stage`).
 """
 
 from __future__ import annotations
@@ -139,6 +139,8 @@ def latency(rate: float, seconds: float, burst: int, db: Path) -> None:
           f"{lat.get('samples', 0):,} batches): ingress receive -> executor decision "
           f"p50 {lat.get('p50_us', float('nan')):,.0f} us, p99 {lat.get('p99_us', float('nan')):,.0f} us, "
           f"max {lat.get('max_us', float('nan')):,.0f} us")
+    print("  ingress receive -> each stage done with the batch (p50 / p99 us): " + ", ".join(
+        f"{name} {stage['p50_us']:,.0f} / {stage['p99_us']:,.0f}" for name, stage in metrics["latency_by_stage"].items()))
 
 
 def main() -> None:

@@ -87,6 +87,10 @@ class SupervisedActor(pykka.ThreadingActor):
     downstream: str | None = None
     """The next actor down the pipeline (markers and targeted faults travel there)."""
 
+    times_batches = True
+    """Record each ingress batch's latency (receive to done here) in the actor's stats; an actor
+    with a more telling moment (the executor's decision) records it itself."""
+
     def __init__(self, ctx: ChildContext) -> None:
         super().__init__()
         self.ctx = ctx
@@ -170,6 +174,8 @@ class SupervisedActor(pykka.ThreadingActor):
             stats.errors += 1
             raise
         if isinstance(message, MarketBatch) and not self.ctx.retired:
+            if message.recv_ns and self.times_batches:
+                stats.latency.add(time.perf_counter_ns() - message.recv_ns)
             state = self.snapshot()
             if state is not None:
                 self.ctx.checkpoints[self.name] = state

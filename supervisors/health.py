@@ -7,9 +7,41 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["ActorStats", "Counters", "STATES"]
+import numpy as np
+
+__all__ = ["ActorStats", "Counters", "LatencyWindow", "STATES"]
 
 STATES = ("running", "restarting", "stopped", "failed")
+
+
+class LatencyWindow:
+    """The last ``size`` latencies (ns) in a ring, summarised as percentiles on demand.
+
+    One thread adds, any thread may summarise: a summary copies the ring, so at worst it sees
+    one sample being overwritten, never a torn structure.
+    """
+
+    __slots__ = ("_ring", "count")
+
+    def __init__(self, size: int = 10_000) -> None:
+        if size < 1:
+            raise ValueError("a latency window holds at least one sample")
+        self._ring = np.zeros(size, dtype=np.int64)
+        self.count = 0  # samples ever added
+
+    def add(self, ns: int) -> None:
+        """Record one latency in nanoseconds."""
+        self._ring[self.count % len(self._ring)] = ns
+        self.count += 1
+
+    def summary(self) -> dict[str, Any]:
+        """``samples`` in the window and their ``p50_us``, ``p99_us`` and ``max_us``."""
+        values = self._ring[:min(self.count, len(self._ring))].copy()
+        if not len(values):
+            return {"samples": 0}
+        p50, p99 = np.percentile(values, (50, 99))
+        return {"samples": len(values), "p50_us": float(p50) / 1e3, "p99_us": float(p99) / 1e3,
+                "max_us": float(values.max()) / 1e3}
 
 
 class ActorStats:
@@ -18,7 +50,7 @@ class ActorStats:
     Counters are written only from the actor's own thread; readers see plain ints.
     """
 
-    __slots__ = ("_state", "errors", "last_activity_ns", "name", "on_change", "processed", "restarts")
+    __slots__ = ("_state", "errors", "last_activity_ns", "latency", "name", "on_change", "processed", "restarts")
 
     def __init__(self, name: str, on_change: Callable[[ActorStats, str], None] | None = None) -> None:
         self.name = name
@@ -28,6 +60,7 @@ class ActorStats:
         self.processed = 0
         self.errors = 0
         self.last_activity_ns = 0
+        self.latency = LatencyWindow()  # ingress receive to this actor done with the batch
 
     @property
     def state(self) -> str:

@@ -18,7 +18,7 @@ from supervisors.clock import Clock, LiveClock
 from supervisors.health import ActorStats, Counters
 from supervisors.registry import Registry
 from supervisors.supervisor import RestartChild, StopChildren, Supervisor, SupervisorSpec
-from supervisors.tree import tree_for
+from supervisors.tree import PIPELINE, tree_for
 
 __all__ = ["StartupError", "System"]
 
@@ -178,13 +178,12 @@ class System:
                 "tree": {"root": self._node(self.tree)}}
 
     def metrics(self) -> dict[str, Any]:
-        """Counters, and latency from the executor when it answers in time."""
-        reply: dict[str, Any] = {"counters": self.counters.snapshot()}
-        try:
-            reply["latency"] = self.registry.address("executor").ask(Query("latency"), timeout=1.0)
-        except (pykka.ActorDeadError, pykka.Timeout):
-            reply["latency"] = {"samples": 0, "unavailable": True}
-        return reply
+        """Counters; latency from ingress receive to the executor's decision, and to the end of each
+        stage that timed a batch (in pipeline order), over each one's last 10,000 ingress batches."""
+        order = sorted(self.actor_names, key=lambda n: PIPELINE.index(n) if n in PIPELINE else len(PIPELINE))
+        stages = {name: self.stats[name].latency.summary() for name in order}
+        return {"counters": self.counters.snapshot(), "latency": stages.get("executor", {"samples": 0}),
+                "latency_by_stage": {name: lat for name, lat in stages.items() if lat["samples"]}}
 
     def query(self, actor: str, what: str) -> Any:
         """Ask an actor for a read-only view."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from actors.buffer.bars import BarAggregator, BarWindow
@@ -118,7 +117,7 @@ class BufferActor(SupervisedActor):
         self._extend(warm.frames)
         if warm.frames and not self.ctx.resources.get("warmed_up"):
             self.ctx.resources["warmed_up"] = True
-            self.send(NEXT, MarketBatch(0, time.perf_counter_ns(), frames=tuple(warm.frames), history=True))
+            self.send(NEXT, MarketBatch(0, 0, frames=tuple(warm.frames), history=True))
             self.log.info("warmed up from the store with {:,} bars of {}", len(warm), ", ".join(warm.base))
 
     def _watched(self, symbol: str) -> bool:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections import deque
 from typing import Any
-
-import numpy as np
 
 from actors.executor.broker import BrokerConfig, PaperBroker
 from actors.executor.report import summarize, trade_rows
@@ -32,6 +29,8 @@ def broker_config(settings: Any, n_symbols: int) -> BrokerConfig:
 class ExecutorActor(SupervisedActor):
     """Fills orders, tracks cash and positions, measures ingress-to-decision latency."""
 
+    times_batches = False  # the latency that matters is to the decision, recorded in ``_batch``
+
     downstream = "store"
 
     def setup(self) -> None:
@@ -42,7 +41,6 @@ class ExecutorActor(SupervisedActor):
                                   keep_equity=10_000 if live else None, keep_records=10_000 if live else None)
         self.run = self.ctx.resources.get("run", self.ctx.mode)
         self.store_equity = live
-        self.latency_ns: deque[int] = deque(maxlen=10_000)
         self.risk_state: dict[str, Any] = self.ctx.resources.setdefault("risk", {"halted": False, "reason": ""})
         self._dirty = False
         if live and self.name not in self.ctx.checkpoints:
@@ -82,7 +80,8 @@ class ExecutorActor(SupervisedActor):
         if batch.frames or (batch.ticks and broker.pending):
             self._dirty = True
         result = broker.process(batch.frames, batch.signals, batch.ticks if broker.pending else ())
-        self.latency_ns.append(time.perf_counter_ns() - batch.recv_ns)
+        if batch.recv_ns:
+            self.ctx.stats.latency.add(time.perf_counter_ns() - batch.recv_ns)
         bars = sum(len(f) for f in batch.frames)
         new_orders = sum(1 for o in result.orders if o.status == "submitted")
         self.ctx.counters.add(ticks_processed=len(batch.ticks), bars_processed=bars, orders=new_orders,
@@ -113,16 +112,10 @@ class ExecutorActor(SupervisedActor):
                                 "kind": o.kind, "ts": o.ts, "status": o.status, "reason": o.reason}
                                for o in list(broker.orders)[-100:]],
                     "open": sorted(broker.pending)}
-        if what == "latency":
-            values = np.array(self.latency_ns, dtype=np.int64)
-            if not len(values):
-                return {"samples": 0}
-            return {"samples": len(values), "p50_us": float(np.percentile(values, 50)) / 1e3,
-                    "p99_us": float(np.percentile(values, 99)) / 1e3, "max_us": float(values.max()) / 1e3}
         if what == "report":
             ts, equity = broker.equity_curve()
             exposure = broker.bars_exposed / broker.bars_marked if broker.bars_marked else None
             summary = summarize(portfolio.initial_cash, ts, equity, list(broker.trades), len(portfolio.positions),
                                 exposure)
             return {"summary": summary, "trades": trade_rows(broker.trades), "equity_ts": ts, "equity": equity}
-        raise ValueError(f"unknown query {what!r}; valid: positions, orders, latency, report")
+        raise ValueError(f"unknown query {what!r}; valid: positions, orders, report")

@@ -202,6 +202,7 @@ class FeedActor(SupervisedActor):
                 self._publish_stale([], recovered)
             self.seq += 1
             self.send(NEXT, MarketBatch(self.seq, recv_ns, tuple(ticks), tuple(bars)))
+            self.ctx.stats.latency.add(time.perf_counter_ns() - recv_ns)
             self.last_sent = time.monotonic_ns()
         return len(v1) + len(cf)
 
@@ -215,7 +216,7 @@ class FeedActor(SupervisedActor):
         """Send the buffer an empty batch when it heard nothing for a while; check for stale symbols."""
         now = time.monotonic_ns()
         if now - self.last_sent >= CLOCK_NS and not self.ctx.retired:
-            self.send(NEXT, MarketBatch(self.seq, time.perf_counter_ns()))
+            self.send(NEXT, MarketBatch(self.seq, 0))  # no market data: not timed
             self.last_sent = now
         if now - self.last_check >= CLOCK_NS:
             self.last_check = now
@@ -267,7 +268,7 @@ class ReplayActor(SupervisedActor):
             for seq, frames in enumerate(replay_chunks(self.bars, self.chunk), start=1):
                 if isinstance(clock, SimClock):
                     clock.advance_to(max(int(f.ts[-1]) for f in frames))
-                self.send(NEXT, MarketBatch(seq, time.perf_counter_ns(), frames=frames))
+                self.send(NEXT, MarketBatch(seq, 0, frames=frames))
                 count = sum(len(f) for f in frames)
                 sent += count
                 self.ctx.counters.add(bars=count)
