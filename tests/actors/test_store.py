@@ -258,6 +258,23 @@ def test_clear_run_removes_only_that_runs_records(db: Database, runs: tuple[str,
     assert db.count("bars") == 1
 
 
+def test_clearing_a_run_does_not_rewrite_the_pages_it_frees(db: Database) -> None:
+    # sqlite builds that scrub deleted bytes (Debian's) would write every freed page to the log again
+    db.write_signals("backtest", [Signal("s", "X", "1m", T0 + i * 60_000_000_000, BUY, 1.0, "r" * 200)
+                                  for i in range(5_000)])
+    db.commit()
+    db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    pages = db.conn.execute("PRAGMA page_count").fetchone()[0]
+    db.clear_run("backtest")
+    assert db.count("signals") == 0
+    logged = Path(db.path + "-wal").stat().st_size // 4096  # frames written by the delete
+    assert pages > 300 and logged < pages // 10, (pages, logged)
+
+
+def test_statement_journals_of_multi_row_inserts_stay_in_memory(db: Database) -> None:
+    assert db.conn.execute("PRAGMA temp_store").fetchone()[0] == 2  # MEMORY, not a file per statement
+
+
 def test_empty_writes_do_not_open_a_transaction(db: Database) -> None:
     db.write_bars([])
     db.write_signals("r", [])
