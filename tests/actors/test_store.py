@@ -632,3 +632,34 @@ def test_ingest_of_a_broken_file_names_the_rows_and_writes_nothing(tmp_path: Pat
     with pytest.raises(DataError, match=r"price <= 0 at rows 3.*boundary.*at rows 5"):
         ingest_file(write_csv(tmp_path, rows), db_path, "BTCUSD", timeframe="1h", progress=False)
     assert not db_path.exists()
+
+
+@pytest.mark.parametrize(("mode", "visible_before_the_end"), [("live", 1), ("backtest", 0)])
+def test_the_store_commits_when_idle_in_live_and_at_the_end_of_a_backtest(tmp_path: Path, mode: str,
+                                                                          visible_before_the_end: int) -> None:
+    import pykka
+
+    from actors.store.actor import StoreActor
+    from messages.pipeline import Drain, Persist
+    from settings import load_settings
+    from supervisors.actor import ChildContext
+    from supervisors.clock import LiveClock
+    from supervisors.health import ActorStats, Counters
+    from supervisors.registry import Registry
+
+    path = tmp_path / "store.db"
+    ctx = ChildContext("store", Registry(), ActorStats("store"), Counters(), load_settings(env={}), LiveClock(), mode,
+                       lambda failure: None, resources={"db_path": str(path), "run": mode})
+    store = StoreActor(ctx)  # driven in this thread: its mailbox stays empty
+    store.setup()
+    reader = sqlite3.connect(path)
+    try:
+        store.on_receive(Persist(signals=(Signal("s", "X", "1m", T0, BUY, 1.0, "r"),)))
+        assert reader.execute("SELECT COUNT(*) FROM signals").fetchone()[0] == visible_before_the_end
+        done = pykka.ThreadingFuture()
+        store.on_receive(Drain(done))
+        assert done.get(timeout=1) is True
+        assert reader.execute("SELECT COUNT(*) FROM signals").fetchone()[0] == 1
+    finally:
+        reader.close()
+        store.teardown()
