@@ -298,6 +298,14 @@ def cmd_ctl(args: argparse.Namespace) -> int:
         print(f"  {'actor':<10}{'state':<12}{'restarts':>9}{'mailbox':>9}{'processed':>12}{'errors':>8}")
         for name, a in reply["actors"].items():
             print(f"  {name:<10}{a['state']:<12}{a['restarts']:>9}{a['mailbox']:>9}{a['processed']:>12}{a['errors']:>8}")
+    elif args.cmd == "metrics":
+        print(json.dumps(reply["counters"], indent=2, sort_keys=True))
+        print(f"latency from ingress receive, us{'batches':>12}{'p50':>10}{'p99':>10}{'max':>10}")
+        stages = reply.get("latency_by_stage") or {"executor": reply["latency"]}  # nothing timed yet
+        for name, lat in stages.items():
+            label = "to the executor's decision" if name == "executor" else f"to {name} done"
+            figures = "".join(f"{lat[k]:>10,.0f}" for k in ("p50_us", "p99_us", "max_us")) if lat["samples"] else ""
+            print(f"  {label:<30}{lat['samples']:>12,}{figures}")
     else:
         body = {k: v for k, v in reply.items() if k != "ok"}
         print(json.dumps(body, indent=2, sort_keys=True) if body else "ok")

@@ -140,6 +140,11 @@ def test_outside_publisher_into_live_external_with_ctl(tmp_path: Path) -> None:
         assert counters["ticks_accepted"] == 10_000
         assert counters["ticks_rejected"] == 50
         assert counters["rejected_by_reason"] == {"not_msgpack": 50}
+        table = run_cli("ctl", "metrics", "--control", control)
+        assert table.returncode == 0 and '"ticks_accepted": 10000' in table.stdout
+        rows = [line.split() for line in table.stdout.splitlines() if line.startswith("  to ")]
+        assert [row[1] for row in rows] == ["feed", "buffer", "feature", "model", "strategy", "the"]
+        assert all(int(row[-4].replace(",", "")) >= 1 for row in rows)  # batches timed at every stage
         health = run_cli("ctl", "health", "--control", control)
         assert health.returncode == 0
         assert "status: healthy" in health.stdout
