@@ -73,7 +73,8 @@ def main() -> None:
         f"{a[0] / 60:.0f}-{b[0] / 60:.0f} min {(b[1] - a[1]) / max((b[0] - a[0]) / 60.0, 1e-9):+.2f} MiB/min"
         for a, b in zip(marks, marks[1:])))
     print(f"{args.rate:,.0f} ticks/s for {args.minutes:g} min: {final['ticks_processed']:,} ticks processed "
-          f"of {count:,} sent; RSS after {args.warmup:g} min of warm-up {warm[1]:.1f} MiB, at the end {end[1]:.1f} MiB: "
+          f"of {count:,} sent; RSS after {args.warmup:g} min of warm-up {warm[1]:.1f} MiB, "
+          f"at the end {end[1]:.1f} MiB: "
           f"{end[1] - warm[1]:+.1f} MiB ({(end[1] - warm[1]) / minutes:+.2f} MiB/min)")
 
 

@@ -20,8 +20,9 @@ class MarketBatch:
     bars as columns (built by the buffer, enriched by feature, model and strategy); ``signals``
     are the strategy's decisions. ``recv_ns`` is the monotonic clock (``perf_counter_ns``) when
     the feed received the first message, so each stage can measure latency; 0 for a batch that
-    did not come from ingress (replay, warm-up, the feed's clock), which is not timed. A ``history`` batch carries stored
-    bars that warm the stages up before live data: it updates state but never trades.
+    did not come from ingress (replay, warm-up, the feed's clock), which is not timed. A
+    ``history`` batch carries stored bars that warm the stages up before live data: it updates
+    state but never trades.
     """
 
     seq: int

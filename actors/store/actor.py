@@ -43,7 +43,8 @@ class StoreActor(SupervisedActor):
         if isinstance(message, Persist):
             self._write(message)
             now = time.monotonic_ns()
-            if now - self.last_commit > self.commit_ns or (self.commit_when_idle and self.actor_inbox.empty()):  # type: ignore[attr-defined]
+            idle = self.commit_when_idle and self.actor_inbox.empty()  # type: ignore[attr-defined]
+            if idle or now - self.last_commit > self.commit_ns:
                 self.db.commit()
                 self.last_commit = now
         elif isinstance(message, Drain):

@@ -110,7 +110,8 @@ def test_metrics_time_every_ingress_batch_at_every_stage_down_to_the_decision(li
         for start in range(0, 900, 150):  # six groups, each received before the next is sent
             for tick in sent[start:start + 150]:
                 publisher.send_tick(tick)
-            wait_until(lambda n=start + 150: ctl(endpoint, "metrics")["counters"]["ticks_accepted"] == n, 20, "the ticks")
+            wait_until(lambda n=start + 150: ctl(endpoint, "metrics")["counters"]["ticks_accepted"] == n, 20,
+                       "the ticks")
         publisher.close()
         assert system.drain(timeout=10)
         timed = ctl(endpoint, "metrics")["latency_by_stage"]["feed"]["samples"]
