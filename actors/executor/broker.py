@@ -298,12 +298,10 @@ class PaperBroker:
 
     def _decide(self, signal: Signal, when: int, frames: tuple[BarFrame, ...], result: BatchResult) -> Order | None:
         client_id = f"{signal.strategy}:{signal.symbol}:{signal.timeframe}:{signal.ts}:{signal.side}"
-        seen = self.seen
-        if client_id in seen:
+        if client_id in self.seen:
             self.duplicates += 1
             return None
-        seen.add(client_id)
-        self._new_ids.append(client_id)
+        self._mark_seen(client_id)
         position = self.portfolio.positions.get(signal.symbol)
         held = position.qty if position is not None else 0.0
         qty, why = self._size(signal, held, when, frames)

@@ -36,10 +36,7 @@ class RecordLog(Generic[T]):
             self._own()
         self._items.append(item)
         self._end += 1
-        if self.maxlen is not None and self._end - self._start > self.maxlen:
-            self._start = self._end - self.maxlen
-            if self._start >= self.maxlen:  # compact into a new list (copies keep the old one)
-                self._own()
+        self._trim()
 
     def extend(self, items: Iterable[T]) -> None:
         """Add records in order (dropping the oldest beyond ``maxlen``)."""
@@ -47,9 +44,13 @@ class RecordLog(Generic[T]):
             self._own()
         self._items.extend(items)
         self._end = len(self._items)
+        self._trim()
+
+    def _trim(self) -> None:
+        """Drop the oldest records beyond ``maxlen``."""
         if self.maxlen is not None and self._end - self._start > self.maxlen:
             self._start = self._end - self.maxlen
-            if self._start >= self.maxlen:
+            if self._start >= self.maxlen:  # compact into a new list (copies keep the old one)
                 self._own()
 
     def copy(self) -> RecordLog[T]:
