@@ -7,7 +7,8 @@ import queue
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,6 +124,18 @@ class SupervisedActor(pykka.ThreadingActor):
         """Take back a state returned by ``snapshot`` (actor thread, after ``setup``)."""
 
     # -- for subclasses -------------------------------------------------------------------------
+
+    @contextmanager
+    def waiting(self, why: str) -> Iterator[None]:
+        """Mark this actor as blocked on something outside it (a locked database, a venue) while the
+        block runs (actor thread). Health shows ``why`` and since when; the supervisor reports the
+        actor as blocked and does not take it for hung meanwhile. The actor bounds the wait itself."""
+        stats = self.ctx.stats
+        stats.waiting_since_ns, stats.waiting = time.time_ns(), why
+        try:
+            yield
+        finally:
+            stats.waiting, stats.waiting_since_ns = "", 0
 
     def send(self, name: str, message: Any) -> None:
         """Tell the actor called ``name``, unless this incarnation was retired."""

@@ -50,7 +50,8 @@ class ActorStats:
     Counters are written only from the actor's own thread; readers see plain ints.
     """
 
-    __slots__ = ("_state", "errors", "last_activity_ns", "latency", "name", "on_change", "processed", "restarts")
+    __slots__ = ("_state", "errors", "last_activity_ns", "latency", "name", "on_change", "processed", "restarts",
+                 "waiting", "waiting_since_ns")
 
     def __init__(self, name: str, on_change: Callable[[ActorStats, str], None] | None = None) -> None:
         self.name = name
@@ -61,6 +62,8 @@ class ActorStats:
         self.errors = 0
         self.last_activity_ns = 0
         self.latency = LatencyWindow()  # ingress receive to this actor done with the batch
+        self.waiting = ""         # what the actor is blocked on outside itself ("" when it is not)
+        self.waiting_since_ns = 0  # wall clock when it began waiting
 
     @property
     def state(self) -> str:

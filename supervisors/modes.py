@@ -16,7 +16,8 @@ from loguru import logger
 from tqdm import tqdm
 
 from actors.control.security import control_security
-from actors.feed.actor import IngressSocket, StartReplay
+from actors.feed.actor import IngressSocket
+from actors.feed.replay_actor import StartReplay
 from actors.feed.publisher import run_simulator
 from actors.store.db import Database, open_existing, read_stored_bars
 from actors.store.history import DataError, finest_per_symbol, load_bar_file, select_range

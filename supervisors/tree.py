@@ -27,7 +27,8 @@ from actors.buffer.actor import BufferActor
 from actors.control.actor import ControlActor
 from actors.executor.actor import ExecutorActor
 from actors.feature.actor import FeatureActor
-from actors.feed.actor import FeedActor, ReplayActor
+from actors.feed.actor import FeedActor
+from actors.feed.replay_actor import ReplayActor
 from actors.model.actor import ModelActor
 from actors.store.actor import StoreActor
 from actors.strategy.actor import StrategyActor

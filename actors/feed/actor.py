@@ -1,23 +1,19 @@
-"""Feed actors: the live ZeroMQ ingress, and the backtest replay."""
+"""The live feed actor: the ZeroMQ ingress."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
 import zmq
 
 from actors.feed.ingress import Ingest, IngestResult
-from actors.feed.replay import replay_chunks
 from actors.feed.stale import StaleWatch
 from messages.pipeline import Drain, MarketBatch
-from messages.system import Crash, Internal, Query, Watch
+from messages.system import Internal, Query, Watch
 from supervisors.actor import SupervisedActor, publish
-from supervisors.clock import SimClock
 
-__all__ = ["FeedActor", "IngressSocket", "ReplayActor", "StartReplay"]
+__all__ = ["FeedActor", "IngressSocket"]
 
 NEXT = "buffer"
 CLOCK_NS = 100_000_000  # live: the buffer hears the time at least this often, and stale symbols are checked
@@ -236,46 +232,3 @@ class FeedActor(SupervisedActor):
             self.log.info("data again from {}", ", ".join(recovered))
         publish(self.ctx, "health.feed", {"actor": "feed", "change": "stale", "stale": list(stale),
                                           "became_stale": newly, "recovered": recovered})
-
-
-@dataclass(frozen=True, slots=True)
-class StartReplay:
-    """Tell the replay actor to send the whole data set down the pipeline.
-
-    ``faults`` is fault injection for chaos runs: ``(bars, actor)`` pairs; once ``bars`` bars
-    have been sent, the replay tells ``actor`` to crash, so the crash lands mid-stream.
-    """
-
-    faults: tuple[tuple[int, str], ...] = ()
-
-
-class ReplayActor(SupervisedActor):
-    """Backtest feed: replays bars in time order, in batches, moving the simulated clock."""
-
-    downstream = NEXT
-
-    def setup(self) -> None:
-        """Nothing to open; the data is given by the runner (actor thread)."""
-        self.bars: pd.DataFrame = self.ctx.resources["replay"]
-        self.chunk = self.ctx.settings.backtest.chunk
-
-    def handle(self, message: Any) -> Any:
-        """Replay everything, or pass a marker on (actor thread)."""
-        if isinstance(message, StartReplay):
-            clock = self.ctx.clock
-            faults = sorted(message.faults)
-            sent = 0
-            for seq, frames in enumerate(replay_chunks(self.bars, self.chunk), start=1):
-                if isinstance(clock, SimClock):
-                    clock.advance_to(max(int(f.ts[-1]) for f in frames))
-                self.send(NEXT, MarketBatch(seq, 0, frames=frames))
-                count = sum(len(f) for f in frames)
-                sent += count
-                self.ctx.counters.add(bars=count)
-                while faults and faults[0][0] <= sent:
-                    _, victim = faults.pop(0)
-                    self.send(NEXT, Crash(f"injected after {sent} replayed bars", target=victim))
-        elif isinstance(message, Drain):
-            self.send(NEXT, message)
-        else:
-            raise TypeError(f"replay cannot handle {type(message).__name__}")
