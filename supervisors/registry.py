@@ -70,16 +70,13 @@ class Address:
             self._ref = ref
             self._closed = False
 
-    def close(self) -> int:
-        """Stop delivering (the actor was stopped on purpose); return how many held messages are dropped."""
+    def close(self) -> list[Any]:
+        """Stop delivering (the actor was stopped on purpose); return the held messages, now dropped."""
         with self._lock:
             self._closed = True
-            dropped = len(self._held or ())
-            if self._held is None:
-                self._held = []
-            else:
-                self._held.clear()
-            self.undeliverable += dropped
+            dropped = list(self._held or ())
+            self._held = []
+            self.undeliverable += len(dropped)
             return dropped
 
     @property

@@ -13,11 +13,12 @@ from loguru import logger
 from messages.pipeline import Drain
 from messages.system import ChildFailed, Crash, Hang, Heartbeat, Publish, Query, Watch
 from settings import Settings
-from supervisors.actor import ChildContext
+from supervisors.actor import ChildContext, drain_inbox
 from supervisors.clock import Clock, LiveClock
 from supervisors.health import ActorStats, Counters
 from supervisors.registry import Registry
-from supervisors.supervisor import RestartChild, StopChildren, Supervisor, SupervisorSpec
+from supervisors.supervisor import (RestartChild, StopChildren, Supervisor, SupervisorSpec, market_load,
+                                    record_dead_letter)
 from supervisors.tree import PIPELINE, tree_for
 
 __all__ = ["StartupError", "System"]
@@ -85,11 +86,19 @@ class System:
         self.supervisors[name] = ref
 
     def give_up(self, reason: str) -> None:
-        """The root gave up: stop the system."""
+        """The root gave up, or an actor is stuck: stop the system (the first reason is kept)."""
+        if self.fatal is not None:
+            return
         self.fatal = reason
         if self.started:
             logger.critical("stopping the system: {}", reason)
         self.request_stop(reason)
+
+    def orphaned(self, failed: ChildFailed) -> None:
+        """A child failed after its supervisor stopped: dead-letter its message and park its queue, so
+        the stop accounts for them."""
+        record_dead_letter(self, failed.name, failed.error, failed.failed)
+        self.parked.setdefault(failed.name, []).extend(failed.pending)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -143,9 +152,31 @@ class System:
             for ref in self.supervisors.values():
                 if ref.is_alive():
                     ref.stop(block=True, timeout=timeout)
+        self._account_stop()
         for name in ("ingress", "cryptofeed"):
             if self.resources.get(name) is not None:
                 self.resources[name].close()
+
+    def _account_stop(self) -> None:
+        """Count what will never be handled: messages still parked for an incarnation that will not
+        start (the root gave up, an actor is stuck) and held at addresses no supervisor closed.
+        Every accepted tick is then processed, dead-lettered or in ``ticks_dropped_at_stop``."""
+        messages: list[Any] = []
+        for name in self.actor_names:
+            messages += [envelope.message for envelope in self.parked.pop(name, [])]
+            address = self.registry.address(name)
+            ref = address.ref
+            if ref is not None and ref.is_alive():  # started after the stop passed it (a late restart)
+                ref.stop(block=True, timeout=self.settings.supervisor.stop_timeout_s)
+                messages += [envelope.message for envelope in drain_inbox(ref.actor_inbox)]
+            messages += address.close()
+        ticks = bars = 0
+        for message in messages:
+            t, b = market_load(message)
+            ticks, bars = ticks + t, bars + b
+        if ticks or bars:
+            self.counters.add(ticks_dropped_at_stop=ticks, bars_dropped_at_stop=bars)
+            logger.error("{:,} ticks and {:,} bars still queued were dropped at stop (counted)", ticks, bars)
 
     # -- the control view ----------------------------------------------------------------------------
 
@@ -168,14 +199,15 @@ class System:
         states = {a["state"] for a in actors.values()} | {self.stats[s].state for s in self.supervisor_specs}
         risk = dict(self.resources.get("risk") or {"halted": False, "reason": ""})
         stale = list(self.resources.get("stale", ()))
+        late = {name: a["condition"] for name, a in actors.items() if a["condition"] != "ok"}
         if self.fatal or "failed" in states:
             status = "failed"
-        elif states <= {"running"} and not risk["halted"] and not stale:
+        elif states <= {"running"} and not risk["halted"] and not stale and not late:
             status = "healthy"
         else:
             status = "degraded"
-        return {"status": status, "mode": self.mode, "actors": actors, "risk": risk, "stale": stale,
-                "tree": {"root": self._node(self.tree)}}
+        return {"status": status, "mode": self.mode, "actors": actors, "risk": risk, "stale": stale, "late": late,
+                "fatal": self.fatal, "tree": {"root": self._node(self.tree)}}
 
     def metrics(self) -> dict[str, Any]:
         """Counters; latency from ingress receive to the executor's decision, and to the end of each
@@ -185,14 +217,14 @@ class System:
         return {"counters": self.counters.snapshot(), "latency": stages.get("executor", {"samples": 0}),
                 "latency_by_stage": {name: lat for name, lat in stages.items() if lat["samples"]}}
 
-    def query(self, actor: str, what: str) -> Any:
+    def query(self, actor: str, what: str, timeout: float = 2.0) -> Any:
         """Ask an actor for a read-only view."""
         try:
-            return self.registry.address(actor).ask(Query(what), timeout=2.0)
+            return self.registry.address(actor).ask(Query(what), timeout=timeout)
         except pykka.ActorDeadError as exc:
             raise LookupError(f"{actor} is restarting; try again") from exc
         except pykka.Timeout as exc:
-            raise TimeoutError(f"{actor} did not answer within 2s") from exc
+            raise TimeoutError(f"{actor} did not answer within {timeout:g}s") from exc
 
     def watch(self, add: tuple[str, ...], remove: tuple[str, ...]) -> list[str]:
         """Change the feed's watch list; return the new list."""
