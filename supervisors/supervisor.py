@@ -114,6 +114,7 @@ class Runtime(Protocol):
     def give_up(self, reason: str) -> None: ...
     def register_supervisor(self, name: str, ref: pykka.ActorRef) -> None: ...
     def orphaned(self, failed: ChildFailed) -> None: ...
+    def count_dropped(self, messages: list[Any]) -> None: ...
 
 
 def market_load(message: Any) -> tuple[int, int]:
@@ -344,7 +345,7 @@ class Supervisor(pykka.ThreadingActor):
                     self._retire_at_stop(name, ref)
             dropped = self.runtime.registry.address(name).close()
             if dropped:
-                self._drop_at_stop(name, dropped)
+                self.runtime.count_dropped(dropped)
                 logger.warning("{}: {} messages arrived after it stopped and were not delivered", name, len(dropped))
             if stats.state != "failed":
                 stats.state = "stopped"
@@ -356,18 +357,9 @@ class Supervisor(pykka.ThreadingActor):
         if child.ctx is not None:
             child.ctx.retired = True
         current = getattr(child.actor, "_current", None)
-        self._drop_at_stop(name, [*([current] if current is not None else []),
-                                  *(e.message for e in drain_inbox(ref.actor_inbox))])
-
-    def _drop_at_stop(self, name: str, messages: list[Any]) -> None:
-        """Count the ticks and bars in messages that will never be handled because the system stops."""
-        ticks = bars = 0
-        for message in messages:
-            t, b = market_load(message)
-            ticks, bars = ticks + t, bars + b
-        if ticks or bars:
-            self.runtime.counters.add(ticks_dropped_at_stop=ticks, bars_dropped_at_stop=bars)
-            logger.error("{}: {:,} ticks and {:,} bars dropped at stop (counted)", name, ticks, bars)
+        queued = [envelope.message for envelope in drain_inbox(ref.actor_inbox)]
+        ref.tell(pykka.messages._ActorStop())  # noqa: SLF001  (the drain took the stop too)
+        self.runtime.count_dropped([*([current] if current is not None else []), *queued])
 
     # -- failures ---------------------------------------------------------------------------------------
 

@@ -32,16 +32,17 @@ class System:
     """Builds, runs and stops the actor tree of one mode; also the control socket's view of it."""
 
     def __init__(self, settings: Settings, mode: str, resources: dict[str, Any] | None = None,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, tree: SupervisorSpec | None = None) -> None:
+        """``tree``: the supervision tree to run instead of the mode's own (drills and tests)."""
         self.settings = settings
         self.mode = mode
         self.clock = clock or LiveClock()
-        self.registry = Registry()
+        self.registry = Registry(on_drop=self._dropped_after_stop)
         self.counters = Counters()
         self.resources = dict(resources or {})
         self.resources.setdefault("view", self)
         self.resources.setdefault("events", mode == "live")
-        self.tree = tree_for(mode)
+        self.tree = tree or tree_for(mode)
         self.actor_names = tuple(self.tree.workers())
         self.owners: dict[str, str] = {}
         self.supervisor_specs: dict[str, SupervisorSpec] = {}
@@ -167,16 +168,26 @@ class System:
             address = self.registry.address(name)
             ref = address.ref
             if ref is not None and ref.is_alive():  # started after the stop passed it (a late restart)
-                ref.stop(block=True, timeout=self.settings.supervisor.stop_timeout_s)
+                address.hold()
                 messages += [envelope.message for envelope in drain_inbox(ref.actor_inbox)]
+                ref.stop(block=False)
             messages += address.close()
+        self.count_dropped(messages)
+
+    def _dropped_after_stop(self, message: Any) -> None:
+        """A message told to an actor already stopped (a stop does not drain): count what it carried."""
+        self.count_dropped([message])
+
+    def count_dropped(self, messages: list[Any]) -> None:
+        """Count the ticks and bars in messages that will never be handled because the system stops."""
         ticks = bars = 0
         for message in messages:
             t, b = market_load(message)
             ticks, bars = ticks + t, bars + b
         if ticks or bars:
             self.counters.add(ticks_dropped_at_stop=ticks, bars_dropped_at_stop=bars)
-            logger.error("{:,} ticks and {:,} bars still queued were dropped at stop (counted)", ticks, bars)
+            logger.error("{:,} ticks and {:,} bars that could no longer be handled were dropped at stop (counted)",
+                         ticks, bars)
 
     # -- the control view ----------------------------------------------------------------------------
 
