@@ -109,3 +109,32 @@ def test_fifty_crashes_and_a_slow_actor_lose_nothing(live_settings: Settings) ->
     finally:
         stop.set()
         system.stop()
+
+
+def test_a_stuck_actor_stops_the_system_with_every_tick_accounted(live_settings: Settings) -> None:
+    settings = live_settings.with_values({
+        "supervisor.heartbeat_s": 0.05, "supervisor.heartbeat_timeout_s": 0.1, "supervisor.stuck_timeout_s": 1.0,
+    })
+    system = System(settings, "live", {"ingress": IngressSocket(settings.ingress.endpoint, 1_000_000),
+                                       "symbols": settings.feed.symbols})
+    system.start()
+    stop, ready, sent = threading.Event(), threading.Event(), [0]
+    publisher = threading.Thread(target=publish, args=(settings.ingress.endpoint, ready, sent, stop), daemon=True)
+    try:
+        system.registry.tell("buffer", Hang(2.5))  # stuck past the 1 s patience; ticks pile up behind it
+        publisher.start()
+        assert ready.wait(10)
+        assert system.stop_requested.wait(20)
+        assert system.fatal is not None and "buffer is stuck" in system.fatal and "inside Hang" in system.fatal
+        assert system.health()["actors"]["buffer"]["state"] == "failed"
+        stop.set()
+        publisher.join(timeout=30)
+        system.stop()
+        c = system.counters.snapshot()
+        assert c["hangs"] == 1 and c["dead_letters"] == 1  # the Hang itself, carrying no tick
+        assert c["ticks_accepted"] > 0 and c["ticks_dropped_at_stop"] > 0
+        assert c["ticks_received"] == c["ticks_accepted"] + c["ticks_rejected"]
+        assert c["ticks_accepted"] == c["ticks_processed"] + c["ticks_dead_lettered"] + c["ticks_dropped_at_stop"]
+    finally:
+        stop.set()
+        system.stop()
