@@ -152,6 +152,7 @@ class _Child:
     processed_at_start: int = 0
     heartbeat: Any = None
     heartbeat_sent: float = 0.0
+    heartbeat_sent_ns: int = 0   # the same on the wall clock (health compares it with message start times)
     progress_mark: int = 0       # stats.processed when progress was last seen
     progress_at: float = 0.0     # when progress (or a wait) was last seen
     parked: dict[str, list[Any]] = field(default_factory=dict)
@@ -468,18 +469,19 @@ class Supervisor(pykka.ThreadingActor):
             stats = self.runtime.stats[name]
             if child.heartbeat is not None and _resolved(child.heartbeat):
                 child.heartbeat = None
-                if stats.late:
-                    stats.late = False
+                if stats.late_since_ns:
+                    stats.late_since_ns = 0
                     logger.info("{} answers its heartbeat again", name)
             if child.heartbeat is None:
                 child.heartbeat = child.ref.ask(Heartbeat(), block=False)
+                child.heartbeat_sent_ns = time.time_ns()
                 child.heartbeat_sent = child.progress_at = now
                 child.progress_mark = stats.processed
                 continue
             if now - child.heartbeat_sent <= self.heartbeat_timeout:
                 continue
-            if not stats.late:
-                stats.late = True
+            if not stats.late_since_ns:
+                stats.late_since_ns = child.heartbeat_sent_ns
                 logger.warning("{} has not answered its heartbeat for {:.2f}s: {}", name, now - child.heartbeat_sent,
                                _describe(stats.condition()))
             if stats.waiting or stats.processed != child.progress_mark:
