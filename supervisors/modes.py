@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from actors.control.security import control_security
 from actors.feed.actor import IngressSocket
-from actors.feed.replay import ReplayPlan
+from actors.feed.replay import ReplayPlan, in_flight
 from actors.feed.replay_actor import StartReplay
 from actors.feed.publisher import run_simulator
 from actors.store.db import Database, open_existing, read_stored_bars
@@ -235,16 +235,19 @@ def _replay(system: System, total: int, progress: bool, faults: tuple[tuple[int,
 
 
 def _ask(system: System, actor: str, message: Any) -> pykka.ThreadingFuture:
-    ref = system.registry.address(actor).ref
-    if ref is None:
-        raise BacktestFailed(system.fatal or f"{actor} is not running", {})
+    """Ask ``actor`` without a deadline (``_await`` watches the answer), once it runs (it may be restarting)."""
+    address = system.registry.address(actor)
+    while (ref := address.ref) is None:
+        if system.stop_requested.wait(0.01):
+            raise BacktestFailed(system.fatal or system.stop_reason, {})
     return ref.ask(message, block=False)
 
 
 def _await(system: System, future: pykka.ThreadingFuture, bar: Any) -> Any:
-    """Wait for ``future`` as long as the system runs and the pipeline moves; BacktestFailed if the
-    system stops, or if nothing moves for ``supervisor.stuck_timeout_s`` (then something was lost
-    without a stuck actor to blame; it never happens by design, but a backtest must not hang)."""
+    """Wait for ``future`` as long as the system runs and the pipeline moves (counters change, actors
+    finish messages, or one is blocked, which it bounds itself); BacktestFailed if the system stops, or
+    if nothing moves for ``supervisor.stuck_timeout_s`` (an actor stuck that long stops the system
+    first; this catches anything else, so a backtest never hangs)."""
     patience = system.settings.supervisor.stuck_timeout_s
     moved = time.monotonic()
     last = None
@@ -258,11 +261,10 @@ def _await(system: System, future: pykka.ThreadingFuture, bar: Any) -> Any:
         c = system.counters.snapshot()
         now = (c["bars"], c["bars_processed"], c["bars_dead_lettered"], c["dead_letters"],
                sum(s.processed for s in system.stats.values()))
-        if now != last or any(s.busy_with or s.waiting for s in system.stats.values()):
+        if now != last or any(s.waiting for s in system.stats.values()):
             last, moved = now, time.monotonic()
         elif time.monotonic() - moved > patience:
-            system.give_up(f"the pipeline stopped moving for {patience:g}s with "
-                           f"{c['bars'] - c['bars_processed'] - c['bars_dead_lettered']:,} bars in flight")
+            system.give_up(f"the pipeline stopped moving for {patience:g}s with {in_flight(c):,} bars in flight")
             raise BacktestFailed(system.fatal or "the pipeline stopped moving", {})
         if bar is not None:
             bar.update(c["bars_processed"] - bar.n)
