@@ -204,8 +204,8 @@ def cmd_live(args: argparse.Namespace) -> int:
     equity = f"{result.equity:,.2f}" if result.equity is not None else "n/a"
     print(f"live run ended after {result.seconds:.1f}s ({result.reason})")
     print(f"  ticks     received {c['ticks_received']:,}  accepted {c['ticks_accepted']:,}  "
-          f"rejected {c['ticks_rejected']:,}  processed {c['ticks_processed']:,}  dead-lettered {c['ticks_dead_lettered']:,}  "
-          f"dropped at stop {c['ticks_dropped_at_stop']:,}")
+          f"rejected {c['ticks_rejected']:,}  processed {c['ticks_processed']:,}  "
+          f"dead-lettered {c['ticks_dead_lettered']:,}  dropped at stop {c['ticks_dropped_at_stop']:,}")
     print(f"  bars      {c['bars']:,}")
     print(f"  signals   {c['signals']:,}")
     print(f"  orders    {c['orders']:,}  fills {c['fills']:,}")

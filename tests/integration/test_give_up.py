@@ -12,7 +12,8 @@ from tests.helpers import ctl, start_cli, wait_for_control
 pytestmark = pytest.mark.timeout(120)
 
 
-def test_two_hundred_fast_crashes_stop_live_with_every_tick_accounted(endpoints: dict[str, str], tmp_path: Path) -> None:
+def test_two_hundred_fast_crashes_stop_live_with_every_tick_accounted(endpoints: dict[str, str],
+                                                                     tmp_path: Path) -> None:
     settings = tmp_path / "settings.toml"
     settings.write_text("[supervisor]\nmax_restarts = 3\nbackoff_max_s = 0.05\n")
     process = start_cli("live", "--duration", "60", "--allow-fault-injection", "--db", str(tmp_path / "live.db"),
