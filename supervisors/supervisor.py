@@ -246,6 +246,7 @@ class Supervisor(pykka.ThreadingActor):
         stats = self.runtime.stats[name]
         child.instance = _next_instance()
         child.heartbeat = None
+        stats.late_since_ns = 0
         if isinstance(child.spec, SupervisorSpec):
             child.ref = Supervisor.start(child.spec, self.runtime, self.actor_ref, child.instance)
             # Wait until it has started its own children: the tree starts in dependency order, so a later
@@ -414,6 +415,9 @@ class Supervisor(pykka.ThreadingActor):
         for target in decision.targets:
             if target != name:
                 self._kill(target)
+            if self.runtime.fatal:  # a sibling was stuck: nothing restarts
+                stats.state = "failed"
+                return
             self.runtime.stats[target].state = "restarting"
             self.runtime.stats[target].restarts += 1
         if decision.delay_s > 0:
