@@ -36,6 +36,9 @@ class ReplayPlan:
             order = np.lexsort((codes, ts))  # stable: by time, then symbol, then position
             ts, codes, tf_codes = ts[order], codes[order], tf_codes[order]
             columns = {name: column[order] for name, column in columns.items()}
+        # the smallest integer type that holds the codes: these arrays are as long as the data set
+        codes = codes.astype(np.min_scalar_type(max(len(symbols) - 1, 0)), copy=False)
+        tf_codes = tf_codes.astype(np.min_scalar_type(max(len(timeframes) - 1, 0)), copy=False)
         self.symbols = [str(s) for s in symbols]
         self.timeframes = [str(t) for t in timeframes]
         self.ts, self.codes, self.tf_codes, self.columns = ts, codes, tf_codes, columns
