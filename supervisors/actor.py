@@ -113,6 +113,10 @@ class SupervisedActor(pykka.ThreadingActor):
     downstream: str | None = None
     """The next actor down the pipeline (markers and targeted faults travel there)."""
 
+    use_daemon_thread = True
+    """A stuck incarnation (retired, its thread impossible to stop) must not keep the process from
+    exiting once the system has stopped and said why."""
+
     checkpoint_on: tuple[type, ...] = (MarketBatch,)
     """After handling a message of these types, the state (``snapshot``) is checkpointed."""
 

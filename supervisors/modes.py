@@ -246,9 +246,10 @@ def _ask(system: System, actor: str, message: Any) -> pykka.ThreadingFuture:
 def _await(system: System, future: pykka.ThreadingFuture, bar: Any) -> Any:
     """Wait for ``future`` as long as the system runs and the pipeline moves (counters change, actors
     finish messages, or one is blocked, which it bounds itself); BacktestFailed if the system stops, or
-    if nothing moves for ``supervisor.stuck_timeout_s`` (an actor stuck that long stops the system
-    first; this catches anything else, so a backtest never hangs)."""
-    patience = system.settings.supervisor.stuck_timeout_s
+    if nothing moves for twice ``supervisor.stuck_timeout_s`` (a stuck actor stops the system before,
+    with its name; this catches anything else, so a backtest never hangs)."""
+    s = system.settings.supervisor
+    patience = 2 * s.stuck_timeout_s + s.heartbeat_s
     moved = time.monotonic()
     last = None
     while True:

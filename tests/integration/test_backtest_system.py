@@ -152,6 +152,8 @@ def test_a_fifty_ms_heartbeat_timeout_and_fifty_bar_batches_give_the_default_tra
 
 
 FLAKY = '''
+import threading
+
 import numpy as np
 
 calls = [0]
@@ -195,4 +197,21 @@ def test_when_the_root_gives_up_the_backtest_fails_in_one_line_and_accounts_for_
     assert found, last
     read, processed, dead, dropped = (int(g.replace(",", "")) for g in found.groups())
     assert read > 0 and dead > 0
+    assert read == processed + dead + dropped
+
+
+def test_a_stuck_actor_fails_the_backtest_in_one_line_and_the_process_exits(tmp_path: Path) -> None:
+    """The model plug-in never returns from its third call: the model is stuck, the run fails loudly
+    (its thread cannot be stopped) and the process still exits, every bar accounted for."""
+    settings, env = _plugin(tmp_path, "stuck", "calls[0] == 3 and threading.Event().wait()", heartbeat_s=0.05,
+                            heartbeat_timeout_s=0.1, stuck_timeout_s=1.0)
+    result = _run_cli_in(tmp_path, "--settings", settings, env=env)
+    assert result.returncode == 1 and result.stdout == ""
+    last = result.stderr.strip().splitlines()[-1]
+    found = re.fullmatch(r"run\.py: error: backtest failed: model is stuck: no heartbeat answer .* inside MarketBatch;"
+                         r" .* \(bars read ([\d,]+), processed ([\d,]+), dead-lettered ([\d,]+), dropped at stop "
+                         r"([\d,]+)\)", last)
+    assert found, last
+    read, processed, dead, dropped = (int(g.replace(",", "")) for g in found.groups())
+    assert dead > 0 and dropped > 0
     assert read == processed + dead + dropped
