@@ -161,7 +161,7 @@ class SupervisedActor(pykka.ThreadingActor):
     def waiting(self, why: str) -> Iterator[None]:
         """Mark this actor as blocked on something outside it (a locked database, a venue) while the
         block runs (actor thread). Health shows ``why`` and since when; the supervisor reports the
-        actor as blocked and does not take it for hung meanwhile. The actor bounds the wait itself."""
+        actor as blocked and never takes it for stuck meanwhile. The actor bounds the wait itself."""
         stats = self.ctx.stats
         stats.waiting_since_ns, stats.waiting = time.time_ns(), why
         try:

@@ -372,7 +372,7 @@ class Supervisor(pykka.ThreadingActor):
         handed_over = failed.instance in self.claimed  # _kill already parked its queue, in order
         self.claimed.discard(failed.instance)
         if failed.instance != child.instance:
-            # An incarnation already replaced (killed with its group, or hung) failed late: its
+            # An incarnation already replaced (killed with its group) failed late: its
             # message is still dead-lettered, and anything it held goes to the current one.
             self._dead_letter(failed.name, failed.error, failed.failed)
             address = self.runtime.registry.address(failed.name)
