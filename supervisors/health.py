@@ -52,7 +52,7 @@ class ActorStats:
     """
 
     __slots__ = ("_state", "busy_with", "errors", "last_activity_ns", "late_since_ns", "latency", "name", "on_change",
-                 "processed", "restarts", "waiting", "waiting_since_ns")
+                 "processed", "restarts", "slow_after_ns", "waiting", "waiting_since_ns")
 
     def __init__(self, name: str, on_change: Callable[[ActorStats, str], None] | None = None) -> None:
         self.name = name
@@ -66,7 +66,8 @@ class ActorStats:
         self.waiting = ""         # what the actor is blocked on outside itself ("" when it is not)
         self.waiting_since_ns = 0  # wall clock when it began waiting
         self.busy_with = ""       # the type of the message being handled ("" between messages)
-        self.late_since_ns = 0    # while a heartbeat is overdue: wall clock when it was asked (set by the supervisor)
+        self.late_since_ns = 0    # while a heartbeat is overdue: wall clock when it was asked (by the supervisor)
+        self.slow_after_ns = 0    # inside one message this long while late is slow (the heartbeat timeout)
 
     @property
     def state(self) -> str:
@@ -83,20 +84,18 @@ class ActorStats:
         """How the actor is doing besides its state.
 
         ``condition`` is ``blocked`` while it waits on something outside itself (``on``: what, ``for_s``:
-        how long), ``slow`` while its heartbeat is overdue because it has been inside one message since
-        before the heartbeat was asked (``in``: the message type, ``for_s``: how long it has been in it),
-        ``busy`` while its heartbeat is overdue but messages are finishing (it waits behind a long
-        mailbox), else ``ok``.
+        how long), ``slow`` while its heartbeat is overdue and it has been inside one message for at least
+        ``slow_after_ns`` (``in``: the message type, ``for_s``: how long it has been in it), ``busy`` while
+        its heartbeat is overdue but messages are finishing (it waits behind a long mailbox), else ``ok``.
         """
         now_ns = time.time_ns() if now_ns is None else now_ns
         waiting, since = self.waiting, self.waiting_since_ns
         if waiting:
             return {"condition": "blocked", "on": waiting, "for_s": round(max(0, now_ns - since) / 1e9, 3)}
-        asked = self.late_since_ns
-        if not asked:
+        if not self.late_since_ns:
             return {"condition": "ok"}
         busy_with, began = self.busy_with, self.last_activity_ns
-        if busy_with and began <= asked:
+        if busy_with and now_ns - began >= self.slow_after_ns:
             return {"condition": "slow", "in": busy_with, "for_s": round(max(0, now_ns - began) / 1e9, 3)}
         return {"condition": "busy"}
 

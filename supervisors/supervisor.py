@@ -247,6 +247,7 @@ class Supervisor(pykka.ThreadingActor):
         child.instance = _next_instance()
         child.heartbeat = None
         stats.late_since_ns = 0
+        stats.slow_after_ns = int(self.heartbeat_timeout * 1e9)
         if isinstance(child.spec, SupervisorSpec):
             child.ref = Supervisor.start(child.spec, self.runtime, self.actor_ref, child.instance)
             # Wait until it has started its own children: the tree starts in dependency order, so a later

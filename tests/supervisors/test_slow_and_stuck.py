@@ -165,11 +165,11 @@ def test_the_stuck_timeout_is_at_least_the_heartbeat_timeout() -> None:
 def test_health_tells_blocked_from_slow_from_busy() -> None:
     stats = ActorStats("a")
     assert stats.condition() == {"condition": "ok"}
-    stats.late_since_ns = 2_000_000_000  # the overdue heartbeat was asked then
+    stats.late_since_ns, stats.slow_after_ns = 2_000_000_000, 1_000_000_000  # late; slow after 1 s in a message
     assert stats.condition() == {"condition": "busy"}
-    stats.busy_with, stats.last_activity_ns = "Persist", 2_500_000_000  # began after the ask: moving on
+    stats.busy_with, stats.last_activity_ns = "Persist", 3_000_000_000  # 0.5 s in it: still moving on
     assert stats.condition(3_500_000_000) == {"condition": "busy"}
-    stats.busy_with, stats.last_activity_ns = "MarketBatch", 1_000_000_000  # the ask waits behind this one
+    stats.busy_with, stats.last_activity_ns = "MarketBatch", 1_000_000_000
     assert stats.condition(3_500_000_000) == {"condition": "slow", "in": "MarketBatch", "for_s": 2.5}
     stats.waiting, stats.waiting_since_ns = "the database lock", 2_000_000_000
     assert stats.condition(3_500_000_000) == {"condition": "blocked", "on": "the database lock", "for_s": 1.5}
