@@ -13,7 +13,7 @@ from loguru import logger
 from messages.pipeline import Drain
 from messages.system import ChildFailed, Crash, Hang, Heartbeat, Publish, Query, Watch
 from settings import Settings
-from supervisors.actor import ChildContext, drain_inbox
+from supervisors.actor import ChildContext
 from supervisors.clock import Clock, LiveClock
 from supervisors.health import ActorStats, Counters
 from supervisors.registry import Registry
@@ -165,13 +165,7 @@ class System:
         messages: list[Any] = []
         for name in self.actor_names:
             messages += [envelope.message for envelope in self.parked.pop(name, [])]
-            address = self.registry.address(name)
-            ref = address.ref
-            if ref is not None and ref.is_alive():  # started after the stop passed it (a late restart)
-                address.hold()
-                messages += [envelope.message for envelope in drain_inbox(ref.actor_inbox)]
-                ref.stop(block=False)
-            messages += address.close()
+            messages += self.registry.address(name).close()
         self.count_dropped(messages)
 
     def _dropped_after_stop(self, message: Any) -> None:
@@ -228,14 +222,14 @@ class System:
         return {"counters": self.counters.snapshot(), "latency": stages.get("executor", {"samples": 0}),
                 "latency_by_stage": {name: lat for name, lat in stages.items() if lat["samples"]}}
 
-    def query(self, actor: str, what: str, timeout: float = 2.0) -> Any:
+    def query(self, actor: str, what: str) -> Any:
         """Ask an actor for a read-only view."""
         try:
-            return self.registry.address(actor).ask(Query(what), timeout=timeout)
+            return self.registry.address(actor).ask(Query(what), timeout=2.0)
         except pykka.ActorDeadError as exc:
             raise LookupError(f"{actor} is restarting; try again") from exc
         except pykka.Timeout as exc:
-            raise TimeoutError(f"{actor} did not answer within {timeout:g}s") from exc
+            raise TimeoutError(f"{actor} did not answer within 2s") from exc
 
     def watch(self, add: tuple[str, ...], remove: tuple[str, ...]) -> list[str]:
         """Change the feed's watch list; return the new list."""
