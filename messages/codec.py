@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import msgpack
 import msgspec
 
-from messages.market import SYMBOL_PATTERN, Bar, Tick, timeframe_ns
+from messages.market import SYMBOL_PATTERN, Bar, Tick, mid_price, timeframe_ns
 
 __all__ = [
     "MAX_CONTROL_BYTES", "MAX_MESSAGE_BYTES", "REJECTION_REASONS", "Rejection", "decode_control",
@@ -127,6 +127,7 @@ class _WireTick(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 _decode_wire_tick = msgspec.msgpack.Decoder(_WireTick).decode
 _NAN = math.nan
+_INF = math.inf
 _tuple_new = tuple.__new__  # what Tick(...) calls, without the Python frame of its generated __new__
 
 
@@ -164,8 +165,11 @@ def fast_tick(topic_frame: bytes, payload_frame: bytes) -> Tick | None:
         return _tuple_new(Tick, (symbol, wire.ts, _NAN, _NAN, last, volume, wire.src, wire.seq))
     if ask is None or bid > ask:
         return None
-    return _tuple_new(Tick, (symbol, wire.ts, bid, ask, (bid + ask) / 2.0 if last is None else last, volume,
-                             wire.src, wire.seq))
+    if last is None:
+        last = (bid + ask) / 2.0
+        if last == _INF:  # the sum of two finite prices overflowed; the halves do not
+            last = bid * 0.5 + ask * 0.5
+    return _tuple_new(Tick, (symbol, wire.ts, bid, ask, last, volume, wire.src, wire.seq))
 
 
 def _decode_slow(frames: list[bytes]) -> Tick | Bar | Rejection:
@@ -277,7 +281,7 @@ def _tick(body: dict, symbol: str, ts: int, src: str, seq: int) -> Tick | Reject
         return Tick(symbol, ts, math.nan, math.nan, last, volume, src, seq)
     if bid > ask:
         return Rejection("crossed_quote", f"{bid} > {ask}")
-    return Tick(symbol, ts, bid, ask, (bid + ask) / 2.0 if last is None else last, volume, src, seq)
+    return Tick(symbol, ts, bid, ask, mid_price(bid, ask) if last is None else last, volume, src, seq)
 
 
 def _bar(body: dict, symbol: str, ts: int, src: str, seq: int) -> Bar | Rejection:

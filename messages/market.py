@@ -11,7 +11,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["SYMBOL_PATTERN", "Bar", "BarFrame", "Tick", "frame_from_bars", "readonly", "timeframe_ns"]
+__all__ = ["SYMBOL_PATTERN", "Bar", "BarFrame", "Tick", "frame_from_bars", "mid_price", "readonly",
+           "timeframe_ns"]
 
 SYMBOL_PATTERN = re.compile(r"[A-Za-z0-9._:/\-]{1,32}")
 """A symbol: 1-32 of letters, digits and ``._:/-`` (match with ``fullmatch``)."""
@@ -31,6 +32,17 @@ def timeframe_ns(timeframe: str) -> int:
     if not count.isdigit() or int(count) <= 0:
         raise ValueError(f"bad timeframe {timeframe!r}: expected a positive number before the unit")
     return int(count) * _UNITS_NS[timeframe[-1]]
+
+
+def mid_price(bid: float, ask: float) -> float:
+    """Return the mid of two finite prices, finite even where their sum would overflow.
+
+    Equal to ``(bid + ask) / 2`` whenever that is finite (halving is exact in binary floating point).
+    """
+    mid = (bid + ask) / 2.0
+    if mid == math.inf:
+        return bid * 0.5 + ask * 0.5
+    return mid
 
 
 class Tick(NamedTuple):
