@@ -47,6 +47,10 @@ REJECTION_REASONS = (
     "not_json",          # cryptofeed: the text after the key is not JSON
     "unsupported_channel",  # cryptofeed: a channel other than ticker or trades
     "unobserved_symbol", # valid, but the symbol is not on the watch list
+    "future_timestamp",  # ts later than the feed's clock plus ingress.max_future_s
+    "old_timestamp",     # ts earlier than the feed's clock less ingress.max_age_s
+    "symbol_limit",      # watching every symbol (*), and feed.max_symbols distinct ones are taken
+    "timeframe_limit",   # a bar of a new timeframe for a symbol that has ingress.max_timeframes
     "internal_error",    # the feed failed while validating; the batch is also dead-lettered
 )
 

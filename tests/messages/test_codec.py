@@ -198,7 +198,8 @@ def test_malformed_message_is_rejected_with_the_named_reason(frames: list[bytes]
 
 
 def test_every_reason_decode_ingress_can_produce_is_covered_by_a_hand_made_message() -> None:
-    produced_elsewhere = {"unobserved_symbol", "internal_error", "not_json", "unsupported_channel"}  # cryptofeed
+    produced_elsewhere = {"unobserved_symbol", "internal_error", "not_json", "unsupported_channel",  # cryptofeed
+                          "future_timestamp", "old_timestamp", "symbol_limit", "timeframe_limit"}  # the Ingest
     covered = {reason for _, _, reason, _ in REJECTIONS}
     assert covered == set(REJECTION_REASONS) - produced_elsewhere
 
