@@ -19,13 +19,15 @@ import msgspec
 from messages.market import SYMBOL_PATTERN, Bar, Tick, mid_price, timeframe_ns
 
 __all__ = [
-    "MAX_CONTROL_BYTES", "MAX_MESSAGE_BYTES", "REJECTION_REASONS", "Rejection", "decode_control",
-    "decode_ingress", "encode_bar", "encode_control", "encode_event", "encode_tick", "fast_tick", "packb",
-    "tick_from_map", "unpackb",
+    "MAX_CONTROL_BYTES", "MAX_CONTROL_READ", "MAX_INGRESS_READ", "MAX_MESSAGE_BYTES", "REJECTION_REASONS", "Rejection",
+    "decode_control", "decode_ingress", "encode_bar", "encode_control", "encode_event", "encode_tick", "fast_tick",
+    "packb", "tick_from_map", "unpackb",
 ]
 
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_CONTROL_BYTES = 64 * 1024
+MAX_INGRESS_READ = 1024 * 1024  # the ingress socket's MAXMSGSIZE: a larger frame is never read (the peer is cut off)
+MAX_CONTROL_READ = 1024 * 1024  # the control socket's: between the two limits a request is read and refused
 
 REJECTION_REASONS = (
     "bad_frames",        # not exactly two frames

@@ -10,6 +10,7 @@ import zmq
 from actors.control.security import CurveKeys, CurveServer
 from actors.feed.ingress import Ingest, IngestResult, WatchList, ingress_limits
 from actors.feed.stale import StaleWatch
+from messages.codec import MAX_INGRESS_READ
 from messages.pipeline import Drain, MarketBatch
 from messages.system import Internal, Query, Watch
 from supervisors.actor import SupervisedActor, publish
@@ -47,7 +48,7 @@ class IngressSocket:
                 self._auth.secure(sock)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.RCVHWM, self.rcvhwm)
-            sock.setsockopt(zmq.MAXMSGSIZE, 1 << 20)  # a peer sending over 1 MiB is cut off (memory bound)
+            sock.setsockopt(zmq.MAXMSGSIZE, MAX_INGRESS_READ)  # a peer sending a larger frame is cut off unread
             sock.setsockopt(zmq.SUBSCRIBE, b"")
             try:
                 sock.bind(self.endpoint)

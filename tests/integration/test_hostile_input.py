@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -11,8 +12,8 @@ import zmq
 
 from actors.control.security import generate_keypair, ingress_security, load_curve
 from actors.feed.actor import IngressSocket
-from actors.feed.publisher import Publisher
-from messages.codec import encode_bar, encode_tick, packb
+from actors.feed.publisher import CompressedClock, Publisher, run_simulator
+from messages.codec import decode_ingress, encode_bar, encode_tick, packb, unpackb
 from messages.market import Bar, Tick
 from settings import Settings
 from supervisors.system import System
@@ -212,3 +213,68 @@ def test_a_curve_ingress_takes_ticks_from_a_known_key_only(live_settings: Settin
         secure.close(0)
         plain.close()
         system.stop()
+
+
+def test_oversized_requests_and_frames_are_refused_and_later_ones_served(live_settings: Settings) -> None:
+    system = start_system(live_settings)
+    endpoint = live_settings.control.endpoint
+    try:
+        for size, answered in ((100 * 1024, True), (2 * 1024 * 1024, False)):
+            sock = zmq.Context.instance().socket(zmq.REQ)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(endpoint)
+            sock.send(packb({"cmd": "ping", "pad": "x" * size}))
+            if answered:  # read, and refused with an error
+                assert sock.poll(5000)
+                assert "request too large" in unpackb(sock.recv())["error"]
+            else:  # over the socket's MAXMSGSIZE: cut off by ZeroMQ, never read into memory
+                assert not sock.poll(1000)
+            sock.close(0)
+        assert ctl(endpoint, "ping") == {"ok": True, "pong": True}
+
+        ts = time.time_ns() - MINUTE
+        big = Publisher(live_settings.ingress.endpoint)
+        big.wait_for_subscriber()
+        big.send_frames([b"tick.BTCUSD", b"x" * (100 * 1024)])  # over 64 KiB: read and rejected
+        big.send_frames([b"tick.BTCUSD", b"x" * (2 * 1024 * 1024)])  # over MAXMSGSIZE: the peer is cut off
+        big.close()
+        publisher = Publisher(live_settings.ingress.endpoint)
+        publisher.wait_for_subscriber()
+        publisher.send_tick(hostile(ts))
+        publisher.close()
+        counters = received(endpoint, 2)
+        assert counters["rejected_by_reason"] == {"oversized": 1} and counters["ticks_accepted"] == 1
+        assert system.health()["status"] == "healthy"
+    finally:
+        system.stop()
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_the_simulator_never_stamps_a_tick_ahead_of_the_clock_it_is_judged_by(compressed: bool) -> None:
+    endpoint = free_endpoint()
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.bind(endpoint)
+    origin = time.time_ns() - SEC  # a second back: at 600x the wall clock is overtaken within 2 ms
+    clock = CompressedClock(origin, 600.0) if compressed else None
+    stop = threading.Event()
+    sender = threading.Thread(target=run_simulator, args=(endpoint, SYMBOLS, 20_000.0, 600.0, 7, stop, 2000, origin),
+                              kwargs={"clock": clock})
+    sender.start()
+    try:
+        stamps = []
+        while len(stamps) < 2000:
+            assert sub.poll(10_000), f"{len(stamps)} ticks arrived"
+            frames = sub.recv_multipart()
+            judge = clock.now_ns() if clock is not None else time.time_ns()
+            tick = decode_ingress(frames)
+            assert isinstance(tick, Tick) and tick.ts <= judge
+            stamps.append(tick.ts)
+        assert stamps == sorted(stamps) and stamps[0] == origin
+        # compressed: 2000 ticks at 20,000/s span 60 simulated seconds; capped: they stop at the wall clock
+        assert (stamps[-1] - origin >= 59 * SEC) if compressed else (stamps[-1] - origin < 10 * SEC)
+    finally:
+        stop.set()
+        sender.join(timeout=10)
+        sub.close(0)
