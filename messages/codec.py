@@ -112,7 +112,8 @@ def encode_bar(bar: Bar) -> list[bytes]:
     return [b"bar." + bar.symbol.encode("ascii"), packb(body)]
 
 
-_TOPICS: dict[bytes, str] = {}  # tick topics seen valid -> their symbol (bounded)
+_TOPICS: dict[bytes, str] = {}  # tick topics seen valid -> their symbol (at most _TOPICS_MAX; others: slow path)
+_TOPICS_MAX = 10_000
 _FLOAT_MAX = sys.float_info.max
 _Price = Annotated[float, msgspec.Meta(gt=0.0, le=_FLOAT_MAX)]  # NaN and inf fail both bounds
 
@@ -203,7 +204,7 @@ def _decode_slow(frames: list[bytes]) -> Tick | Bar | Rejection:
     symbol, ts, src, seq = common
     if kind == "tick":
         decoded = _tick(body, symbol, ts, src, seq)
-        if isinstance(decoded, Tick) and len(_TOPICS) < 100_000:
+        if isinstance(decoded, Tick) and len(_TOPICS) < _TOPICS_MAX:
             _TOPICS[bytes(topic_frame)] = symbol
         return decoded
     return _bar(body, symbol, ts, src, seq)

@@ -28,7 +28,8 @@ def check_symbols(symbols: Iterable[Any]) -> tuple[str, ...]:
     for symbol in checked:
         if symbol != EVERY_SYMBOL and (not isinstance(symbol, str) or SYMBOL_PATTERN.fullmatch(symbol) is None):
             shown = symbol[:40] if isinstance(symbol, str) else type(symbol).__name__
-            raise ValueError(f"bad symbol {shown!r}: a symbol is 1-32 of letters, digits and ._:/- (or * for every symbol)")
+            raise ValueError(f"bad symbol {shown!r}: a symbol is 1-32 of letters, digits and ._:/- "
+                             "(or * for every symbol)")
     return checked
 
 

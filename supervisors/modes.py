@@ -18,7 +18,7 @@ from tqdm import tqdm
 from actors.control.security import control_security, ingress_security
 from actors.feed.actor import IngressSocket
 from actors.feed.replay_actor import StartReplay
-from actors.feed.publisher import CompressedClock, run_simulator
+from actors.feed.publisher import MINUTE_NS, CompressedClock, run_simulator
 from actors.store.db import Database, open_existing, read_stored_bars
 from actors.store.history import DataError, finest_per_symbol, load_bar_file, select_range
 from messages.pipeline import Drain
@@ -62,8 +62,9 @@ def run_live(settings: Settings, duration: float | None, stop: threading.Event |
     control, feed = settings.control, settings.feed
     try:
         curve = control_security((control.endpoint, control.events), control.curve_secret_key, control.curve_clients)
-        ingress_curve = ingress_security(tuple(e for e in (settings.ingress.endpoint, settings.ingress.cryptofeed) if e),
-                                         control.curve_secret_key, control.curve_clients, settings.ingress.insecure)
+        bound = tuple(e for e in (settings.ingress.endpoint, settings.ingress.cryptofeed) if e)
+        ingress_curve = ingress_security(bound, control.curve_secret_key, control.curve_clients,
+                                         settings.ingress.insecure)
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     if ingress_curve is not None and feed.source == "sim":
@@ -72,7 +73,7 @@ def run_live(settings: Settings, duration: float | None, stop: threading.Event |
     sim_clock, prices = None, {}
     if feed.source == "sim":  # its ticks are judged by its own compressed clock, not the wall clock
         start_ns, prices = _stored_end(settings)
-        sim_clock = CompressedClock(time.time_ns() // 60_000_000_000 * 60_000_000_000 if start_ns is None else start_ns,
+        sim_clock = CompressedClock(time.time_ns() // MINUTE_NS * MINUTE_NS if start_ns is None else start_ns,
                                     feed.sim_speed)
     ingress = IngressSocket(settings.ingress.endpoint, settings.ingress.rcvhwm, ingress_curve)
     cryptofeed = (IngressSocket(settings.ingress.cryptofeed, settings.ingress.rcvhwm, ingress_curve)

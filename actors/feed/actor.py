@@ -133,8 +133,7 @@ class FeedActor(SupervisedActor):
             self._serve()
             self.actor_ref.tell(_POLL)
         elif isinstance(message, Watch):
-            added, removed = self.watch.change(message.add, message.remove)
-            self.ingest.forget(removed)
+            added, removed = self.ingest.change_watch(message.add, message.remove)
             self.stale.watch(added, self.ctx.clock.now_ns())
             self.stale.unwatch(removed)
             self._publish_stale([], [])

@@ -231,10 +231,17 @@ class Ingest:
         known.add(bar.timeframe)
         return False
 
-    def forget(self, symbols: Iterable[str]) -> None:
-        """Drop what is held for symbols no longer watched (their bar timeframes)."""
-        for symbol in symbols:
+    def change_watch(self, add: Iterable[str], remove: Iterable[str]) -> tuple[list[str], list[str]]:
+        """Change the watch list (all or nothing, see ``WatchList.after``) and drop what is held for
+        the symbols it no longer accepts; return the symbols newly listed and those no longer accepted."""
+        was_everything = self.watch.everything
+        added, removed = self.watch.change(add, remove)
+        if was_everything and not self.watch.everything:
+            removed = sorted(set(removed) | (self.seen - self.watch.symbols))
+            self.seen.clear()
+        for symbol in removed:
             self._timeframes.pop(symbol, None)
+        return added, removed
 
     @staticmethod
     def _refuse(reason: Rejection, is_bar: bool, result: IngestResult) -> None:

@@ -339,7 +339,8 @@ def test_the_time_rule_applies_to_bars_the_slow_path_and_cryptofeed_alike() -> N
     late_bar = encode_bar(Bar("BTCUSD", far, "1m", 100.0, 101.0, 99.0, 100.5, 3.0))
     unusual = [b"tick.BTCUSD", packb({"symbol": "BTCUSD", "ts": far, "last": 1.0, "extra": 1})]  # not the fast path
     result = timed().accept([late_bar, unusual])
-    assert result.rejected_by_reason == {"future_timestamp": 2} and (result.bars_rejected, result.ticks_rejected) == (1, 1)
+    assert result.rejected_by_reason == {"future_timestamp": 2}
+    assert (result.bars_rejected, result.ticks_rejected) == (1, 1)
     cryptofeed = timed().accept([cryptofeed_ticker()], wire="cryptofeed")  # stamped 2024-06-01, NOW is 2024-01-01
     assert cryptofeed.rejected_by_reason == {"future_timestamp": 1}
 
@@ -390,7 +391,8 @@ def test_seq_sources_are_bounded_forgetting_the_least_recently_seen() -> None:
 
 
 def test_symbols_are_checked_like_the_wire_does() -> None:
-    assert check_symbols(["BTCUSD", "BINANCE:BTC-USDT", "a.b_c/d", "*"]) == ("BTCUSD", "BINANCE:BTC-USDT", "a.b_c/d", "*")
+    good = ("BTCUSD", "BINANCE:BTC-USDT", "a.b_c/d", "*")
+    assert check_symbols(list(good)) == good
     for bad in ("", "X" * 33, "BTC USD", "BTC\n", "€", 5):
         with pytest.raises(ValueError, match="bad symbol"):
             check_symbols(["BTCUSD", bad])
@@ -422,3 +424,12 @@ def test_a_change_over_the_limit_or_with_a_bad_symbol_changes_nothing() -> None:
     assert watch.change(("C", "D"), ("A",)) == (["C", "D"], ["A"]) and watch.listed() == ["B", "C", "D"]
     with pytest.raises(ValueError, match="over the limit"):
         WatchList(["A", "B"], limit=1)
+
+
+def test_leaving_every_symbol_forgets_the_symbols_it_took() -> None:
+    ingest = Ingest(WatchList(["*"], limit=2))
+    ingest.accept([tick("A"), tick("B"), bar("A")])
+    assert ingest.change_watch((), ("*",)) == ([], ["A", "B"])
+    assert ingest.seen == set() and ingest.watch.listed() == [] and not ingest._timeframes
+    ingest.change_watch(("*",), ())
+    assert len(ingest.accept([tick("C"), tick("D"), tick("E")]).ticks) == 2  # room for two again
