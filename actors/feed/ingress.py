@@ -33,14 +33,15 @@ class WatchList:
         return self.everything or symbol in self.symbols
 
     def listed(self) -> list[str]:
-        """The watch list as sent over the control socket: the symbols in name order, or ``["*"]``."""
+        """Return the watch list as the control socket shows it: the symbols in name order, or ``["*"]``."""
         return [EVERY_SYMBOL] if self.everything else sorted(self.symbols)
 
     def after(self, add: Iterable[str], remove: Iterable[str]) -> tuple[bool, set[str]]:
-        """What adding then removing symbols would give, as ``(everything, symbols)``; ValueError if a
-        symbol is bad, the result is over the limit, or a named symbol is removed from ``*``.
+        """Return what adding then removing symbols would give, as ``(everything, symbols)``; raise
+        ValueError if a symbol is bad, the result is over the limit, or a named symbol is removed from ``*``.
 
-        Adding ``*`` accepts every symbol; removing ``*`` empties the list.
+        Adding ``*`` accepts every symbol; removing ``*`` empties the list; adding named symbols to
+        ``*`` changes nothing.
         """
         add, remove = set(check_symbols(add)), set(check_symbols(remove))
         everything, symbols = self.everything, set(self.symbols)
@@ -87,7 +88,7 @@ class IngressLimits:
 
 
 def ingress_limits(settings: Any) -> IngressLimits:
-    """The limits an ``IngressSettings`` states."""
+    """Return the limits an ``IngressSettings`` states."""
     return IngressLimits(int(settings.max_future_s * 1e9), int(settings.max_age_s * 1e9), settings.max_timeframes,
                          settings.max_sources)
 
