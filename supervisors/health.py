@@ -93,6 +93,7 @@ class Counters:
         "ticks_dead_lettered", "bars_received", "bars_accepted", "bars_rejected", "seq_gaps", "bars",
         "bars_processed", "signals", "orders", "fills", "dead_letters", "hangs",
         "ticks_duplicate", "bars_late", "stale_episodes",
+        "seq_sources_evicted", "ticks_refused",
     )
 
     def __init__(self) -> None:
