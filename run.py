@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--sim-rate", type=_positive, metavar="TICKS_PER_S", help="simulator ticks per second")
     live.add_argument("--sim-speed", type=_positive, metavar="X", help="simulated seconds per wall second")
     live.add_argument("--allow-fault-injection", action="store_true", help="accept 'ctl crash actor=NAME'")
+    live.add_argument("--insecure-ingress", action="store_true", help="let an ingress bound off loopback accept any "
+                      "publisher without CURVE (ingress.insecure)")
     _strategy_options(live)
     _common(live)
 
@@ -179,6 +181,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         "ingress.cryptofeed": args.cryptofeed,
         "feed.sim_rate": args.sim_rate, "feed.sim_speed": args.sim_speed,
         "control.allow_fault_injection": True if args.allow_fault_injection else None,
+        "ingress.insecure": True if args.insecure_ingress else None,
         **_strategy_overrides(args),
     })
     from loguru import logger

@@ -40,6 +40,11 @@ class IngressSettings:
     rcvhwm: int = 1_000_000        # receive high-water mark (messages)
     poll_ms: int = 5               # idle poll timeout; bounds how long a message to the feed waits
     cryptofeed: str = ""           # a second SUB endpoint for cryptofeed's ZeroMQ backends; empty = off
+    max_future_s: float = 5.0      # a tick or bar stamped later than the feed's clock plus this is rejected
+    max_age_s: float = 315_360_000.0  # ... and one stamped earlier than the clock less this (10 years); 0 = off
+    max_timeframes: int = 8        # distinct bar timeframes a peer may send per symbol
+    max_sources: int = 1024        # distinct src values whose seq is followed (least recently seen forgotten)
+    insecure: bool = False         # allow an off-loopback ingress without CURVE (live --insecure-ingress)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +52,8 @@ class FeedSettings:
     """What to observe, and the built-in simulator used by ``live --feed sim``."""
 
     source: str = "sim"            # sim | external
-    symbols: tuple[str, ...] = ("BTCUSD", "ETHUSD", "SOLUSD")
+    symbols: tuple[str, ...] = ("BTCUSD", "ETHUSD", "SOLUSD")  # the watch list; "*" = every symbol
+    max_symbols: int = 1000        # most symbols watched (or, with "*", distinct symbols accepted)
     sim_rate: float = 3000.0       # ticks per second over all symbols
     sim_speed: float = 600.0       # simulated seconds per wall-clock second
     sim_seed: int = 7
@@ -285,6 +291,11 @@ def _validate(s: Settings) -> None:
     check(s.ingress.batch_max >= 1, "ingress.batch_max", "must be at least 1")
     check(s.ingress.rcvhwm >= 0, "ingress.rcvhwm", "must be >= 0")
     check(s.ingress.poll_ms >= 1, "ingress.poll_ms", "must be at least 1")
+    check(0 <= s.ingress.max_future_s <= 86_400, "ingress.max_future_s", "must be in [0, 86400]")
+    check(s.ingress.max_age_s >= 0, "ingress.max_age_s", "must be >= 0 (0 = off)")
+    check(s.ingress.max_timeframes >= 1, "ingress.max_timeframes", "must be at least 1")
+    check(s.ingress.max_sources >= 1, "ingress.max_sources", "must be at least 1")
+    check(s.feed.max_symbols >= 1, "feed.max_symbols", "must be at least 1")
     check(s.feed.source in ("sim", "external"), "feed.source", "must be 'sim' or 'external'")
     check(s.feed.sim_rate > 0, "feed.sim_rate", "must be > 0")
     check(s.feed.sim_speed > 0, "feed.sim_speed", "must be > 0")
@@ -345,9 +356,14 @@ def _validate(s: Settings) -> None:
                     spec_for_column(name)
                 except ValueError as exc:
                     raise SettingsError(f"settings key 'model.features': {exc}") from None
+    check(bool(s.feed.symbols), "feed.symbols", "must not be empty; \"*\" watches every symbol")
     for symbol in s.feed.symbols:
-        check(SYMBOL_PATTERN.fullmatch(symbol) is not None, "feed.symbols",
-              f"has a bad symbol {symbol!r}; a symbol is 1-32 of letters, digits and ._:/-")
+        check(symbol == "*" or SYMBOL_PATTERN.fullmatch(symbol) is not None, "feed.symbols",
+              f"has a bad symbol {symbol!r}; a symbol is 1-32 of letters, digits and ._:/- (or * for every symbol)")
+    check(len(set(s.feed.symbols)) <= s.feed.max_symbols, "feed.symbols",
+          f"has {len(set(s.feed.symbols)):,} symbols, over feed.max_symbols ({s.feed.max_symbols:,})")
+    check(s.feed.source != "sim" or "*" not in s.feed.symbols, "feed.symbols",
+          "cannot be * with feed.source 'sim': the simulator needs the symbols to simulate")
 
 
 def _validate_signals(s: Settings) -> None:

@@ -16,16 +16,18 @@ from typing import Annotated, Any
 import msgpack
 import msgspec
 
-from messages.market import SYMBOL_PATTERN, Bar, Tick, timeframe_ns
+from messages.market import SYMBOL_PATTERN, Bar, Tick, mid_price, timeframe_ns
 
 __all__ = [
-    "MAX_CONTROL_BYTES", "MAX_MESSAGE_BYTES", "REJECTION_REASONS", "Rejection", "decode_control",
-    "decode_ingress", "encode_bar", "encode_control", "encode_event", "encode_tick", "fast_tick", "packb",
-    "tick_from_map", "unpackb",
+    "MAX_CONTROL_BYTES", "MAX_CONTROL_READ", "MAX_INGRESS_READ", "MAX_MESSAGE_BYTES", "REJECTION_REASONS", "Rejection",
+    "decode_control", "decode_ingress", "encode_bar", "encode_control", "encode_event", "encode_tick", "fast_tick",
+    "packb", "tick_from_map", "unpackb",
 ]
 
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_CONTROL_BYTES = 64 * 1024
+MAX_INGRESS_READ = 1024 * 1024  # the ingress socket's MAXMSGSIZE: a larger frame is never read (the peer is cut off)
+MAX_CONTROL_READ = 1024 * 1024  # the control socket's: between the two limits a request is read and refused
 
 REJECTION_REASONS = (
     "bad_frames",        # not exactly two frames
@@ -47,6 +49,10 @@ REJECTION_REASONS = (
     "not_json",          # cryptofeed: the text after the key is not JSON
     "unsupported_channel",  # cryptofeed: a channel other than ticker or trades
     "unobserved_symbol", # valid, but the symbol is not on the watch list
+    "future_timestamp",  # ts later than the feed's clock plus ingress.max_future_s
+    "old_timestamp",     # ts earlier than the feed's clock less ingress.max_age_s
+    "symbol_limit",      # watching every symbol (*), and feed.max_symbols distinct ones are taken
+    "timeframe_limit",   # a bar of a new timeframe for a symbol that has ingress.max_timeframes
     "internal_error",    # the feed failed while validating; the batch is also dead-lettered
 )
 
@@ -106,7 +112,8 @@ def encode_bar(bar: Bar) -> list[bytes]:
     return [b"bar." + bar.symbol.encode("ascii"), packb(body)]
 
 
-_TOPICS: dict[bytes, str] = {}  # tick topics seen valid -> their symbol (bounded)
+_TOPICS: dict[bytes, str] = {}  # tick topics seen valid -> their symbol (at most _TOPICS_MAX; others: slow path)
+_TOPICS_MAX = 10_000
 _FLOAT_MAX = sys.float_info.max
 _Price = Annotated[float, msgspec.Meta(gt=0.0, le=_FLOAT_MAX)]  # NaN and inf fail both bounds
 
@@ -127,6 +134,7 @@ class _WireTick(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 _decode_wire_tick = msgspec.msgpack.Decoder(_WireTick).decode
 _NAN = math.nan
+_INF = math.inf
 _tuple_new = tuple.__new__  # what Tick(...) calls, without the Python frame of its generated __new__
 
 
@@ -164,8 +172,11 @@ def fast_tick(topic_frame: bytes, payload_frame: bytes) -> Tick | None:
         return _tuple_new(Tick, (symbol, wire.ts, _NAN, _NAN, last, volume, wire.src, wire.seq))
     if ask is None or bid > ask:
         return None
-    return _tuple_new(Tick, (symbol, wire.ts, bid, ask, (bid + ask) / 2.0 if last is None else last, volume,
-                             wire.src, wire.seq))
+    if last is None:
+        last = (bid + ask) / 2.0
+        if last == _INF:  # the sum of two finite prices overflowed; the halves do not
+            last = bid * 0.5 + ask * 0.5
+    return _tuple_new(Tick, (symbol, wire.ts, bid, ask, last, volume, wire.src, wire.seq))
 
 
 def _decode_slow(frames: list[bytes]) -> Tick | Bar | Rejection:
@@ -193,7 +204,7 @@ def _decode_slow(frames: list[bytes]) -> Tick | Bar | Rejection:
     symbol, ts, src, seq = common
     if kind == "tick":
         decoded = _tick(body, symbol, ts, src, seq)
-        if isinstance(decoded, Tick) and len(_TOPICS) < 100_000:
+        if isinstance(decoded, Tick) and len(_TOPICS) < _TOPICS_MAX:
             _TOPICS[bytes(topic_frame)] = symbol
         return decoded
     return _bar(body, symbol, ts, src, seq)
@@ -277,7 +288,7 @@ def _tick(body: dict, symbol: str, ts: int, src: str, seq: int) -> Tick | Reject
         return Tick(symbol, ts, math.nan, math.nan, last, volume, src, seq)
     if bid > ask:
         return Rejection("crossed_quote", f"{bid} > {ask}")
-    return Tick(symbol, ts, bid, ask, (bid + ask) / 2.0 if last is None else last, volume, src, seq)
+    return Tick(symbol, ts, bid, ask, mid_price(bid, ask) if last is None else last, volume, src, seq)
 
 
 def _bar(body: dict, symbol: str, ts: int, src: str, seq: int) -> Bar | Rejection:

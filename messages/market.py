@@ -6,15 +6,32 @@ import dataclasses
 import functools
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["SYMBOL_PATTERN", "Bar", "BarFrame", "Tick", "frame_from_bars", "readonly", "timeframe_ns"]
+__all__ = ["EVERY_SYMBOL", "SYMBOL_PATTERN", "Bar", "BarFrame", "Tick", "check_symbols", "frame_from_bars",
+           "mid_price", "readonly", "timeframe_ns"]
 
 SYMBOL_PATTERN = re.compile(r"[A-Za-z0-9._:/\-]{1,32}")
 """A symbol: 1-32 of letters, digits and ``._:/-`` (match with ``fullmatch``)."""
+
+EVERY_SYMBOL = "*"
+"""In a watch list: every symbol."""
+
+
+def check_symbols(symbols: Iterable[Any]) -> tuple[str, ...]:
+    """Return ``symbols`` if each is a symbol or ``*``; ValueError names the first that is not."""
+    checked = tuple(symbols)
+    for symbol in checked:
+        if symbol != EVERY_SYMBOL and (not isinstance(symbol, str) or SYMBOL_PATTERN.fullmatch(symbol) is None):
+            shown = symbol[:40] if isinstance(symbol, str) else type(symbol).__name__
+            raise ValueError(f"bad symbol {shown!r}: a symbol is 1-32 of letters, digits and ._:/- "
+                             "(or * for every symbol)")
+    return checked
+
 
 _UNITS_NS = {"s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000, "d": 86_400_000_000_000}
 
@@ -31,6 +48,17 @@ def timeframe_ns(timeframe: str) -> int:
     if not count.isdigit() or int(count) <= 0:
         raise ValueError(f"bad timeframe {timeframe!r}: expected a positive number before the unit")
     return int(count) * _UNITS_NS[timeframe[-1]]
+
+
+def mid_price(bid: float, ask: float) -> float:
+    """Return the mid of two finite prices, finite even where their sum would overflow.
+
+    Equal to ``(bid + ask) / 2`` whenever that is finite (halving is exact in binary floating point).
+    """
+    mid = (bid + ask) / 2.0
+    if mid == math.inf:
+        return bid * 0.5 + ask * 0.5
+    return mid
 
 
 class Tick(NamedTuple):

@@ -15,11 +15,11 @@ import pykka
 from loguru import logger
 from tqdm import tqdm
 
-from actors.control.security import control_security
+from actors.control.security import control_security, ingress_security
 from actors.feed.actor import IngressSocket
 from actors.feed.replay import ReplayPlan, in_flight
 from actors.feed.replay_actor import StartReplay
-from actors.feed.publisher import run_simulator
+from actors.feed.publisher import MINUTE_NS, CompressedClock, run_simulator
 from actors.store.db import Database, open_existing, read_stored_bars
 from actors.store.history import DataError, finest_per_symbol, load_bar_file, select_range
 from messages.pipeline import Drain
@@ -61,26 +61,36 @@ def _summary(system: System, previous: int, elapsed: float) -> tuple[str, int]:
 
 def run_live(settings: Settings, duration: float | None, stop: threading.Event | None = None) -> LiveResult:
     """Run live until ``duration`` passes, ``stop`` is set, or a shutdown request or fatal failure."""
-    control = settings.control
+    control, feed = settings.control, settings.feed
     try:
         curve = control_security((control.endpoint, control.events), control.curve_secret_key, control.curve_clients)
+        bound = tuple(e for e in (settings.ingress.endpoint, settings.ingress.cryptofeed) if e)
+        ingress_curve = ingress_security(bound, control.curve_secret_key, control.curve_clients,
+                                         settings.ingress.insecure)
     except ValueError as exc:
         raise StartupError(str(exc)) from None
-    ingress = IngressSocket(settings.ingress.endpoint, settings.ingress.rcvhwm)
-    cryptofeed = IngressSocket(settings.ingress.cryptofeed, settings.ingress.rcvhwm) if settings.ingress.cryptofeed else None
+    if ingress_curve is not None and feed.source == "sim":
+        raise StartupError("the built-in simulator cannot publish into a CURVE ingress; use --feed external, "
+                           "or bind the ingress to loopback")
+    sim_clock, prices = None, {}
+    if feed.source == "sim":  # its ticks are judged by its own compressed clock, not the wall clock
+        start_ns, prices = _stored_end(settings)
+        sim_clock = CompressedClock(time.time_ns() // MINUTE_NS * MINUTE_NS if start_ns is None else start_ns,
+                                    feed.sim_speed)
+    ingress = IngressSocket(settings.ingress.endpoint, settings.ingress.rcvhwm, ingress_curve)
+    cryptofeed = (IngressSocket(settings.ingress.cryptofeed, settings.ingress.rcvhwm, ingress_curve)
+                  if settings.ingress.cryptofeed else None)
     system = System(settings, "live", {"ingress": ingress, "cryptofeed": cryptofeed, "symbols": settings.feed.symbols,
-                                       "curve": curve})
+                                       "curve": curve, "feed_clock": sim_clock})
     system.start()
     began = time.monotonic()
     sim_stop = threading.Event()
     sim_thread = None
-    if settings.feed.source == "sim":
-        feed = settings.feed
-        start_ns, prices = _stored_end(settings)
+    if sim_clock is not None:
         sim_thread = threading.Thread(
             target=_simulate, name="simulator", daemon=True,
             args=(settings.ingress.endpoint, feed.symbols, feed.sim_rate, feed.sim_speed, feed.sim_seed, sim_stop,
-                  start_ns, prices),
+                  sim_clock, prices),
         )
         sim_thread.start()
         logger.info("simulator publishing {} at {:g} ticks/s into {}", ",".join(feed.symbols), feed.sim_rate,
@@ -132,9 +142,9 @@ def _stored_end(settings: Settings) -> tuple[int | None, dict[str, float]]:
 
 
 def _simulate(endpoint: str, symbols: tuple[str, ...], rate: float, speed: float, seed: int,
-              stop: threading.Event, start_ns: int | None = None, prices: dict[str, float] | None = None) -> None:
+              stop: threading.Event, clock: CompressedClock, prices: dict[str, float]) -> None:
     try:
-        sent = run_simulator(endpoint, symbols, rate, speed, seed, stop, start_ns=start_ns, prices=prices)
+        sent = run_simulator(endpoint, symbols, rate, speed, seed, stop, prices=prices, clock=clock)
         logger.info("simulator sent {:,} ticks", sent)
     except Exception:
         logger.exception("the simulator failed")

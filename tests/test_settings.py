@@ -162,6 +162,15 @@ def test_wrong_type_in_a_file_names_the_key(tmp_path: Path) -> None:
     ({"buffer.grace_s": -1}, "buffer.grace_s"),
     ({"feed.stale_s": -0.5}, "feed.stale_s"),
     ({"strategy.timeframes": ["soon"]}, "strategy.timeframes"),
+    ({"feed.symbols": ""}, "feed.symbols"),
+    ({"feed.symbols": ["*"]}, "feed.symbols"),  # the simulator needs named symbols
+    ({"feed.symbols": ["A", "B", "C"], "feed.max_symbols": 2}, "feed.symbols"),
+    ({"feed.max_symbols": 0}, "feed.max_symbols"),
+    ({"ingress.max_future_s": -1}, "ingress.max_future_s"),
+    ({"ingress.max_future_s": "nan"}, "ingress.max_future_s"),
+    ({"ingress.max_age_s": -1}, "ingress.max_age_s"),
+    ({"ingress.max_timeframes": 0}, "ingress.max_timeframes"),
+    ({"ingress.max_sources": 0}, "ingress.max_sources"),
 ])
 def test_invalid_value_names_the_key(overrides: dict, key: str) -> None:
     with pytest.raises(SettingsError, match=rf"settings key '{key}'"):
@@ -234,3 +243,9 @@ def test_timeframes_not_longer_than_the_base_are_simply_not_derived() -> None:
     assert settings.buffer.timeframes == ("1m", "5m", "15m", "1h")
     assert load_settings(env={"TRADING_INGRESS_CRYPTOFEED": "tcp://127.0.0.1:5560"}).ingress.cryptofeed == \
         "tcp://127.0.0.1:5560"
+
+
+def test_every_symbol_is_a_watch_list_of_star_for_external_feeds() -> None:
+    settings = load_settings(env={"TRADING_FEED_SYMBOLS": "*", "TRADING_FEED_SOURCE": "external"})
+    assert settings.feed.symbols == ("*",) and settings.ingress.max_future_s == 5.0
+    assert settings.ingress.max_age_s == 10 * 365 * 86_400 and settings.ingress.insecure is False

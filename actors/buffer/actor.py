@@ -135,7 +135,7 @@ class BufferActor(SupervisedActor):
     def _batch(self, batch: MarketBatch) -> None:
         aggregator = self.aggregator
         now = self.ctx.clock.now_ns() if self.live else 0
-        late, duplicates = aggregator.late, aggregator.duplicates
+        late, duplicates, refused = aggregator.late, aggregator.duplicates, aggregator.refused
         kept: list[Tick] | None = [] if self.store_ticks else None
         built = aggregator.add(batch.ticks, now, kept) if batch.ticks else []
         if self.live:
@@ -155,6 +155,7 @@ class BufferActor(SupervisedActor):
         self._extend(frames)
         self.ctx.counters.add(bars=len(new_bars) + len(derived), ticks_late=aggregator.late - late,
                               ticks_duplicate=aggregator.duplicates - duplicates,
+                              ticks_refused=aggregator.refused - refused,
                               bars_late=len(batch.bars) - len(external))
         if new_bars or kept:
             self.send("store", Persist(bars=tuple(new_bars + derived), ticks=tuple(kept or ())))

@@ -17,6 +17,12 @@ belongs to the bar that closes at ``(ts // length + 1) * length``.
   the feed goes quiet.
 - **Quiet intervals** become empty bars at the previous close with zero volume (when
   ``fill_empty``); of one gap at most the ``max_fill`` bars right before its end are emitted.
+- **Absurd times** (a defence behind the feed's own time rule): a tick whose bar would close
+  more than ``max_jump_ns`` (7 days) after the market clock, or after ``MAX_TS`` (2**62 ns, early
+  2116, which keeps every close time of every timeframe inside int64), is refused and counted in
+  ``refused``. So one tick moves the market clock by at most ``max_jump_ns`` and makes at most
+  ``max_fill`` empty bars for its symbol and for each quiet one; nothing overflows. The first
+  tick has no market clock to be judged by (only ``MAX_TS`` applies to it).
 """
 
 from __future__ import annotations
@@ -30,7 +36,12 @@ import numpy as np
 
 from messages.market import Bar, BarFrame, Tick, readonly, timeframe_ns
 
-__all__ = ["AggregatorState", "BarAggregator", "BarWindow"]
+__all__ = ["MAX_JUMP_NS", "MAX_TS", "AggregatorState", "BarAggregator", "BarWindow"]
+
+MAX_TS = 2**62
+"""No bar closes later than this (ns; early 2116): far from int64's end, whatever the timeframe."""
+MAX_JUMP_NS = 7 * 86_400_000_000_000
+"""The furthest a tick may move the market clock at once."""
 
 # open bar: [close_ts, open, high, low, close, open_tick_ts, close_tick_ts, keys, key log]; the key
 # log holds the keys in the order they were taken and is only ever appended to, so a prefix of it
@@ -53,17 +64,22 @@ class AggregatorState(NamedTuple):
     late: int
     duplicates: int
     skipped_empty: int
+    refused: int = 0
 
 
 class BarAggregator:
     """Builds bars of one timeframe for every symbol from ticks."""
 
-    def __init__(self, timeframe: str, fill_empty: bool = True, max_fill: int = 1440, grace_ns: int = 0) -> None:
+    def __init__(self, timeframe: str, fill_empty: bool = True, max_fill: int = 1440, grace_ns: int = 0,
+                 max_jump_ns: int = MAX_JUMP_NS) -> None:
         self.timeframe = timeframe
         self.length = timeframe_ns(timeframe)
         self.fill_empty = fill_empty
         self.max_fill = max_fill
         self.grace_ns = grace_ns
+        self.max_jump_ns = max_jump_ns
+        self._last_end = MAX_TS // self.length * self.length  # the latest close time a bar may have
+        self.refused = 0
         self._open: dict[str, list] = {}
         self._last: dict[str, tuple[int, float]] = {}  # symbol -> (close time, close) of its last bar
         self._max_ts = 0
@@ -74,25 +90,27 @@ class BarAggregator:
 
     def copy(self) -> BarAggregator:
         """An independent copy (for checkpoints)."""
-        return BarAggregator.restored(self.checkpoint(), self.timeframe, self.fill_empty, self.max_fill, self.grace_ns)
+        return BarAggregator.restored(self.checkpoint(), self.timeframe, self.fill_empty, self.max_fill, self.grace_ns,
+                                      self.max_jump_ns)
 
     def checkpoint(self) -> AggregatorState:
         """The state now, cheaply: later ticks never change what it holds."""
         return AggregatorState({s: (*state[:_KEYS], state[_LOG], len(state[_LOG])) for s, state in self._open.items()},
                                dict(self._last), self._max_ts, self._max_wall, self.late, self.duplicates,
-                               self.skipped_empty)
+                               self.skipped_empty, self.refused)
 
     @classmethod
     def restored(cls, state: AggregatorState, timeframe: str, fill_empty: bool = True, max_fill: int = 1440,
-                 grace_ns: int = 0) -> BarAggregator:
+                 grace_ns: int = 0, max_jump_ns: int = MAX_JUMP_NS) -> BarAggregator:
         """A new aggregator holding a checkpoint's state (independent of the one it was taken from)."""
-        twin = cls(timeframe, fill_empty, max_fill, grace_ns)
+        twin = cls(timeframe, fill_empty, max_fill, grace_ns, max_jump_ns)
         for symbol, (*fields, log, length) in state.open.items():
             keys = log[:length]
             twin._open[symbol] = [*fields, set(keys), keys]
         twin._last = dict(state.last)
         twin._max_ts, twin._max_wall = state.max_ts, state.max_wall
         twin.late, twin.duplicates, twin.skipped_empty = state.late, state.duplicates, state.skipped_empty
+        twin.refused = state.refused
         return twin
 
     def seed(self, symbol: str, close_ts: int, close: float) -> None:
@@ -112,12 +130,17 @@ class BarAggregator:
         The ticks taken (neither duplicate nor late) are appended to ``kept`` when given."""
         closed: list[Bar] = []
         length = self.length
+        jump = self.max_jump_ns
+        limit = self._limit(now_ns)
         for tick in ticks:
             ts, price, symbol, bid = tick.ts, tick.last, tick.symbol, tick.bid
             # what makes two ticks the same; volume third (it is summed from the keys); a NaN quote
             # is left out (NaN != NaN)
             key = (ts, price, tick.volume, bid, tick.ask) if bid == bid else (ts, price, tick.volume)
             end = (ts // length + 1) * length
+            if end > limit:
+                self.refused += 1
+                continue
             state = self._open.get(symbol)
             if state is not None and end == state[_END]:
                 keys = state[_KEYS]
@@ -150,9 +173,17 @@ class BarAggregator:
                 self._open[symbol] = [end, price, price, price, price, ts, ts, {key}, [key]]
             if ts > self._max_ts:
                 self._max_ts, self._max_wall = ts, now_ns
+                limit = min(ts + jump, self._last_end)
             if kept is not None:
                 kept.append(tick)
         return closed
+
+    def _limit(self, now_ns: int) -> int:
+        """The latest close time a tick's bar may have now: ``max_jump_ns`` past the market clock."""
+        if not self._max_ts:
+            return self._last_end
+        clock = self._max_ts + max(0, now_ns - self._max_wall) if self._max_wall else self._max_ts
+        return min(clock + self.max_jump_ns, self._last_end)
 
     def watermark(self, now_ns: int) -> int | None:
         """The market clock at wall time ``now_ns`` less the grace: bars closing by then are due."""
@@ -170,7 +201,7 @@ class BarAggregator:
         for symbol in [s for s, state in self._open.items() if state[_END] <= mark]:
             out.append(self._close(symbol, self._open[symbol]))
         if self.fill_empty:
-            due = mark // self.length * self.length
+            due = min(mark // self.length * self.length, self._last_end - self.length)
             for symbol, (end, price) in list(self._last.items()):
                 if end < due and symbol not in self._open and (keep is None or keep(symbol)):
                     self._fill(symbol, end, price, due + self.length, out)

@@ -8,7 +8,7 @@ import zmq
 
 from actors.control.commands import handle_request
 from actors.control.security import CurveServer
-from messages.codec import decode_control, encode_control, encode_event
+from messages.codec import MAX_CONTROL_READ, decode_control, encode_control, encode_event
 from messages.system import Internal, Publish
 from supervisors.actor import SupervisedActor
 
@@ -38,6 +38,8 @@ class ControlActor(SupervisedActor):
             sock.setsockopt(zmq.LINGER, 0)
             if self.curve is not None:
                 self.curve.secure(sock)
+        # a request over 64 KiB gets an error reply; one over this is cut off by ZeroMQ before it is read
+        self.rep.setsockopt(zmq.MAXMSGSIZE, MAX_CONTROL_READ)
         try:
             self.rep.bind(settings.endpoint)
             self.pub.bind(settings.events)

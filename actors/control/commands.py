@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from actors.feed.ingress import WatchList
+from messages.market import check_symbols
+
 __all__ = ["COMMANDS", "ControlView", "handle_request"]
 
 
@@ -29,9 +32,16 @@ def _symbols(request: dict[str, Any]) -> tuple[str, ...]:
     value = request.get("symbols")
     if isinstance(value, str):
         value = [part.strip() for part in value.split(",") if part.strip()]
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and 0 < len(v) <= 32 for v in value):
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise ValueError('"symbols" must be a non-empty list of symbols or a comma-separated string')
-    return tuple(value)
+    return check_symbols(value)
+
+
+def _change_watch(view: ControlView, add: tuple[str, ...], remove: tuple[str, ...]) -> dict[str, Any]:
+    """Check the whole change against the feed's current list and limit, then make it: all or nothing."""
+    state = view.query("feed", "watch")
+    WatchList(state["watch"], state["max_symbols"]).after(add, remove)  # raises ValueError, changing nothing
+    return {"symbols": view.watch(add, remove)}
 
 
 def _actor(request: dict[str, Any], view: ControlView) -> str:
@@ -62,11 +72,11 @@ def _orders(request: dict[str, Any], view: ControlView) -> dict[str, Any]:
 
 
 def _subscribe(request: dict[str, Any], view: ControlView) -> dict[str, Any]:
-    return {"symbols": view.watch(_symbols(request), ())}
+    return _change_watch(view, _symbols(request), ())
 
 
 def _unsubscribe(request: dict[str, Any], view: ControlView) -> dict[str, Any]:
-    return {"symbols": view.watch((), _symbols(request))}
+    return _change_watch(view, (), _symbols(request))
 
 
 def _restart(request: dict[str, Any], view: ControlView) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Who may use the control socket: loopback by default, CURVE (pyzmq's authenticator) elsewhere.
+"""Who may use the control and ingress sockets: loopback by default, CURVE (pyzmq's authenticator) elsewhere.
 
 Keys are ZeroMQ certificate files, as made by ``python run.py keys``: ``NAME.key`` holds the
 public key (safe to share), ``NAME.key_secret`` both keys (keep private). The server loads its
@@ -16,8 +16,8 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-__all__ = ["CurveKeys", "CurveServer", "control_security", "generate_keypair", "is_loopback", "load_curve",
-           "secure_client"]
+__all__ = ["CurveKeys", "CurveServer", "control_security", "generate_keypair", "ingress_security", "is_loopback",
+           "load_curve", "secure_client"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +58,25 @@ def control_security(endpoints: tuple[str, ...], secret_key_file: str, clients_d
                          "requires CURVE (set control.curve_secret_key and control.curve_clients; "
                          "make keys with 'python run.py keys')")
     return keys
+
+
+def ingress_security(endpoints: tuple[str, ...], secret_key_file: str, clients_dir: str,
+                     insecure: bool) -> CurveKeys | None:
+    """The CURVE keys the ingress sockets need, or None for plain sockets.
+
+    A loopback ingress is plain. Off loopback it requires CURVE with the control socket's keys
+    (publishers are clients whose public keys are in ``control.curve_clients``), unless
+    ``insecure`` (``ingress.insecure``, ``live --insecure-ingress``) says to accept anyone.
+    Raises ValueError otherwise: the system must not start exposed.
+    """
+    exposed = [e for e in endpoints if not is_loopback(e)]
+    if not exposed or insecure:
+        return None
+    if not (secret_key_file and clients_dir):
+        raise ValueError(f"refusing to bind {', '.join(exposed)}: a non-loopback ingress requires CURVE (set "
+                         "control.curve_secret_key and control.curve_clients; make keys with 'python run.py keys') "
+                         "or --insecure-ingress to accept any publisher")
+    return load_curve(secret_key_file, clients_dir)
 
 
 def generate_keypair(directory: str | Path, name: str) -> tuple[Path, Path]:

@@ -7,8 +7,10 @@ from typing import Any
 
 import zmq
 
-from actors.feed.ingress import Ingest, IngestResult
+from actors.control.security import CurveKeys, CurveServer
+from actors.feed.ingress import Ingest, IngestResult, WatchList, ingress_limits
 from actors.feed.stale import StaleWatch
+from messages.codec import MAX_INGRESS_READ
 from messages.pipeline import Drain, MarketBatch
 from messages.system import Internal, Query, Watch
 from supervisors.actor import SupervisedActor, publish
@@ -28,23 +30,31 @@ class IngressSocket:
     the system after the feed has stopped.
     """
 
-    def __init__(self, endpoint: str, rcvhwm: int) -> None:
+    def __init__(self, endpoint: str, rcvhwm: int, curve: CurveKeys | None = None) -> None:
         self.endpoint = endpoint
         self.rcvhwm = rcvhwm
+        self.curve = curve
         self._socket: zmq.Socket | None = None
+        self._auth: CurveServer | None = None
 
     def socket(self) -> zmq.Socket:
-        """Return the socket, binding it on first use."""
+        """Return the socket, binding it on first use (a CURVE server with ``curve``: in its own
+        context, whose authenticator does not clash with the control socket's)."""
         if self._socket is None:
-            sock = zmq.Context.instance().socket(zmq.SUB)
+            if self.curve is not None:
+                self._auth = CurveServer(zmq.Context(), self.curve)
+            sock = (self._auth.auth.context if self._auth is not None else zmq.Context.instance()).socket(zmq.SUB)
+            if self._auth is not None:
+                self._auth.secure(sock)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.RCVHWM, self.rcvhwm)
-            sock.setsockopt(zmq.MAXMSGSIZE, 1 << 20)  # a peer sending over 1 MiB is cut off (memory bound)
+            sock.setsockopt(zmq.MAXMSGSIZE, MAX_INGRESS_READ)  # a peer sending a larger frame is cut off unread
             sock.setsockopt(zmq.SUBSCRIBE, b"")
             try:
                 sock.bind(self.endpoint)
             except zmq.ZMQError as exc:
                 sock.close(0)
+                self.close()
                 raise OSError(f"cannot bind ingress {self.endpoint}: {exc}") from exc
             self._socket = sock
         return self._socket
@@ -54,6 +64,10 @@ class IngressSocket:
         if self._socket is not None:
             self._socket.close(0)
             self._socket = None
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth.auth.context.term()
+            self._auth = None
 
 
 _NOBLOCK = int(zmq.NOBLOCK)
@@ -96,12 +110,16 @@ class FeedActor(SupervisedActor):
         self.cryptofeed = resources["cryptofeed"].socket() if resources.get("cryptofeed") is not None else None
         if self.cryptofeed is not None:
             self.poller.register(self.cryptofeed, zmq.POLLIN)
-        self.watch: set[str] = resources.setdefault("watch", set(settings.feed.symbols))
-        self.ingest: Ingest = resources.setdefault("ingest", Ingest())
-        self.ingest.watch = self.watch
+        if "ingest" not in resources:  # kept across restarts: the watch list, sources, symbols taken
+            watch = WatchList(settings.feed.symbols, settings.feed.max_symbols)
+            clock = resources.get("feed_clock") or self.ctx.clock  # the simulator's market runs on its own
+            resources["ingest"] = Ingest(watch, clock.now_ns, ingress_limits(settings.ingress))
+            resources["watch"] = watch
+        self.ingest: Ingest = resources["ingest"]
+        self.watch: WatchList = self.ingest.watch
         if "stale_watch" not in resources:
             resources["stale_watch"] = StaleWatch(int(settings.feed.stale_s * 1e9))
-            resources["stale_watch"].watch(self.watch, self.ctx.clock.now_ns())
+            resources["stale_watch"].watch(self.watch.symbols, self.ctx.clock.now_ns())
         self.stale: StaleWatch = resources["stale_watch"]
         self.batch_max = settings.ingress.batch_max
         self.poll_ms = settings.ingress.poll_ms
@@ -115,13 +133,12 @@ class FeedActor(SupervisedActor):
             self._serve()
             self.actor_ref.tell(_POLL)
         elif isinstance(message, Watch):
-            self.watch.update(message.add)
-            self.watch.difference_update(message.remove)
-            self.stale.watch(message.add, self.ctx.clock.now_ns())
-            self.stale.unwatch(message.remove)
+            added, removed = self.ingest.change_watch(message.add, message.remove)
+            self.stale.watch(added, self.ctx.clock.now_ns())
+            self.stale.unwatch(removed)
             self._publish_stale([], [])
-            self.log.info("watch list now {}", sorted(self.watch))
-            return sorted(self.watch)
+            self.log.info("watch list now {}", self.watch.listed())
+            return self.watch.listed()
         elif isinstance(message, Drain):
             # take in everything already delivered to the sockets (for at most 2 s) before the marker
             deadline = time.monotonic() + 2.0
@@ -129,7 +146,8 @@ class FeedActor(SupervisedActor):
                 pass
             self.send(NEXT, message)
         elif isinstance(message, Query):
-            return {"watch": sorted(self.watch), "gaps_by_src": dict(self.ingest.gaps_by_src),
+            return {"watch": self.watch.listed(), "max_symbols": self.watch.limit,
+                    "gaps_by_src": dict(self.ingest.gaps_by_src),
                     "stale": sorted(self.stale.stale)}
         else:
             raise TypeError(f"feed cannot handle {type(message).__name__}")

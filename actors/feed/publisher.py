@@ -16,7 +16,7 @@ from actors.feed.simulator import MarketSimulator
 from messages.codec import encode_tick
 from messages.market import Tick
 
-__all__ = ["Publisher", "run_simulator"]
+__all__ = ["CompressedClock", "Publisher", "run_simulator"]
 
 
 class Publisher:
@@ -51,22 +51,47 @@ class Publisher:
         self.socket.close()
 
 
+class CompressedClock:
+    """The simulated market's clock: ``origin_ns`` when made, then ``speed`` simulated seconds per
+    wall-clock second. The built-in simulator stamps its ticks from it and the feed judges their
+    times against it (``live --feed sim``), so a compressed market is never "in the future"."""
+
+    def __init__(self, origin_ns: int, speed: float) -> None:
+        self.origin_ns = origin_ns
+        self.speed = speed
+        self._began = time.perf_counter_ns()
+
+    def now_ns(self) -> int:
+        """Return the simulated time now."""
+        return self.origin_ns + int((time.perf_counter_ns() - self._began) * self.speed)
+
+
+MINUTE_NS = 60_000_000_000
+BACKFILL_S = 86_400.0  # a standalone simulator starts this far back and catches up with the wall clock
+
+
 def run_simulator(endpoint: str, symbols: tuple[str, ...], rate: float, speed: float, seed: int,
                   stop: threading.Event, count: int | None = None, start_ns: int | None = None,
-                  prices: dict[str, float] | None = None) -> int:
+                  prices: dict[str, float] | None = None, clock: CompressedClock | None = None) -> int:
     """Publish simulated ticks at ``rate`` per second until ``stop`` is set (or ``count`` sent).
 
-    Tick timestamps run on a simulated clock that starts at ``start_ns`` (default: now, on a
-    whole minute) and advances ``speed`` simulated seconds per wall-clock second, so a short
-    demo still spans many one-minute bars. Prices start at ``prices`` where given. Returns how
-    many ticks were sent.
+    Tick timestamps advance ``speed`` simulated seconds per wall-clock second, so a short demo
+    still spans many one-minute bars. With ``clock`` (the system's own simulator) they start at
+    its origin and never run ahead of it. Without (a standalone publisher into a system judging
+    ticks by the wall clock) they start at ``start_ns``, by default ``BACKFILL_S`` before now on a
+    whole minute, and are never stamped later than the wall clock: once caught up, the market
+    runs in real time. Prices start at ``prices`` where given. Returns how many ticks were sent.
     """
     simulator = MarketSimulator(symbols, seed, prices=prices)
     publisher = Publisher(endpoint)
     try:
         publisher.wait_for_subscriber()
-        if start_ns is None:
-            start_ns = time.time_ns() // 60_000_000_000 * 60_000_000_000
+        if clock is not None:
+            start_ns, cap = clock.origin_ns, None
+        else:
+            if start_ns is None:
+                start_ns = (time.time_ns() - int(BACKFILL_S * 1e9)) // MINUTE_NS * MINUTE_NS
+            cap = time.time_ns
         step_ns = speed / rate * 1e9
         began = time.perf_counter()
         sent = 0
@@ -74,8 +99,10 @@ def run_simulator(endpoint: str, symbols: tuple[str, ...], rate: float, speed: f
             due = int((time.perf_counter() - began) * rate) + 1
             if count is not None:
                 due = min(due, count)
+            now = cap() if cap is not None else None
             while sent < due:
-                publisher.send_tick(simulator.next_tick(start_ns + int(sent * step_ns)))
+                ts = start_ns + int(sent * step_ns)  # never ahead of ``clock``, which began before ``began``
+                publisher.send_tick(simulator.next_tick(ts if now is None or ts <= now else now))
                 sent += 1
             stop.wait(0.001)
         return sent

@@ -465,3 +465,51 @@ def test_a_checkpoint_does_not_see_ticks_taken_after_it() -> None:
     (bar,) = restored.add([tk(at("10:01:10"), 100.0)])
     assert (bar.open, bar.high, bar.low, bar.close, bar.volume) == (100.0, 100.0, 100.0, 100.0, 1.0)
     assert restored.add([tk(at("10:00:20"), 105.0, 2.0)]) == [] and restored.late == 1
+
+
+# --- absurd times: refused, bounded, never an overflow ------------------------------------------
+
+DAY = 86_400 * S
+
+
+def test_a_tick_at_the_end_of_int64_is_refused_even_first_and_nothing_overflows() -> None:
+    agg = BarAggregator("1m")
+    assert agg.add([tk(2**63 - 1, 100.0)], now_ns=T10) == [] and agg.refused == 1
+    agg.add([tk(T10, 100.0)], now_ns=T10)
+    assert agg.add([tk(2**63 - 1, 100.0), tk(2**62, 100.0)], now_ns=T10) == [] and agg.refused == 3
+    assert agg.close_due(T10 + 30 * S) == []  # the market clock did not move
+
+
+def test_a_tick_years_ahead_of_the_market_clock_is_refused_and_later_ticks_flow() -> None:
+    agg = BarAggregator("1m")
+    agg.add([tk(T10, 100.0), tk(T10, 50.0, symbol="ETHUSD")], now_ns=T10)
+    assert agg.add([tk(T10 + 10 * 365 * DAY, 100.0)], now_ns=T10) == [] and agg.refused == 1
+    assert agg.close_due(T10 + S) == []  # no empty bars towards the future
+    closed = agg.add([tk(T10 + M + i * S, 101.0 + i) for i in range(10)], now_ns=T10 + M)
+    assert [b.ts for b in closed] == [T10 + M] and agg.late == 0 and agg.refused == 1
+
+
+def test_a_jump_within_the_limit_is_taken_and_fills_at_most_max_fill_per_symbol() -> None:
+    agg = BarAggregator("1m", max_fill=100)
+    agg.add([tk(T10, 100.0), tk(T10, 50.0, symbol="ETHUSD")], now_ns=T10)
+    ahead = T10 + 6 * DAY
+    bars = agg.add([tk(ahead, 100.0)], now_ns=T10)
+    assert agg.refused == 0 and len(bars) == 1 + 100  # its own bar and the last max_fill of the gap
+    quiet = agg.close_due(T10 + 3 * M)
+    assert len([b for b in quiet if b.symbol == "ETHUSD" and b.volume == 0.0]) <= 100
+    assert agg.add([tk(ahead + 8 * DAY, 100.0)], now_ns=T10) == [] and agg.refused == 1  # beyond 7 days
+
+
+def test_the_market_clock_moving_with_the_wall_moves_the_limit() -> None:
+    agg = BarAggregator("1m", max_jump_ns=DAY)
+    agg.add([tk(T10, 100.0)], now_ns=T10)
+    later = T10 + 2 * DAY
+    assert agg.add([tk(later, 100.0)], now_ns=T10) == [] and agg.refused == 1
+    # its bar closes at later + M: within a day of the market clock once the wall has moved a day and a minute
+    assert len(agg.add([tk(later, 100.0)], now_ns=T10 + DAY + M)) > 0 and agg.refused == 1
+
+
+def test_refusals_survive_a_checkpoint() -> None:
+    agg = BarAggregator("1m")
+    agg.add([tk(T10, 100.0), tk(2**63 - 1, 1.0)], now_ns=T10)
+    assert agg.copy().refused == 1 and BarAggregator.restored(agg.checkpoint(), "1m").refused == 1

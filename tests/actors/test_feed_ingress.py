@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from actors.feed.ingress import Ingest
+from actors.feed.ingress import Ingest, IngressLimits, WatchList
 from actors.feed.stale import StaleWatch
 from actors.feed.replay import replay_chunks
 from messages.codec import encode_bar, encode_tick, packb
 from messages.cryptofeed import encode_cryptofeed
-from messages.market import Bar, Tick
+from messages.market import Bar, Tick, check_symbols
 
 TS = 1_704_070_800_000_000_000
 H = 3_600_000_000_000
@@ -45,6 +45,7 @@ def test_received_equals_accepted_plus_rejected_with_reasons_counted() -> None:
     assert result.counter_deltas() == {
         "ticks_received": 6, "ticks_accepted": 2, "ticks_rejected": 4,
         "bars_received": 3, "bars_accepted": 1, "bars_rejected": 2, "seq_gaps": 0,
+        "seq_sources_evicted": 0,
     }
     assert dict(result.rejected_by_reason) == {"bad_price": 1, "bad_timestamp": 1, "non_finite": 1,
                                                "not_msgpack": 1, "bad_ohlc": 1, "not_a_map": 1}
@@ -84,15 +85,21 @@ def test_symbol_off_the_watch_list_is_rejected_as_unobserved() -> None:
     assert result.last_rejection is not None and result.last_rejection.detail == "SOLUSD"
 
 
-def test_empty_watch_list_accepts_every_symbol() -> None:
-    result = Ingest().accept([tick("ANY1"), tick("ANY2")])
-    assert len(result.ticks) == 2 and not result.rejected_by_reason
+def test_the_star_watch_list_accepts_every_symbol_and_is_the_default() -> None:
+    for ingest in (Ingest(), Ingest(["*"])):
+        result = ingest.accept([tick("ANY1"), tick("ANY2")])
+        assert len(result.ticks) == 2 and not result.rejected_by_reason
+
+
+def test_an_empty_watch_list_accepts_no_symbol() -> None:
+    result = Ingest([]).accept([tick("ANY1"), bar("ANY2")])
+    assert not result.ticks and not result.bars and result.rejected_by_reason == {"unobserved_symbol": 2}
 
 
 def test_watch_list_changes_take_effect_on_the_next_batch() -> None:
     ingest = Ingest(["BTCUSD"])
     assert ingest.accept([tick("ETHUSD")]).rejected_by_reason["unobserved_symbol"] == 1
-    ingest.watch.add("ETHUSD")
+    ingest.watch.change(("ETHUSD",), ())
     assert len(ingest.accept([tick("ETHUSD")]).ticks) == 1
 
 
@@ -177,7 +184,8 @@ def test_cryptofeed_messages_are_ticks_counted_like_any_other() -> None:
                              wire="cryptofeed")
     assert [t.symbol for t in result.ticks] == ["BINANCE:BTC-USDT"]
     assert result.counter_deltas() == {"ticks_received": 4, "ticks_accepted": 1, "ticks_rejected": 3,
-                                       "bars_received": 0, "bars_accepted": 0, "bars_rejected": 0, "seq_gaps": 0}
+                                       "bars_received": 0, "bars_accepted": 0, "bars_rejected": 0, "seq_gaps": 0,
+                                       "seq_sources_evicted": 0}
     assert dict(result.rejected_by_reason) == {"bad_price": 1, "not_json": 1, "bad_frames": 1}
 
 
@@ -298,3 +306,130 @@ def test_frames_of_a_batch_come_in_symbol_order_at_each_time() -> None:
     assert [f.symbol for f in batch] == ["B", "A"]  # B appears first in (ts, symbol) order
     (first,) = list(replay_chunks(bars, 1))[:1]
     assert [f.symbol for f in first] == ["B"]
+
+
+# --- the time rule, bounds and the watch list ------------------------------------------------
+
+SEC = 1_000_000_000
+NOW = TS + 3600 * SEC
+
+
+def timed(max_future_s: float = 5.0, max_age_s: float = 86_400.0, **limits: int) -> Ingest:
+    return Ingest(clock=lambda: NOW, limits=IngressLimits(int(max_future_s * SEC), int(max_age_s * SEC), **limits))
+
+
+def test_a_tick_beyond_the_future_tolerance_is_rejected_and_one_within_it_accepted() -> None:
+    ingest = timed()
+    result = ingest.accept([tick(ts=NOW + 5 * SEC), tick(ts=NOW + 5 * SEC + 1), tick(ts=2**63 - 1),
+                            tick(ts=NOW + 10 * 365 * 86_400 * SEC)])
+    assert [t.ts for t in result.ticks] == [NOW + 5 * SEC]
+    assert result.rejected_by_reason == {"future_timestamp": 3} and result.ticks_rejected == 3
+
+
+def test_a_tick_older_than_the_age_limit_is_rejected_and_zero_switches_the_rule_off() -> None:
+    messages = [tick(ts=NOW - 86_400 * SEC), tick(ts=NOW - 86_400 * SEC - 1), tick(ts=1)]
+    result = timed().accept(messages)
+    assert [t.ts for t in result.ticks] == [NOW - 86_400 * SEC]
+    assert result.rejected_by_reason == {"old_timestamp": 2}
+    assert len(timed(max_age_s=0).accept(messages).ticks) == 3
+
+
+def test_the_time_rule_applies_to_bars_the_slow_path_and_cryptofeed_alike() -> None:
+    far = NOW + 60 * SEC
+    late_bar = encode_bar(Bar("BTCUSD", far, "1m", 100.0, 101.0, 99.0, 100.5, 3.0))
+    unusual = [b"tick.BTCUSD", packb({"symbol": "BTCUSD", "ts": far, "last": 1.0, "extra": 1})]  # not the fast path
+    result = timed().accept([late_bar, unusual])
+    assert result.rejected_by_reason == {"future_timestamp": 2}
+    assert (result.bars_rejected, result.ticks_rejected) == (1, 1)
+    cryptofeed = timed().accept([cryptofeed_ticker()], wire="cryptofeed")  # stamped 2024-06-01, NOW is 2024-01-01
+    assert cryptofeed.rejected_by_reason == {"future_timestamp": 1}
+
+
+def test_the_time_rule_follows_the_clock() -> None:
+    now = [NOW]
+    ingest = Ingest(clock=lambda: now[0], limits=IngressLimits(5 * SEC, 0))
+    assert ingest.accept([tick(ts=NOW + 60 * SEC)]).rejected_by_reason == {"future_timestamp": 1}
+    now[0] += 60 * SEC
+    assert len(ingest.accept([tick(ts=NOW + 60 * SEC)]).ticks) == 1
+
+
+def test_a_rejected_tick_still_counts_for_seq_gaps() -> None:
+    result = timed().accept([tick(src="a", seq=1), tick(src="a", seq=2, ts=2**63 - 1), tick(src="a", seq=4)])
+    assert result.seq_gaps == 1 and len(result.ticks) == 2
+
+
+def test_with_every_symbol_watched_distinct_symbols_are_capped_by_the_watch_limit() -> None:
+    ingest = Ingest(WatchList(["*"], limit=2))
+    result = ingest.accept([tick("A"), tick("B"), tick("C"), bar("D"), tick("A"), tick("B")])
+    assert [t.symbol for t in result.ticks] == ["A", "B", "A", "B"]
+    assert result.rejected_by_reason == {"symbol_limit": 2} and result.bars_rejected == 1
+    slow = [b"tick.E", packb({"symbol": "E", "ts": TS, "last": 1.0, "extra": 1})]
+    assert ingest.accept([slow]).rejected_by_reason == {"symbol_limit": 1}
+
+
+def test_bar_timeframes_per_symbol_are_capped() -> None:
+    ingest = Ingest(limits=IngressLimits(max_timeframes=2))
+
+    def bar_of(symbol: str, timeframe: str) -> list[bytes]:
+        return encode_bar(Bar(symbol, TS, timeframe, 100.0, 101.0, 99.0, 100.5, 3.0))
+
+    result = ingest.accept([bar_of("A", "1m"), bar_of("A", "2m"), bar_of("A", "3m"), bar_of("A", "1m"),
+                            bar_of("B", "3m")])
+    assert [(b.symbol, b.timeframe) for b in result.bars] == [("A", "1m"), ("A", "2m"), ("A", "1m"), ("B", "3m")]
+    assert result.rejected_by_reason == {"timeframe_limit": 1}
+
+
+def test_seq_sources_are_bounded_forgetting_the_least_recently_seen() -> None:
+    ingest = Ingest(limits=IngressLimits(max_sources=2))
+    first = ingest.accept([tick(src="a", seq=1), tick(src="b", seq=1), tick(src="a", seq=2), tick(src="c", seq=1)])
+    assert first.sources_evicted == 1 and first.counter_deltas()["seq_sources_evicted"] == 1
+    assert set(ingest._last_seq) == {"a", "c"}  # b was the least recently seen
+    second = ingest.accept([tick(src="a", seq=4), tick(src="b", seq=9)])  # b starts afresh: no gap for it
+    assert second.seq_gaps == 1 and ingest.sources_evicted == 2 and dict(ingest.gaps_by_src) == {"a": 1}
+    many = ingest.accept([tick(src=f"s{i}", seq=1) for i in range(10_000)])
+    assert many.sources_evicted == 10_000 and len(ingest._last_seq) == 2
+
+
+def test_symbols_are_checked_like_the_wire_does() -> None:
+    good = ("BTCUSD", "BINANCE:BTC-USDT", "a.b_c/d", "*")
+    assert check_symbols(list(good)) == good
+    for bad in ("", "X" * 33, "BTC USD", "BTC\n", "€", 5):
+        with pytest.raises(ValueError, match="bad symbol"):
+            check_symbols(["BTCUSD", bad])
+
+
+def test_unsubscribing_every_symbol_empties_the_watch_list() -> None:
+    watch = WatchList(["A", "B"])
+    assert watch.change((), ("A", "B")) == ([], ["A", "B"])
+    assert watch.listed() == [] and "A" not in watch and not watch.everything
+
+
+def test_star_switches_to_every_symbol_and_removing_it_empties_the_list() -> None:
+    watch = WatchList(["A"])
+    watch.change(("*",), ())
+    assert watch.listed() == ["*"] and "ANYTHING" in watch
+    with pytest.raises(ValueError, match="unsubscribe \\*"):
+        watch.change((), ("A",))
+    watch.change((), ("*",))
+    assert watch.listed() == [] and "A" not in watch
+
+
+def test_a_change_over_the_limit_or_with_a_bad_symbol_changes_nothing() -> None:
+    watch = WatchList(["A", "B"], limit=3)
+    with pytest.raises(ValueError, match="4 symbols to watch, over the limit of 3"):
+        watch.change(("C", "D"), ())
+    with pytest.raises(ValueError, match="bad symbol"):
+        watch.change(("C", "bad symbol"), ())
+    assert watch.listed() == ["A", "B"]
+    assert watch.change(("C", "D"), ("A",)) == (["C", "D"], ["A"]) and watch.listed() == ["B", "C", "D"]
+    with pytest.raises(ValueError, match="over the limit"):
+        WatchList(["A", "B"], limit=1)
+
+
+def test_leaving_every_symbol_forgets_the_symbols_it_took() -> None:
+    ingest = Ingest(WatchList(["*"], limit=2))
+    ingest.accept([tick("A"), tick("B"), bar("A")])
+    assert ingest.change_watch((), ("*",)) == ([], ["A", "B"])
+    assert ingest.seen == set() and ingest.watch.listed() == [] and not ingest._timeframes
+    ingest.change_watch(("*",), ())
+    assert len(ingest.accept([tick("C"), tick("D"), tick("E")]).ticks) == 2  # room for two again

@@ -25,7 +25,7 @@ from messages.codec import (
     tick_from_map,
     unpackb,
 )
-from messages.market import Bar, Tick
+from messages.market import Bar, Tick, mid_price
 from messages.trading import BUY, SELL, Fill, Order, Signal
 
 TS = 1_704_070_800_000_000_000  # 2024-01-01T01:00:00Z in ns
@@ -198,7 +198,8 @@ def test_malformed_message_is_rejected_with_the_named_reason(frames: list[bytes]
 
 
 def test_every_reason_decode_ingress_can_produce_is_covered_by_a_hand_made_message() -> None:
-    produced_elsewhere = {"unobserved_symbol", "internal_error", "not_json", "unsupported_channel"}  # cryptofeed
+    produced_elsewhere = {"unobserved_symbol", "internal_error", "not_json", "unsupported_channel",  # cryptofeed
+                          "future_timestamp", "old_timestamp", "symbol_limit", "timeframe_limit"}  # the Ingest
     covered = {reason for _, _, reason, _ in REJECTIONS}
     assert covered == set(REJECTION_REASONS) - produced_elsewhere
 
@@ -425,3 +426,26 @@ def test_fill_event_encodes_its_fields_and_type() -> None:
 
 def test_plain_map_event_encodes_as_is() -> None:
     assert unpackb(encode_event({"a": 1})) == {"a": 1}
+
+
+_HUGE_BID, _HUGE_ASK = 8.988465674311579e+307, 8.98846567431158e+307  # their sum overflows a float
+
+
+def test_mid_of_two_huge_prices_is_finite_on_the_fast_path() -> None:
+    body = packb({"symbol": "BTCUSD", "ts": TS, "bid": _HUGE_BID, "ask": _HUGE_ASK})
+    decode_ingress([b"tick.BTCUSD", packb(tick_body())])  # the topic is now known: the fast path decides
+    tick = fast_tick(b"tick.BTCUSD", body)
+    assert tick is not None and math.isfinite(tick.last) and _HUGE_BID <= tick.last <= _HUGE_ASK
+
+
+def test_mid_of_two_huge_prices_is_finite_on_the_full_validator() -> None:
+    body = {"symbol": "BTCUSD", "ts": TS, "bid": _HUGE_BID, "ask": _HUGE_ASK}
+    for tick in (tick_from_map(body, "BTCUSD"), decode_ingress([b"tick.BTCUSD", packb({**body, "x": 1})])):
+        assert isinstance(tick, Tick) and math.isfinite(tick.last) and _HUGE_BID <= tick.last <= _HUGE_ASK
+    top = tick_from_map({**body, "bid": 1.7976931348623157e308, "ask": 1.7976931348623157e308}, "BTCUSD")
+    assert isinstance(top, Tick) and top.last == 1.7976931348623157e308
+
+
+def test_mid_of_ordinary_prices_is_unchanged_by_the_overflow_guard() -> None:
+    for bid, ask in ((100.0, 101.0), (0.1, 0.3), (64000.1, 64000.2), (5e-324, 1e-300)):
+        assert mid_price(bid, ask) == (bid + ask) / 2.0

@@ -148,3 +148,9 @@ def test_valid_updates_with_fields_replaced_by_anything_never_raise(is_trade: bo
 
 def test_deeply_nested_json_is_rejected_not_raised() -> None:
     assert decode_cryptofeed([b"ticker " + b"[" * 60_000]).reason == "not_json"
+
+
+def test_a_ticker_whose_prices_sum_past_the_largest_float_gets_a_finite_mid() -> None:
+    bid, ask = 8.988465674311579e+307, 8.98846567431158e+307  # found by the fuzzer above: the mid was inf
+    tick = decode_cryptofeed(encode_cryptofeed("ticker", ticker(bid=bid, ask=ask)))
+    assert isinstance(tick, Tick) and math.isfinite(tick.last) and bid <= tick.last <= ask
