@@ -207,7 +207,8 @@ def cmd_live(args: argparse.Namespace) -> int:
     equity = f"{result.equity:,.2f}" if result.equity is not None else "n/a"
     print(f"live run ended after {result.seconds:.1f}s ({result.reason})")
     print(f"  ticks     received {c['ticks_received']:,}  accepted {c['ticks_accepted']:,}  "
-          f"rejected {c['ticks_rejected']:,}  processed {c['ticks_processed']:,}  dead-lettered {c['ticks_dead_lettered']:,}")
+          f"rejected {c['ticks_rejected']:,}  processed {c['ticks_processed']:,}  "
+          f"dead-lettered {c['ticks_dead_lettered']:,}  dropped at stop {c['ticks_dropped_at_stop']:,}")
     print(f"  bars      {c['bars']:,}")
     print(f"  signals   {c['signals']:,}")
     print(f"  orders    {c['orders']:,}  fills {c['fills']:,}")
@@ -232,20 +233,36 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from loguru import logger
     logger.info("replaying {:,} bars of {} from {}", len(bars), ",".join(bars["symbol"].unique()), source)
     logger.info("strategy: {}", strategy_plan(settings.strategy).describe())
-    report = run_backtest(settings, bars, settings.store.db)
+    from supervisors.modes import BacktestFailed, bars_lost
+    try:
+        report = run_backtest(settings, bars, settings.store.db)
+    except BacktestFailed as exc:
+        return _fail(str(exc))
+    c = report["counters"]
+    summary = {**report["summary"], "bars_read": c["bars_read"], "bars_processed": c["bars_processed"],
+               "bars_dead_lettered": c["bars_dead_lettered"], "dead_letters": c["dead_letters"]}
     if args.out:
         from actors.executor.output import write_report
         written = write_report(args.out, report["summary"], report["trades"], report["equity_ts"], report["equity"],
                                f"Backtest: {', '.join(bars['symbol'].unique())} ({source})")
         logger.info("report written: {}", ", ".join(str(p) for p in written))
     if args.json:
-        print(json.dumps({"summary": report["summary"], "trades": report["trades"]}, indent=2))
-        return EXIT_OK
-    s = report["summary"]
+        print(json.dumps({"summary": summary, "trades": report["trades"]}, indent=2))
+    else:
+        _print_backtest(summary, source)
+    lost = bars_lost(c)
+    if c["dead_letters"] or lost:
+        return _fail(f"backtest incomplete: {c['dead_letters']:,} messages dead-lettered ({c['bars_dead_lettered']:,} "
+                     f"bars), {lost:,} bars lost; the figures above miss them (see the log)")
+    return EXIT_OK
+
+
+def _print_backtest(s: dict[str, Any], source: str) -> None:
     print(f"backtest {s['start']} .. {s['end']}  ({s['bars']:,} bar closes, source: {source})")
     def num(value: float | None, spec: str) -> str:
         return "n/a" if value is None else format(value, spec)
 
+    print(f"  bars          {s['bars_read']:,} read, {s['bars_processed']:,} processed")
     print(f"  trades        {s['trades']}  (win rate {s['win_rate_pct']:.1f}%, profit factor "
           f"{num(s['profit_factor'], '.2f')}, average {num(s['avg_trade_pct'], '+.2f')}%, open positions "
           f"{s['open_positions']})")
@@ -254,7 +271,6 @@ def cmd_backtest(args: argparse.Namespace) -> int:
           f"exposure {num(s['exposure_pct'], '.1f')}%")
     print(f"  max drawdown  {s['max_drawdown_pct']:.2f}%  (lasting {s['max_drawdown_days']:.1f} days)")
     print(f"  final equity  {s['final_equity']:,.2f}  (from {s['initial_cash']:,.2f})")
-    return EXIT_OK
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:

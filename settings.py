@@ -154,14 +154,16 @@ class SupervisorSettings:
     backoff_max_s: float = 2.0        # cap of the exponential backoff
     jitter: float = 0.2               # relative random spread of the backoff
     heartbeat_s: float = 1.0          # how often supervisors ping their children
-    heartbeat_timeout_s: float = 5.0  # no answer and no progress for this long = hung
+    heartbeat_timeout_s: float = 5.0  # no answer for this long: reported slow, blocked or busy in health
+    stuck_timeout_s: float = 60.0     # no answer, no progress and not blocked for this long: stuck, the system stops
 
 
 @dataclass(frozen=True, slots=True)
 class BacktestSettings:
     """Replay of stored or file bars."""
 
-    chunk: int = 10_000            # bars per replayed batch
+    chunk: int = 10_000            # bars per replayed batch (one batch per message)
+    window: int = 4                # at most about this many batches in the pipeline at once (flow control)
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,7 +338,10 @@ def _validate(s: Settings) -> None:
     check(0 <= s.supervisor.jitter < 1, "supervisor.jitter", "must be in [0, 1)")
     check(s.supervisor.heartbeat_s > 0, "supervisor.heartbeat_s", "must be > 0")
     check(s.supervisor.heartbeat_timeout_s > 0, "supervisor.heartbeat_timeout_s", "must be > 0")
+    check(s.supervisor.stuck_timeout_s >= s.supervisor.heartbeat_timeout_s, "supervisor.stuck_timeout_s",
+          f"must be >= supervisor.heartbeat_timeout_s ({s.supervisor.heartbeat_timeout_s:g})")
     check(s.backtest.chunk >= 1, "backtest.chunk", "must be at least 1")
+    check(s.backtest.window >= 1, "backtest.window", "must be at least 1")
     from actors.feature.indicators import output_names, spec_for_column
 
     for spec in s.feature.indicators:

@@ -22,11 +22,31 @@ from supervisors.clock import Clock
 from supervisors.health import ActorStats, Counters
 from supervisors.registry import Address, Registry
 
-__all__ = ["ChildContext", "InjectedCrash", "SupervisedActor", "drain_inbox", "publish", "publish_all"]
+__all__ = ["ChildContext", "IncarnationCounters", "InjectedCrash", "SupervisedActor", "drain_inbox", "publish",
+           "publish_all"]
 
 
 class InjectedCrash(RuntimeError):
     """Raised by an actor told to crash by fault injection."""
+
+
+class IncarnationCounters:
+    """The shared counters as one incarnation sees them: once it is retired, what it adds is ignored,
+    so a stuck thread that wakes up cannot count twice what was already dead-lettered or dropped."""
+
+    __slots__ = ("_ctx", "shared")
+
+    def __init__(self, shared: Counters, ctx: ChildContext) -> None:
+        self.shared = shared
+        self._ctx = ctx
+
+    def add(self, reasons: dict[str, int] | None = None, **deltas: int) -> None:
+        """Add to the shared counters, unless this incarnation was retired."""
+        if not self._ctx.retired:
+            self.shared.add(reasons, **deltas)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.shared, name)
 
 
 @dataclass(eq=False)
@@ -34,8 +54,9 @@ class ChildContext:
     """What one incarnation of a supervised actor is given.
 
     ``resources`` and ``checkpoints`` are shared by all incarnations (they outlive restarts);
-    ``retired`` is set when the supervisor gave up on this incarnation (it hung), after which
-    nothing it sends is delivered.
+    ``retired`` is set when the supervisor gave up on this incarnation (stuck, or abandoned at
+    stop), after which nothing it sends is delivered (each such message is counted in
+    ``late_output_dropped`` and logged) and nothing it counts is counted.
     """
 
     name: str
@@ -51,6 +72,10 @@ class ChildContext:
     instance: int = 0
     retired: bool = False
     failure: ChildFailed | None = None  # set by this incarnation before it reports its failure
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.counters, IncarnationCounters):
+            self.counters = IncarnationCounters(self.counters, self)  # type: ignore[assignment]
 
     @property
     def address(self) -> Address:
@@ -87,6 +112,13 @@ class SupervisedActor(pykka.ThreadingActor):
 
     downstream: str | None = None
     """The next actor down the pipeline (markers and targeted faults travel there)."""
+
+    use_daemon_thread = True
+    """A stuck incarnation (retired, its thread impossible to stop) must not keep the process from
+    exiting once the system has stopped and said why."""
+
+    checkpoint_on: tuple[type, ...] = (MarketBatch,)
+    """After handling a message of these types, the state (``snapshot``) is checkpointed."""
 
     times_batches = True
     """Record each ingress batch's latency (receive to done here) in the actor's stats; an actor
@@ -129,7 +161,7 @@ class SupervisedActor(pykka.ThreadingActor):
     def waiting(self, why: str) -> Iterator[None]:
         """Mark this actor as blocked on something outside it (a locked database, a venue) while the
         block runs (actor thread). Health shows ``why`` and since when; the supervisor reports the
-        actor as blocked and does not take it for hung meanwhile. The actor bounds the wait itself."""
+        actor as blocked and never takes it for stuck meanwhile. The actor bounds the wait itself."""
         stats = self.ctx.stats
         stats.waiting_since_ns, stats.waiting = time.time_ns(), why
         try:
@@ -138,9 +170,12 @@ class SupervisedActor(pykka.ThreadingActor):
             stats.waiting, stats.waiting_since_ns = "", 0
 
     def send(self, name: str, message: Any) -> None:
-        """Tell the actor called ``name``, unless this incarnation was retired."""
+        """Tell the actor called ``name``, unless this incarnation was retired (then count and log the drop:
+        its message was dead-lettered or counted as dropped when it was retired)."""
         if self.ctx.retired:
-            self.log.warning("retired {} incarnation dropped a {} for {}", self.name, type(message).__name__, name)
+            self.ctx.counters.shared.add(late_output_dropped=1)  # type: ignore[attr-defined]
+            self.log.warning("retired {} incarnation dropped a {} for {} (counted in late_output_dropped)",
+                             self.name, type(message).__name__, name)
             return
         self.ctx.registry.tell(name, message)
 
@@ -162,13 +197,24 @@ class SupervisedActor(pykka.ThreadingActor):
         self.ctx.stats.last_activity_ns = time.time_ns()
 
     def on_receive(self, message: Any) -> Any:
-        """Count, dispatch and checkpoint one message (actor thread)."""
+        """Count, dispatch and checkpoint one message (actor thread). While it runs, ``stats.busy_with``
+        names its type and ``stats.last_activity_ns`` says since when (health shows a slow actor so)."""
         stats = self.ctx.stats
         stats.last_activity_ns = time.time_ns()
         if isinstance(message, Heartbeat):
             return True
+        stats.busy_with = type(message).__name__
+        try:
+            return self._dispatch(message, stats)
+        finally:
+            stats.busy_with = ""
+
+    def _dispatch(self, message: Any, stats: ActorStats) -> Any:
         if isinstance(message, Internal):
-            return self.handle(message)
+            result = self.handle(message)
+            if isinstance(message, self.checkpoint_on):
+                self._checkpoint()
+            return result
         if isinstance(message, Crash) and message.target not in ("", self.name):
             if self.downstream:
                 self.send(self.downstream, message)
@@ -186,15 +232,19 @@ class SupervisedActor(pykka.ThreadingActor):
         except Exception:
             stats.errors += 1
             raise
-        if isinstance(message, MarketBatch) and not self.ctx.retired:
-            if message.recv_ns and self.times_batches:
-                stats.latency.add(time.perf_counter_ns() - message.recv_ns)
-            state = self.snapshot()
-            if state is not None:
-                self.ctx.checkpoints[self.name] = state
+        if isinstance(message, MarketBatch) and message.recv_ns and self.times_batches and not self.ctx.retired:
+            stats.latency.add(time.perf_counter_ns() - message.recv_ns)
+        if isinstance(message, self.checkpoint_on):
+            self._checkpoint()
         self._current = None
         stats.processed += 1
         return result
+
+    def _checkpoint(self) -> None:
+        if not self.ctx.retired:
+            state = self.snapshot()
+            if state is not None:
+                self.ctx.checkpoints[self.name] = state
 
     def on_stop(self) -> None:
         """Release resources when stopped on purpose (actor thread)."""

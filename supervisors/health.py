@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -50,8 +51,8 @@ class ActorStats:
     Counters are written only from the actor's own thread; readers see plain ints.
     """
 
-    __slots__ = ("_state", "errors", "last_activity_ns", "latency", "name", "on_change", "processed", "restarts",
-                 "waiting", "waiting_since_ns")
+    __slots__ = ("_state", "busy_with", "errors", "last_activity_ns", "late_since_ns", "latency", "name", "on_change",
+                 "processed", "restarts", "slow_after_ns", "waiting", "waiting_since_ns")
 
     def __init__(self, name: str, on_change: Callable[[ActorStats, str], None] | None = None) -> None:
         self.name = name
@@ -64,6 +65,9 @@ class ActorStats:
         self.latency = LatencyWindow()  # ingress receive to this actor done with the batch
         self.waiting = ""         # what the actor is blocked on outside itself ("" when it is not)
         self.waiting_since_ns = 0  # wall clock when it began waiting
+        self.busy_with = ""       # the type of the message being handled ("" between messages)
+        self.late_since_ns = 0    # while a heartbeat is overdue: wall clock when it was asked (by the supervisor)
+        self.slow_after_ns = 0    # inside one message this long while late is slow (the heartbeat timeout)
 
     @property
     def state(self) -> str:
@@ -76,28 +80,57 @@ class ActorStats:
         if old != value and self.on_change is not None:
             self.on_change(self, old)
 
+    def condition(self, now_ns: int | None = None) -> dict[str, Any]:
+        """How the actor is doing besides its state.
+
+        ``condition`` is ``blocked`` while it waits on something outside itself (``on``: what, ``for_s``:
+        how long), ``slow`` while its heartbeat is overdue and it has been inside one message for at least
+        ``slow_after_ns`` (``in``: the message type, ``for_s``: how long it has been in it), ``busy`` while
+        its heartbeat is overdue but messages are finishing (it waits behind a long mailbox), else ``ok``.
+        """
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        waiting, since = self.waiting, self.waiting_since_ns
+        if waiting:
+            return {"condition": "blocked", "on": waiting, "for_s": round(max(0, now_ns - since) / 1e9, 3)}
+        if not self.late_since_ns:
+            return {"condition": "ok"}
+        busy_with, began = self.busy_with, self.last_activity_ns
+        if busy_with and now_ns - began >= self.slow_after_ns:
+            return {"condition": "slow", "in": busy_with, "for_s": round(max(0, now_ns - began) / 1e9, 3)}
+        return {"condition": "busy"}
+
     def snapshot(self, mailbox: int) -> dict[str, Any]:
         """Return the record as the ``health`` reply shows it."""
         return {
             "state": self.state, "restarts": self.restarts, "mailbox": mailbox,
             "processed": self.processed, "errors": self.errors, "last_activity_ns": self.last_activity_ns,
+            **self.condition(),
         }
 
 
 class Counters:
     """System-wide counters, updated atomically per batch so a snapshot is always consistent
-    (``ticks_received == ticks_accepted + ticks_rejected`` at every moment)."""
+    (``ticks_received == ticks_accepted + ticks_rejected`` at every moment).
+
+    Accounting: every accepted tick ends ``ticks_processed``, ``ticks_dead_lettered`` or
+    ``ticks_dropped_at_stop``; every bar the pipeline carried (``bars``: replayed, built or derived)
+    ends ``bars_processed``, ``bars_dead_lettered`` or ``bars_dropped_at_stop``. ``bars_read`` counts
+    the bars a backtest replayed, ``hangs`` the actors found stuck, ``late_output_dropped`` the
+    messages a retired (stuck or abandoned) incarnation tried to send afterwards.
+    """
 
     NAMES = (
         "ticks_received", "ticks_accepted", "ticks_rejected", "ticks_processed", "ticks_late",
-        "ticks_dead_lettered", "bars_received", "bars_accepted", "bars_rejected", "seq_gaps", "bars",
-        "bars_processed", "signals", "orders", "fills", "dead_letters", "hangs",
-        "ticks_duplicate", "bars_late", "stale_episodes",
-        "seq_sources_evicted", "ticks_refused",
+        "ticks_dead_lettered", "ticks_dropped_at_stop", "bars_received", "bars_accepted", "bars_rejected",
+        "seq_gaps", "bars", "bars_read", "bars_processed", "bars_dead_lettered", "bars_dropped_at_stop", "signals",
+        "orders", "fills", "dead_letters", "hangs", "late_output_dropped", "ticks_duplicate", "bars_late",
+        "stale_episodes", "seq_sources_evicted", "ticks_refused",
     )
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._waiters = 0
         self._values = dict.fromkeys(self.NAMES, 0)
         self._reasons: Counter[str] = Counter()
 
@@ -108,6 +141,18 @@ class Counters:
                 self._values[name] += delta
             if reasons:
                 self._reasons.update(reasons)
+            if self._waiters:
+                self._changed.notify_all()
+
+    def wait_for(self, predicate: Callable[[dict[str, int]], bool], timeout: float) -> bool:
+        """Wait until ``predicate(counters)`` holds or ``timeout`` seconds pass; return whether it holds.
+        Woken by every ``add``, so a waiter reacts at once."""
+        with self._lock:
+            self._waiters += 1
+            try:
+                return self._changed.wait_for(lambda: predicate(self._values), timeout)
+            finally:
+                self._waiters -= 1
 
     def get(self, name: str) -> int:
         """Return one counter."""

@@ -17,16 +17,18 @@ from tqdm import tqdm
 
 from actors.control.security import control_security, ingress_security
 from actors.feed.actor import IngressSocket
+from actors.feed.replay import ReplayPlan, in_flight
 from actors.feed.replay_actor import StartReplay
 from actors.feed.publisher import MINUTE_NS, CompressedClock, run_simulator
 from actors.store.db import Database, open_existing, read_stored_bars
 from actors.store.history import DataError, finest_per_symbol, load_bar_file, select_range
 from messages.pipeline import Drain
+from messages.system import Query
 from settings import SAMPLE_DATA, Settings
 from supervisors.clock import SimClock
 from supervisors.system import StartupError, System
 
-__all__ = ["LiveResult", "load_backtest_bars", "run_backtest", "run_live"]
+__all__ = ["ACCOUNTING", "BacktestFailed", "LiveResult", "bars_lost", "load_backtest_bars", "run_backtest", "run_live"]
 
 
 @dataclass
@@ -166,9 +168,37 @@ def load_backtest_bars(data: str | None, db_path: str, start_ns: int | None, end
     return select_range(sample, start_ns, end_ns, symbols), f"bundled sample {SAMPLE_DATA.name}"
 
 
+class BacktestFailed(RuntimeError):
+    """A backtest that could not finish: the system stopped (the root gave up, an actor is stuck) or
+    the pipeline stopped moving. ``counters`` hold the accounting at the stop."""
+
+    def __init__(self, reason: str, counters: dict[str, Any]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.counters = counters
+
+    def __str__(self) -> str:
+        c = self.counters
+        return (f"backtest failed: {self.reason} (bars read {c.get('bars_read', 0):,}, processed "
+                f"{c.get('bars_processed', 0):,}, dead-lettered {c.get('bars_dead_lettered', 0):,}, dropped at stop "
+                f"{c.get('bars_dropped_at_stop', 0):,})")
+
+
+ACCOUNTING = ("bars", "bars_read", "bars_processed", "bars_dead_lettered", "bars_dropped_at_stop", "signals", "orders",
+              "fills", "dead_letters", "late_output_dropped", "hangs")
+
+
+def bars_lost(counters: dict[str, Any]) -> int:
+    """Bars that entered the pipeline and were neither processed, dead-lettered nor dropped at stop."""
+    return (counters["bars"] - counters["bars_processed"] - counters["bars_dead_lettered"]
+            - counters["bars_dropped_at_stop"])
+
+
 def run_backtest(settings: Settings, bars: pd.DataFrame, db_path: str, progress: bool = True,
                  faults: tuple[tuple[int, str], ...] = ()) -> dict[str, Any]:
-    """Replay ``bars`` through the actors and return the executor's report.
+    """Replay ``bars`` through the actors and return the executor's report, with ``counters``
+    (see ``ACCOUNTING``; ``bars_read``: bars replayed, ``bars_processed``: bars the executor
+    processed, derived timeframes included). Raises BacktestFailed if the system stopped.
 
     ``faults``: ``(bars, actor)`` crashes injected mid-replay (see StartReplay).
     """
@@ -178,37 +208,77 @@ def run_backtest(settings: Settings, bars: pd.DataFrame, db_path: str, progress:
     db.clear_run("backtest")
     db.close()
     symbols = tuple(bars["symbol"].unique())  # in order of appearance, vectorised
+    plan = ReplayPlan(bars, settings.backtest.chunk)
     system = System(settings, "backtest",
-                    {"replay": bars, "symbols": symbols, "run": "backtest", "db_path": db_path},
+                    {"replay": plan, "symbols": symbols, "run": "backtest", "db_path": db_path},
                     clock=SimClock(int(bars["ts"].iloc[0])))
     system.start()
+    failed = ""
     try:
         with _replay_collection():
-            return _replay(system, bars, progress, faults)
+            return _replay(system, plan.bars, progress, faults)
+    except BacktestFailed as exc:
+        failed = system.fatal or exc.reason
     finally:
-        system.stop()
+        system.stop()  # counts what the stop dropped
+    raise BacktestFailed(failed, _accounting(system))
 
 
-def _replay(system: System, bars: pd.DataFrame, progress: bool, faults: tuple[tuple[int, str], ...]) -> dict[str, Any]:
-    """Send the bars down the pipeline, follow the progress, and return the executor's report."""
-    system.registry.tell("feed", StartReplay(faults))
-    done = pykka.ThreadingFuture()
-    system.registry.tell("feed", Drain(done))
-    with tqdm(total=len(bars), unit="bar", unit_scale=True, disable=None if progress else True,
+def _accounting(system: System) -> dict[str, Any]:
+    counters = system.counters.snapshot()
+    return {k: counters[k] for k in ACCOUNTING}
+
+
+def _replay(system: System, total: int, progress: bool, faults: tuple[tuple[int, str], ...]) -> dict[str, Any]:
+    """Send the bars down the pipeline, follow the progress, drain, and return the executor's report."""
+    sent = pykka.ThreadingFuture()
+    system.registry.tell("feed", StartReplay(faults, sent))
+    with tqdm(total=total, unit="bar", unit_scale=True, disable=None if progress else True,
               desc="backtest", leave=False) as bar:
-        while True:
-            try:
-                done.get(timeout=0.1)
-                break
-            except pykka.Timeout:
-                if system.fatal:
-                    raise RuntimeError(system.fatal) from None
-                bar.update(system.counters.get("bars_processed") - bar.n)
-        bar.update(system.counters.get("bars_processed") - bar.n)
-    report = system.query("executor", "report")
-    report["counters"] = {k: v for k, v in system.counters.snapshot().items()
-                          if k in ("bars", "signals", "orders", "fills", "dead_letters")}
+        _await(system, sent, bar)
+        drained = pykka.ThreadingFuture()
+        system.registry.tell("feed", Drain(drained))
+        _await(system, drained, bar)
+    report = _await(system, _ask(system, "executor", Query("report")), None)
+    report["counters"] = _accounting(system)
     return report
+
+
+def _ask(system: System, actor: str, message: Any) -> pykka.ThreadingFuture:
+    """Ask ``actor`` without a deadline (``_await`` watches the answer), once it runs (it may be restarting)."""
+    address = system.registry.address(actor)
+    while (ref := address.ref) is None:
+        if system.stop_requested.wait(0.01):
+            raise BacktestFailed(system.fatal or system.stop_reason, {})
+    return ref.ask(message, block=False)
+
+
+def _await(system: System, future: pykka.ThreadingFuture, bar: Any) -> Any:
+    """Wait for ``future`` as long as the system runs and the pipeline moves (counters change, actors
+    finish messages, or one is blocked, which it bounds itself); BacktestFailed if the system stops, or
+    if nothing moves for twice ``supervisor.stuck_timeout_s`` (a stuck actor stops the system before,
+    with its name; this catches anything else, so a backtest never hangs)."""
+    s = system.settings.supervisor
+    patience = 2 * s.stuck_timeout_s + s.heartbeat_s
+    moved = time.monotonic()
+    last = None
+    while True:
+        try:
+            return future.get(timeout=0.1)
+        except pykka.Timeout:
+            pass
+        if system.fatal:
+            raise BacktestFailed(system.fatal, {})
+        c = system.counters.snapshot()
+        now = (c["bars"], c["bars_processed"], c["bars_dead_lettered"], c["dead_letters"],
+               sum(s.processed for s in system.stats.values()))
+        if now != last or any(s.waiting for s in system.stats.values()):
+            last, moved = now, time.monotonic()
+        elif time.monotonic() - moved > patience:
+            system.give_up(f"the pipeline stopped moving for {patience:g}s with {in_flight(c):,} bars in flight")
+            raise BacktestFailed(system.fatal or "the pipeline stopped moving", {})
+        if bar is not None:
+            bar.update(c["bars_processed"] - bar.n)
 
 
 @contextmanager

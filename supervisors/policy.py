@@ -6,7 +6,8 @@ child ends and carries the decision out.
 - Strategies: ``one_for_one`` restarts only the child that ended; ``one_for_all`` restarts every
   child; ``rest_for_one`` restarts the child and every child started after it.
 - Child types: ``permanent`` is always restarted; ``transient`` only after an abnormal exit
-  (an exception or a hang); ``temporary`` never.
+  (an exception); ``temporary`` never. A stuck child is not restarted at all (see
+  supervisors.supervisor): the system stops.
 - Intensity: more than ``max_restarts`` restarts within ``within_s`` seconds and the supervisor
   gives up (escalates to its parent).
 - Backoff: a child that fails again before it processed anything since its last restart waits

@@ -7,6 +7,7 @@ and hands everything, in order, to the new instance.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -18,8 +19,9 @@ __all__ = ["Address", "Registry"]
 class Address:
     """Where messages for one named actor go, whichever instance is alive."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, on_drop: Callable[[Any], None] | None = None) -> None:
         self.name = name
+        self._on_drop = on_drop  # told each message dropped because the actor was stopped
         self._lock = threading.Lock()
         self._ref: pykka.ActorRef | None = None
         self._held: list[Any] | None = []   # None: deliver; a list: hold until attach()
@@ -38,6 +40,8 @@ class Address:
             if self._closed:
                 self.undeliverable += 1
                 logger.warning("{} is stopped; dropped {}", self.name, type(message).__name__)
+                if self._on_drop is not None:
+                    self._on_drop(message)
                 return
             self._held.append(message)
 
@@ -70,16 +74,13 @@ class Address:
             self._ref = ref
             self._closed = False
 
-    def close(self) -> int:
-        """Stop delivering (the actor was stopped on purpose); return how many held messages are dropped."""
+    def close(self) -> list[Any]:
+        """Stop delivering (the actor was stopped on purpose); return the held messages, now dropped."""
         with self._lock:
             self._closed = True
-            dropped = len(self._held or ())
-            if self._held is None:
-                self._held = []
-            else:
-                self._held.clear()
-            self.undeliverable += dropped
+            dropped = list(self._held or ())
+            self._held = []
+            self.undeliverable += len(dropped)
             return dropped
 
     @property
@@ -98,16 +99,18 @@ class Address:
 class Registry:
     """Names to Addresses; one per system."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_drop: Callable[[Any], None] | None = None) -> None:
+        """``on_drop`` is told every message dropped because its actor was stopped (for accounting)."""
         self._addresses: dict[str, Address] = {}
         self._lock = threading.Lock()
+        self._on_drop = on_drop
 
     def address(self, name: str) -> Address:
         """Return the Address for ``name``, creating it on first use."""
         address = self._addresses.get(name)
         if address is None:
             with self._lock:
-                address = self._addresses.setdefault(name, Address(name))
+                address = self._addresses.setdefault(name, Address(name, self._on_drop))
         return address
 
     def tell(self, name: str, message: Any) -> None:

@@ -1,5 +1,19 @@
-"""The supervisor actor: starts children in order, stops them in reverse, restarts the dead
-and the hung, and gives up to its parent past its restart intensity."""
+"""The supervisor actor: starts children in order, stops them in reverse, restarts the dead, tells
+the slow from the stuck, and gives up to its parent past its restart intensity.
+
+Slow is not dead. Every ``heartbeat_s`` a supervisor asks each worker for a heartbeat (the ask waits
+in the worker's mailbox like any message). A worker that has not answered for ``heartbeat_timeout_s``
+is late, and health says why: ``blocked`` while it is inside ``SupervisedActor.waiting`` (it bounds
+that wait itself), ``slow`` while it is inside one message (its type, for how long), ``busy`` while
+it works through a long mailbox. A late worker is never replaced: it keeps its message and its queue.
+
+Stuck: a late worker that is not blocked and has finished no message for ``stuck_timeout_s``. Python
+cannot stop its thread, and a second incarnation beside a live thread would duplicate or lose work, so
+the system fails loudly instead of restarting it: its message is dead-lettered with the error, the
+incarnation is retired (whatever it sends or counts if it ever wakes up is dropped, counted in
+``late_output_dropped`` and logged), and the root stops the system with the reason (exit 1). The
+same holds when a restart must stop a worker that stays inside a message that long.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +35,8 @@ from supervisors.health import ActorStats, Counters
 from supervisors.policy import RestartPolicy, SupervisorPolicy
 from supervisors.registry import Registry
 
-__all__ = ["ChildSpec", "RestartChild", "Runtime", "StopChildren", "Supervisor", "SupervisorSpec", "dead_letter_for"]
+__all__ = ["ChildSpec", "RestartChild", "Runtime", "StopChildren", "Supervisor", "SupervisorSpec", "dead_letter_for",
+           "market_load", "record_dead_letter"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +108,20 @@ class Runtime(Protocol):
     stats: dict[str, ActorStats]
     parked: dict[str, list[Any]]
     started: bool
+    fatal: str | None
 
     def make_context(self, name: str, stats: ActorStats, report: Any, instance: int) -> ChildContext: ...
     def give_up(self, reason: str) -> None: ...
     def register_supervisor(self, name: str, ref: pykka.ActorRef) -> None: ...
+    def orphaned(self, failed: ChildFailed) -> None: ...
+    def count_dropped(self, messages: list[Any]) -> None: ...
+
+
+def market_load(message: Any) -> tuple[int, int]:
+    """The ticks and the bars (as counted in ``bars``: frames) a message carries; (0, 0) if none."""
+    if isinstance(message, MarketBatch):
+        return len(message.ticks), sum(len(frame) for frame in message.frames)
+    return 0, 0
 
 
 def dead_letter_for(name: str, error: str, message: Any, ts: int) -> DeadLetter:
@@ -109,6 +134,14 @@ def dead_letter_for(name: str, error: str, message: Any, ts: int) -> DeadLetter:
     return DeadLetter(name, ts, error, type(message).__name__, summary, ticks)
 
 
+def record_dead_letter(runtime: Runtime, name: str, error: str, message: Any) -> None:
+    """Count, log and store (through the store actor) a message ``name`` failed on."""
+    letter = dead_letter_for(name, error, message, time.time_ns())
+    runtime.counters.add(dead_letters=1, ticks_dead_lettered=letter.ticks, bars_dead_lettered=market_load(message)[1])
+    logger.error("{} failed on {}: {}; message dead-lettered", name, letter.message_type, error)
+    runtime.registry.tell("store", Persist(dead_letters=(letter,)))
+
+
 @dataclass(eq=False)
 class _Child:
     spec: ChildSpec | SupervisorSpec
@@ -119,7 +152,9 @@ class _Child:
     processed_at_start: int = 0
     heartbeat: Any = None
     heartbeat_sent: float = 0.0
-    heartbeat_processed: int = 0
+    heartbeat_sent_ns: int = 0   # the same on the wall clock (health compares it with message start times)
+    progress_mark: int = 0       # stats.processed when progress was last seen
+    progress_at: float = 0.0     # when progress (or a wait) was last seen
     parked: dict[str, list[Any]] = field(default_factory=dict)
 
 
@@ -147,6 +182,7 @@ class Supervisor(pykka.ThreadingActor):
         self.stop_timeout = s.stop_timeout_s
         self.heartbeat_s = s.heartbeat_s
         self.heartbeat_timeout = s.heartbeat_timeout_s
+        self.stuck_timeout = s.stuck_timeout_s
         self.policy = SupervisorPolicy(
             RestartPolicy(spec.strategy, s.max_restarts, s.within_s, s.backoff_min_s, s.backoff_max_s, s.jitter),
             [(c.name, c.kind) for c in spec.children], time.monotonic, random.Random(zlib.crc32(spec.name.encode())),
@@ -204,17 +240,21 @@ class Supervisor(pykka.ThreadingActor):
     # -- starting and stopping children -------------------------------------------------------------
 
     def _spawn(self, name: str) -> None:
+        if self.runtime.fatal:  # the system is stopping (a stuck actor, or the root gave up): start nothing
+            return
         child = self.children[name]
         stats = self.runtime.stats[name]
         child.instance = _next_instance()
         child.heartbeat = None
+        stats.late_since_ns = 0
+        stats.slow_after_ns = int(self.heartbeat_timeout * 1e9)
         if isinstance(child.spec, SupervisorSpec):
             child.ref = Supervisor.start(child.spec, self.runtime, self.actor_ref, child.instance)
             # Wait until it has started its own children: the tree starts in dependency order, so a later
             # group may rely on an earlier one (the strategy asks the executor for positions at start).
             child.ref.ask(_Started(), timeout=30.0)
             return
-        ctx = self.runtime.make_context(name, stats, self.actor_ref.tell, child.instance)
+        ctx = self.runtime.make_context(name, stats, self._reporter(), child.instance)
         actor = child.spec.actor(ctx)
         pending = self.runtime.parked.pop(name, [])
         # Attach before the thread starts, so nothing told in between can reach a dead inbox.
@@ -223,6 +263,18 @@ class Supervisor(pykka.ThreadingActor):
         child.ref, child.actor, child.ctx = actor.actor_ref, actor, ctx
         child.processed_at_start = stats.processed
         actor._start_actor_loop()  # noqa: SLF001  (pykka.Actor.start minus the race above)
+
+    def _reporter(self) -> Any:
+        """How a child reports its failure: to this supervisor, or, once it has stopped, to the runtime,
+        which accounts for the failed message and parks the queue (nothing is lost with the report)."""
+        ref, runtime = self.actor_ref, self.runtime
+
+        def report(failed: ChildFailed) -> None:
+            try:
+                ref.tell(failed)
+            except pykka.ActorDeadError:
+                runtime.orphaned(failed)
+        return report
 
     def _park(self, name: str, envelopes: list[Any] | tuple[Any, ...]) -> None:
         self.runtime.parked.setdefault(name, []).extend(envelopes)
@@ -247,9 +299,9 @@ class Supervisor(pykka.ThreadingActor):
         drained = drain_inbox(ref.actor_inbox)
         if ref.is_alive():
             ref.tell(pykka.messages._ActorStop())  # noqa: SLF001  (stop after the current message)
-            if not ref.actor_stopped.wait(min(self.stop_timeout, self.heartbeat_timeout)):
-                # stuck in its current message: a hang; never block the supervisor on it
-                self._abandon(name, f"did not stop within {min(self.stop_timeout, self.heartbeat_timeout):g}s")
+            if not self._wait_stopped(name, ref):
+                self._stuck(name, f"did not finish its {self.runtime.stats[name].busy_with or 'message'} "
+                                  f"within {self.stuck_timeout:g}s when told to stop for a restart")
         drained += drain_inbox(ref.actor_inbox)
         failure = child.ctx.failure if child.ctx is not None else None
         if failure is not None:  # it failed on its own, its report still on the way: its queue comes first
@@ -257,6 +309,19 @@ class Supervisor(pykka.ThreadingActor):
             drained = [*failure.pending, *drained]
         self._park(name, drained)
         child.ref = None
+
+    def _wait_stopped(self, name: str, ref: pykka.ActorRef) -> bool:
+        """Wait for a child told to stop to finish its current message: as long as it is blocked
+        (it bounds that itself) or progressing, and up to ``stuck_timeout_s`` otherwise. False if stuck."""
+        stats = self.runtime.stats[name]
+        mark, since = stats.processed, time.monotonic()
+        while not ref.actor_stopped.wait(min(0.05, self.stuck_timeout)):
+            now = time.monotonic()
+            if stats.waiting or stats.processed != mark:
+                mark, since = stats.processed, now
+            elif now - since > self.stuck_timeout:
+                return False
+        return True
 
     def _stop_children(self, timeout: float) -> None:
         self.stopping = True
@@ -280,12 +345,24 @@ class Supervisor(pykka.ThreadingActor):
                 except pykka.Timeout:
                     logger.error("{} did not stop within {:g}s; abandoned", name, timeout)
                     stats.state = "failed"
+                    self._retire_at_stop(name, ref)
             dropped = self.runtime.registry.address(name).close()
             if dropped:
-                logger.warning("{}: {} messages arrived after it stopped and were not delivered", name, dropped)
+                self.runtime.count_dropped(dropped)
+                logger.warning("{}: {} messages arrived after it stopped and were not delivered", name, len(dropped))
             if stats.state != "failed":
                 stats.state = "stopped"
         self.runtime.stats[self.name].state = "stopped"
+
+    def _retire_at_stop(self, name: str, ref: pykka.ActorRef) -> None:
+        """A child that did not stop in time: retire it and count what it held as dropped at stop."""
+        child = self.children[name]
+        if child.ctx is not None:
+            child.ctx.retired = True
+        current = getattr(child.actor, "_current", None)
+        queued = [envelope.message for envelope in drain_inbox(ref.actor_inbox)]
+        ref.tell(pykka.messages._ActorStop())  # noqa: SLF001  (the drain took the stop too)
+        self.runtime.count_dropped([*([current] if current is not None else []), *queued])
 
     # -- failures ---------------------------------------------------------------------------------------
 
@@ -296,7 +373,7 @@ class Supervisor(pykka.ThreadingActor):
         handed_over = failed.instance in self.claimed  # _kill already parked its queue, in order
         self.claimed.discard(failed.instance)
         if failed.instance != child.instance:
-            # An incarnation already replaced (killed with its group, or hung) failed late: its
+            # An incarnation already replaced (killed with its group) failed late: its
             # message is still dead-lettered, and anything it held goes to the current one.
             self._dead_letter(failed.name, failed.error, failed.failed)
             address = self.runtime.registry.address(failed.name)
@@ -314,14 +391,11 @@ class Supervisor(pykka.ThreadingActor):
         self._after_exit(failed.name, failed.error, in_setup=failed.failed is None)
 
     def _dead_letter(self, name: str, error: str, message: Any) -> None:
-        letter = dead_letter_for(name, error, message, time.time_ns())
-        self.runtime.counters.add(dead_letters=1, ticks_dead_lettered=letter.ticks)
-        logger.error("{} failed on {}: {}; message dead-lettered", name, letter.message_type, error)
-        self.runtime.registry.tell("store", Persist(dead_letters=(letter,)))
+        record_dead_letter(self.runtime, name, error, message)
 
     def _after_exit(self, name: str, error: str, abnormal: bool = True, in_setup: bool = False) -> None:
         stats = self.runtime.stats[name]
-        if self.stopping or self.gave_up:
+        if self.stopping or self.gave_up or self.runtime.fatal:
             stats.state = "failed"
             return
         if in_setup and not self.runtime.started:  # a bad port or file: restarting will not help
@@ -342,6 +416,9 @@ class Supervisor(pykka.ThreadingActor):
         for target in decision.targets:
             if target != name:
                 self._kill(target)
+            if self.runtime.fatal:  # a sibling was stuck: nothing restarts
+                stats.state = "failed"
+                return
             self.runtime.stats[target].state = "restarting"
             self.runtime.stats[target].restarts += 1
         if decision.delay_s > 0:
@@ -385,49 +462,59 @@ class Supervisor(pykka.ThreadingActor):
         self._publish(name, "restarted", "on request")
         return True
 
-    # -- hangs -----------------------------------------------------------------------------------------
+    # -- slow, blocked, stuck ---------------------------------------------------------------------------
 
     def _check_heartbeats(self) -> None:
-        if self.stopping or self.gave_up:
+        if self.stopping or self.gave_up or self.runtime.fatal:
             return
         now = time.monotonic()
         for name, child in self.children.items():
             if isinstance(child.spec, SupervisorSpec) or child.ref is None or not child.ref.is_alive():
                 continue
             stats = self.runtime.stats[name]
+            if child.heartbeat is not None and _resolved(child.heartbeat):
+                child.heartbeat = None
+                if stats.late_since_ns:
+                    stats.late_since_ns = 0
+                    logger.info("{} answers its heartbeat again", name)
             if child.heartbeat is None:
                 child.heartbeat = child.ref.ask(Heartbeat(), block=False)
-                child.heartbeat_sent, child.heartbeat_processed = now, stats.processed
-            elif _resolved(child.heartbeat):
-                child.heartbeat = None
-            elif now - child.heartbeat_sent > self.heartbeat_timeout:
-                if stats.processed != child.heartbeat_processed:
-                    child.heartbeat_sent, child.heartbeat_processed = now, stats.processed  # busy, not hung
-                else:
-                    self._hung(name)
+                child.heartbeat_sent_ns = time.time_ns()
+                child.heartbeat_sent = child.progress_at = now
+                child.progress_mark = stats.processed
+                continue
+            if now - child.heartbeat_sent <= self.heartbeat_timeout:
+                continue
+            if not stats.late_since_ns:
+                stats.late_since_ns = child.heartbeat_sent_ns
+                logger.warning("{} has not answered its heartbeat for {:.2f}s: {}", name, now - child.heartbeat_sent,
+                               _describe(stats.condition()))
+            if stats.waiting or stats.processed != child.progress_mark:
+                child.progress_mark, child.progress_at = stats.processed, now  # blocked or progressing
+            elif now - child.progress_at > self.stuck_timeout:
+                self._stuck(name, f"no heartbeat answer and no message finished for {now - child.progress_at:.1f}s "
+                                  f"(supervisor.stuck_timeout_s {self.stuck_timeout:g}), inside "
+                                  f"{stats.busy_with or 'no message'}")
 
-    def _abandon(self, name: str, why: str) -> str:
-        """Give up on a stuck incarnation: count the hang, dead-letter its message, retire it."""
-        child = self.children[name]
-        self.runtime.stats[name].errors += 1
-        self.runtime.counters.add(hangs=1)
-        error = f"hung: {why}"
-        logger.error("{} {}; replacing it", name, error)
-        if child.ctx is not None:
-            child.ctx.retired = True  # whatever it does if it ever wakes up is not delivered
-        self._dead_letter(name, error, getattr(child.actor, "_current", None))
-        return error
-
-    def _hung(self, name: str) -> None:
+    def _stuck(self, name: str, why: str) -> None:
+        """A child stuck for good: dead-letter its message, retire it, park its queue, stop the system."""
         child = self.children[name]
         ref = child.ref
-        address = self.runtime.registry.address(name)
-        address.hold()
-        self._park(name, drain_inbox(ref.actor_inbox))  # type: ignore[union-attr]
-        ref.tell(pykka.messages._ActorStop())  # type: ignore[union-attr]  # noqa: SLF001
-        error = self._abandon(name, f"no heartbeat answer and no progress for {self.heartbeat_timeout:g}s")
+        stats = self.runtime.stats[name]
+        stats.errors += 1
+        stats.state = "failed"
+        self.runtime.counters.add(hangs=1)
+        if child.ctx is not None:
+            child.ctx.retired = True  # whatever it does if it ever wakes up is dropped and counted
+        error = f"stuck: {why}"
+        self._dead_letter(name, error, getattr(child.actor, "_current", None))
+        if ref is not None:
+            self.runtime.registry.address(name).hold()
+            self._park(name, drain_inbox(ref.actor_inbox))
+            ref.tell(pykka.messages._ActorStop())  # noqa: SLF001  (stops if it ever finishes its message)
         child.ref = None
-        self._after_exit(name, error)
+        self.runtime.give_up(f"{name} is {error}; its thread cannot be stopped, so the system stops "
+                             "instead of running a second copy beside it")
 
     def _publish(self, name: str, change: str, detail: str) -> None:
         if "control" not in self.runtime.stats:
@@ -437,6 +524,15 @@ class Supervisor(pykka.ThreadingActor):
             "actor": name, "supervisor": self.name, "change": change, "state": stats.state,
             "restarts": stats.restarts, "detail": detail,
         }))
+
+
+def _describe(condition: dict[str, Any]) -> str:
+    kind = condition["condition"]
+    if kind == "blocked":
+        return f"blocked on {condition['on']} for {condition['for_s']:.2f}s"
+    if kind == "slow":
+        return f"slow, inside a {condition['in']} for {condition['for_s']:.2f}s"
+    return "busy, its heartbeat waits behind its mailbox"
 
 
 def _resolved(future: Any) -> bool:

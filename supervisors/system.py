@@ -17,7 +17,8 @@ from supervisors.actor import ChildContext
 from supervisors.clock import Clock, LiveClock
 from supervisors.health import ActorStats, Counters
 from supervisors.registry import Registry
-from supervisors.supervisor import RestartChild, StopChildren, Supervisor, SupervisorSpec
+from supervisors.supervisor import (RestartChild, StopChildren, Supervisor, SupervisorSpec, market_load,
+                                    record_dead_letter)
 from supervisors.tree import PIPELINE, tree_for
 
 __all__ = ["StartupError", "System"]
@@ -31,16 +32,17 @@ class System:
     """Builds, runs and stops the actor tree of one mode; also the control socket's view of it."""
 
     def __init__(self, settings: Settings, mode: str, resources: dict[str, Any] | None = None,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, tree: SupervisorSpec | None = None) -> None:
+        """``tree``: the supervision tree to run instead of the mode's own (drills and tests)."""
         self.settings = settings
         self.mode = mode
         self.clock = clock or LiveClock()
-        self.registry = Registry()
+        self.registry = Registry(on_drop=self._dropped_after_stop)
         self.counters = Counters()
         self.resources = dict(resources or {})
         self.resources.setdefault("view", self)
         self.resources.setdefault("events", mode == "live")
-        self.tree = tree_for(mode)
+        self.tree = tree or tree_for(mode)
         self.actor_names = tuple(self.tree.workers())
         self.owners: dict[str, str] = {}
         self.supervisor_specs: dict[str, SupervisorSpec] = {}
@@ -85,11 +87,19 @@ class System:
         self.supervisors[name] = ref
 
     def give_up(self, reason: str) -> None:
-        """The root gave up: stop the system."""
+        """The root gave up, or an actor is stuck: stop the system (the first reason is kept)."""
+        if self.fatal is not None:
+            return
         self.fatal = reason
         if self.started:
             logger.critical("stopping the system: {}", reason)
         self.request_stop(reason)
+
+    def orphaned(self, failed: ChildFailed) -> None:
+        """A child failed after its supervisor stopped: dead-letter its message and park its queue, so
+        the stop accounts for them."""
+        record_dead_letter(self, failed.name, failed.error, failed.failed)
+        self.parked.setdefault(failed.name, []).extend(failed.pending)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -143,9 +153,35 @@ class System:
             for ref in self.supervisors.values():
                 if ref.is_alive():
                     ref.stop(block=True, timeout=timeout)
+        self._account_stop()
         for name in ("ingress", "cryptofeed"):
             if self.resources.get(name) is not None:
                 self.resources[name].close()
+
+    def _account_stop(self) -> None:
+        """Count what will never be handled: messages still parked for an incarnation that will not
+        start (the root gave up, an actor is stuck) and held at addresses no supervisor closed.
+        Every accepted tick is then processed, dead-lettered or in ``ticks_dropped_at_stop``."""
+        messages: list[Any] = []
+        for name in self.actor_names:
+            messages += [envelope.message for envelope in self.parked.pop(name, [])]
+            messages += self.registry.address(name).close()
+        self.count_dropped(messages)
+
+    def _dropped_after_stop(self, message: Any) -> None:
+        """A message told to an actor already stopped (a stop does not drain): count what it carried."""
+        self.count_dropped([message])
+
+    def count_dropped(self, messages: list[Any]) -> None:
+        """Count the ticks and bars in messages that will never be handled because the system stops."""
+        ticks = bars = 0
+        for message in messages:
+            t, b = market_load(message)
+            ticks, bars = ticks + t, bars + b
+        if ticks or bars:
+            self.counters.add(ticks_dropped_at_stop=ticks, bars_dropped_at_stop=bars)
+            logger.error("{:,} ticks and {:,} bars that could no longer be handled were dropped at stop (counted)",
+                         ticks, bars)
 
     # -- the control view ----------------------------------------------------------------------------
 
@@ -168,14 +204,15 @@ class System:
         states = {a["state"] for a in actors.values()} | {self.stats[s].state for s in self.supervisor_specs}
         risk = dict(self.resources.get("risk") or {"halted": False, "reason": ""})
         stale = list(self.resources.get("stale", ()))
+        late = {name: a["condition"] for name, a in actors.items() if a["condition"] != "ok"}
         if self.fatal or "failed" in states:
             status = "failed"
-        elif states <= {"running"} and not risk["halted"] and not stale:
+        elif states <= {"running"} and not risk["halted"] and not stale and not late:
             status = "healthy"
         else:
             status = "degraded"
-        return {"status": status, "mode": self.mode, "actors": actors, "risk": risk, "stale": stale,
-                "tree": {"root": self._node(self.tree)}}
+        return {"status": status, "mode": self.mode, "actors": actors, "risk": risk, "stale": stale, "late": late,
+                "fatal": self.fatal, "tree": {"root": self._node(self.tree)}}
 
     def metrics(self) -> dict[str, Any]:
         """Counters; latency from ingress receive to the executor's decision, and to the end of each

@@ -94,7 +94,9 @@ def test_every_message_from_an_outside_publisher_is_accounted_for(live_settings:
         assert set(health["actors"]) == {"feed", "buffer", "feature", "model", "strategy", "executor", "store", "control"}
         for name, record in health["actors"].items():
             assert record["state"] == "running", name
-            assert set(record) == {"state", "restarts", "mailbox", "processed", "errors", "last_activity_ns"}
+            assert set(record) == {"state", "restarts", "mailbox", "processed", "errors", "last_activity_ns",
+                                   "condition"}
+            assert record["condition"] == "ok", name
     finally:
         system.stop()
 
