@@ -18,6 +18,7 @@ from loguru import logger
 from messages.pipeline import MarketBatch
 from messages.system import ChildFailed, Crash, Hang, Heartbeat, Internal, Publish
 from settings import Settings
+from supervisors import mailbox
 from supervisors.clock import Clock
 from supervisors.health import ActorStats, Counters
 from supervisors.registry import Address, Registry
@@ -86,18 +87,7 @@ class ChildContext:
 def drain_inbox(inbox: queue.Queue | queue.SimpleQueue) -> list[Any]:
     """Take every envelope out of an inbox, keeping user messages (not self-sent or pykka's own).
     Safe from any thread: the inbox is a thread-safe queue."""
-    kept = []
-    while True:
-        try:
-            envelope = inbox.get_nowait()
-        except queue.Empty:
-            return kept
-        message = envelope.message
-        if isinstance(message, Internal | Heartbeat | pykka.messages._ActorStop):  # noqa: SLF001
-            if envelope.reply_to is not None:
-                envelope.reply_to.set(None)
-            continue
-        kept.append(envelope)
+    return mailbox.drain(inbox, skip=(Internal, Heartbeat))
 
 
 class SupervisedActor(pykka.ThreadingActor):
@@ -133,8 +123,8 @@ class SupervisedActor(pykka.ThreadingActor):
 
     @staticmethod
     def _create_actor_inbox() -> queue.SimpleQueue:  # type: ignore[override]
-        """The mailbox: a FIFO implemented in C, a few microseconds cheaper a hop than queue.Queue."""
-        return queue.SimpleQueue()
+        """The mailbox (pykka's hook for it): see ``supervisors.mailbox.new_inbox``."""
+        return mailbox.new_inbox()
 
     # -- hooks for subclasses ---------------------------------------------------------------
 

@@ -13,6 +13,8 @@ from typing import Any
 import pykka
 from loguru import logger
 
+from supervisors import mailbox
+
 __all__ = ["Address", "Registry"]
 
 
@@ -66,8 +68,7 @@ class Address:
     def attach(self, ref: pykka.ActorRef, pending: list[Any] | tuple[Any, ...] = ()) -> None:
         """Point at a new instance: first ``pending`` envelopes, then held messages, then live traffic."""
         with self._lock:
-            for envelope in pending:
-                ref.actor_inbox.put(envelope)
+            mailbox.put_back(ref, pending)
             for message in self._held or ():
                 ref.tell(message)
             self._held = None
@@ -93,7 +94,7 @@ class Address:
         with self._lock:
             held = len(self._held or ())
             ref = self._ref
-        return held + (ref.actor_inbox.qsize() if ref is not None and ref.is_alive() else 0)
+        return held + mailbox.depth(ref)
 
 
 class Registry:

@@ -30,6 +30,7 @@ from loguru import logger
 from messages.pipeline import MarketBatch, Persist
 from messages.system import ChildFailed, DeadLetter, Heartbeat, Publish
 from settings import Settings
+from supervisors import mailbox
 from supervisors.actor import ChildContext, SupervisedActor, drain_inbox
 from supervisors.health import ActorStats, Counters
 from supervisors.policy import RestartPolicy, SupervisorPolicy
@@ -259,10 +260,9 @@ class Supervisor(pykka.ThreadingActor):
         pending = self.runtime.parked.pop(name, [])
         # Attach before the thread starts, so nothing told in between can reach a dead inbox.
         self.runtime.registry.address(name).attach(actor.actor_ref, pending)
-        pykka.ActorRegistry.register(actor.actor_ref)
         child.ref, child.actor, child.ctx = actor.actor_ref, actor, ctx
         child.processed_at_start = stats.processed
-        actor._start_actor_loop()  # noqa: SLF001  (pykka.Actor.start minus the race above)
+        mailbox.start_loop(actor)
 
     def _reporter(self) -> Any:
         """How a child reports its failure: to this supervisor, or, once it has stopped, to the runtime,
@@ -298,7 +298,7 @@ class Supervisor(pykka.ThreadingActor):
         address.hold()
         drained = drain_inbox(ref.actor_inbox)
         if ref.is_alive():
-            ref.tell(pykka.messages._ActorStop())  # noqa: SLF001  (stop after the current message)
+            mailbox.stop_after_current(ref)  # after the current message
             if not self._wait_stopped(name, ref):
                 self._stuck(name, f"did not finish its {self.runtime.stats[name].busy_with or 'message'} "
                                   f"within {self.stuck_timeout:g}s when told to stop for a restart")
@@ -361,7 +361,7 @@ class Supervisor(pykka.ThreadingActor):
             child.ctx.retired = True
         current = getattr(child.actor, "_current", None)
         queued = [envelope.message for envelope in drain_inbox(ref.actor_inbox)]
-        ref.tell(pykka.messages._ActorStop())  # noqa: SLF001  (the drain took the stop too)
+        mailbox.stop_after_current(ref)  # the drain took the stop too
         self.runtime.count_dropped([*([current] if current is not None else []), *queued])
 
     # -- failures ---------------------------------------------------------------------------------------
@@ -511,7 +511,7 @@ class Supervisor(pykka.ThreadingActor):
         if ref is not None:
             self.runtime.registry.address(name).hold()
             self._park(name, drain_inbox(ref.actor_inbox))
-            ref.tell(pykka.messages._ActorStop())  # noqa: SLF001  (stops if it ever finishes its message)
+            mailbox.stop_after_current(ref)  # stops if it ever finishes its message
         child.ref = None
         self.runtime.give_up(f"{name} is {error}; its thread cannot be stopped, so the system stops "
                              "instead of running a second copy beside it")
