@@ -168,8 +168,19 @@ def _settings(args: argparse.Namespace, overrides: dict[str, Any]) -> Any:
     return load_settings(args.settings, overrides={k: v for k, v in overrides.items() if v is not None})
 
 
+def _check_database(settings: Any, live: bool = False) -> Any:
+    """Refuse a database that cannot be written (StorageError, one line); live also takes its lock,
+    held until the process ends, so a second live on the same database refuses."""
+    from actors.store.guard import check_database, hold
+
+    lock = hold(settings.store.db) if live else None
+    check_database(settings.store.db, settings.store.lock_patience_s)
+    return lock
+
+
 def cmd_live(args: argparse.Namespace) -> int:
     """Run live."""
+    from actors.store.errors import StorageError
     from supervisors.modes import run_live
     from supervisors.system import StartupError
 
@@ -190,6 +201,10 @@ def cmd_live(args: argparse.Namespace) -> int:
     if settings.feed.source == "sim" and settings.store.db == StoreSettings().db:
         # the simulator's made-up market gets its own database: trading.db holds real history only
         settings = settings.with_values({"store.db": SIM_DB})
+    try:
+        lock = _check_database(settings, live=True)
+    except StorageError as exc:
+        return _fail(f"cannot start: {exc}")
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -200,6 +215,11 @@ def cmd_live(args: argparse.Namespace) -> int:
         result = run_live(settings, args.duration, stop)
     except StartupError as exc:
         return _fail(f"cannot start: {exc}")
+    except StorageError as exc:
+        return _fail(str(exc))
+    finally:
+        if lock is not None:
+            lock.release()
     c = result.counters
     equity = f"{result.equity:,.2f}" if result.equity is not None else "n/a"
     print(f"live run ended after {result.seconds:.1f}s ({result.reason})")
@@ -207,7 +227,8 @@ def cmd_live(args: argparse.Namespace) -> int:
           f"rejected {c['ticks_rejected']:,}  processed {c['ticks_processed']:,}  dead-lettered {c['ticks_dead_lettered']:,}")
     print(f"  bars      {c['bars']:,}")
     print(f"  signals   {c['signals']:,}")
-    print(f"  orders    {c['orders']:,}  fills {c['fills']:,}")
+    print(f"  orders    {c['orders']:,} (stored {c['orders_stored']:,})  fills {c['fills']:,} "
+          f"(stored {c['fills_stored']:,})")
     print(f"  equity    {equity}")
     if result.fatal:
         return _fail(result.fatal)
@@ -221,6 +242,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from supervisors.modes import load_backtest_bars, run_backtest
 
     settings = _settings(args, {"store.db": args.db, **_strategy_overrides(args)})
+    _check_database(settings)
     start = parse_date(args.start, "--from")
     end = parse_date(args.end, "--to", end_of_day=True) if args.end else None
     if end is not None and end <= start:
@@ -229,7 +251,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from loguru import logger
     logger.info("replaying {:,} bars of {} from {}", len(bars), ",".join(bars["symbol"].unique()), source)
     logger.info("strategy: {}", strategy_plan(settings.strategy).describe())
-    report = run_backtest(settings, bars, settings.store.db)
+    try:
+        report = run_backtest(settings, bars, settings.store.db)
+    except RuntimeError as exc:  # the system stopped (a durability failure among the causes): its reason
+        return _fail(f"backtest failed: {exc}")
     if args.out:
         from actors.executor.output import write_report
         written = write_report(args.out, report["summary"], report["trades"], report["equity_ts"], report["equity"],
@@ -259,6 +284,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from actors.store.ingest import ingest_file
 
     settings = _settings(args, {"store.db": args.db})
+    _check_database(settings)
     print(ingest_file(args.file, settings.store.db, args.symbol, args.timeframe, args.ts_label))
     return EXIT_OK
 
@@ -351,6 +377,7 @@ def cmd_feed_sim(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     args = build_parser().parse_args(argv)
+    from actors.store.errors import StorageError
     from actors.store.history import DataError
     from settings import SettingsError
     from supervisors.logs import setup_logging
@@ -360,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
                 "feed-sim": cmd_feed_sim, "keys": cmd_keys}
     try:
         return handlers[args.command](args)
-    except (SettingsError, DataError) as exc:
+    except (SettingsError, DataError, StorageError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return _fail("interrupted", 130)

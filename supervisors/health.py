@@ -93,6 +93,7 @@ class Counters:
         "ticks_dead_lettered", "bars_received", "bars_accepted", "bars_rejected", "seq_gaps", "bars",
         "bars_processed", "signals", "orders", "fills", "dead_letters", "hangs",
         "ticks_duplicate", "bars_late", "stale_episodes",
+        "orders_stored", "fills_stored",
     )
 
     def __init__(self) -> None:

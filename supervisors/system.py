@@ -54,6 +54,7 @@ class System:
         self.stop_requested = threading.Event()
         self.stop_reason = ""
         self.fatal: str | None = None
+        self.durability: str | None = None  # why records can no longer be stored
         self.started = False
         self.root: pykka.ActorRef | None = None
 
@@ -90,6 +91,11 @@ class System:
         if self.started:
             logger.critical("stopping the system: {}", reason)
         self.request_stop(reason)
+
+    def durability_failed(self, reason: str) -> None:
+        """The store can no longer keep records: say so in health and stop the system."""
+        self.durability = reason
+        self.give_up(reason)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -175,6 +181,7 @@ class System:
         else:
             status = "degraded"
         return {"status": status, "mode": self.mode, "actors": actors, "risk": risk, "stale": stale,
+                "durability": {"ok": self.durability is None, "reason": self.durability or ""},
                 "tree": {"root": self._node(self.tree)}}
 
     def metrics(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from actors.executor.report import summarize, trade_rows
 from actors.executor.risk import RiskLimits
 from actors.store.db import load_account
 from messages.pipeline import Drain, MarketBatch, Persist
+from messages.store import Committed, Confirm, HaltTrading
 from messages.system import Query
 from supervisors.actor import SupervisedActor, publish, publish_all
 
@@ -27,7 +28,11 @@ def broker_config(settings: Any, n_symbols: int) -> BrokerConfig:
 
 
 class ExecutorActor(SupervisedActor):
-    """Fills orders, tracks cash and positions, measures ingress-to-decision latency."""
+    """Fills orders, tracks cash and positions, measures ingress-to-decision latency.
+
+    Live, an order is written ahead: it may fill only once the store has committed it (the
+    store answers ``Confirm`` with ``Committed``). On ``HaltTrading`` (the store can no longer
+    keep records) it decides, sends and fills nothing more."""
 
     times_batches = False  # the latency that matters is to the decision, recorded in ``_batch``
 
@@ -38,7 +43,9 @@ class ExecutorActor(SupervisedActor):
         live = self.ctx.mode == "live"
         symbols = self.ctx.resources.get("symbols") or self.ctx.settings.feed.symbols
         self.broker = PaperBroker(broker_config(self.ctx.settings, len(symbols)),
-                                  keep_equity=10_000 if live else None, keep_records=10_000 if live else None)
+                                  keep_equity=10_000 if live else None, keep_records=10_000 if live else None,
+                                  write_ahead=live)
+        self.halted = ""  # why trading stopped for good
         self.run = self.ctx.resources.get("run", self.ctx.mode)
         self.store_equity = live
         self.risk_state: dict[str, Any] = self.ctx.resources.setdefault("risk", {"halted": False, "reason": ""})
@@ -60,13 +67,25 @@ class ExecutorActor(SupervisedActor):
         return self.broker.copy()
 
     def restore(self, state: Any) -> None:
-        """Take back the account."""
+        """Take back the account; ask the store again for the commits open orders wait for (its
+        answer may have come to the incarnation that died)."""
         self.broker = state.copy()
+        waiting = self.broker.unconfirmed()
+        if waiting:
+            self.send("store", Confirm(waiting))
 
     def handle(self, message: Any) -> Any:
         """Execute one batch, pass a marker on, or answer a query (actor thread)."""
         if isinstance(message, MarketBatch):
-            self._batch(message)
+            if self.halted:
+                self._skip(message)
+            else:
+                self._batch(message)
+        elif isinstance(message, Committed):
+            if self.broker.confirm(message.mark):
+                self._dirty = True
+        elif isinstance(message, HaltTrading):
+            self._halt(message.reason)
         elif isinstance(message, Drain):
             self.send("store", message)
         elif isinstance(message, Query):
@@ -89,6 +108,8 @@ class ExecutorActor(SupervisedActor):
         if result.orders or result.fills or (self.store_equity and len(result.equity_ts)):
             equity = tuple(zip(result.equity_ts.tolist(), result.equity.tolist(), strict=True)) if self.store_equity else ()
             self.send("store", Persist(orders=tuple(result.orders), fills=tuple(result.fills), equity=equity))
+        if result.mark:
+            self.send("store", Confirm(result.mark))
         publish_all(self.ctx, "order", result.orders)
         publish_all(self.ctx, "fill", result.fills)
         for alert in result.alerts:
@@ -96,13 +117,25 @@ class ExecutorActor(SupervisedActor):
             self.log.critical("kill switch tripped: {}; open orders cancelled, positions being flattened", alert)
             publish(self.ctx, "health.executor", {"actor": self.name, "change": "kill_switch", "detail": alert})
 
+    def _halt(self, reason: str) -> None:
+        if self.halted:
+            return
+        self.halted = reason
+        self.risk_state.update(halted=True, reason=f"records cannot be stored: {reason}")
+        self.log.critical("trading halted: no further order is decided, sent or filled ({})", reason)
+        publish(self.ctx, "health.executor", {"actor": self.name, "change": "halted", "detail": reason})
+
+    def _skip(self, batch: MarketBatch) -> None:
+        """A batch after the halt: processed by trading on none of it."""
+        self.ctx.counters.add(ticks_processed=len(batch.ticks), bars_processed=sum(len(f) for f in batch.frames))
+
     def _query(self, what: str) -> Any:
         broker = self.broker
         portfolio = broker.portfolio
         if what == "positions":
             return {
                 "cash": portfolio.cash, "equity": portfolio.equity(), "realized": portfolio.realized,
-                "unrealized": portfolio.unrealized(), "halted": broker.risk.halted,
+                "unrealized": portfolio.unrealized(), "halted": broker.risk.halted or bool(self.halted),
                 "positions": {s: {"qty": p.qty, "avg_price": p.avg_price, "mark": portfolio.marks.get(s),
                                   "unrealized": p.qty * (portfolio.marks.get(s, p.avg_price) - p.avg_price)}
                               for s, p in portfolio.positions.items()},
