@@ -64,9 +64,9 @@ def _check_space(name: str, folder: Path, file: Path) -> None:
         raise StorageError(f"database {name}: disk full ({free:,} bytes free in {folder})")
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
     size = file.stat().st_size if file.exists() else 0
-    if limit != resource.RLIM_INFINITY and limit < size + MIN_FREE_BYTES:
-        raise StorageError(f"database {name}: the file size limit (ulimit -f, {limit:,} bytes) leaves no room to "
-                           f"write ({size:,} bytes stored)")
+    if limit != resource.RLIM_INFINITY and limit <= size:
+        raise StorageError(f"database {name}: disk full for this process: the file size limit (ulimit -f, "
+                           f"{limit:,} bytes) leaves no room beyond the {size:,} bytes stored")
 
 
 def _check_header(name: str, file: Path) -> None:
