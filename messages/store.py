@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from messages.system import Internal
 
-__all__ = ["Committed", "Confirm", "HaltTrading", "RetryWrites"]
+__all__ = ["Confirm", "HaltTrading", "RetryWrites"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,18 +17,13 @@ class HaltTrading:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Confirm:
-    """Commit what came before this and answer the executor with ``Committed(mark)`` (write-ahead)."""
+    """Commit what came before this, then resolve ``done`` with ``mark`` (write-ahead): the orders
+    the executor marked with it are in the database. ``done`` fails if they never will be."""
 
     mark: int
-
-
-@dataclass(frozen=True, slots=True)
-class Committed:
-    """Everything the executor sent the store up to its write-ahead mark ``mark`` is committed."""
-
-    mark: int
+    done: Any = field(repr=False)  # a pykka.ThreadingFuture
 
 
 class RetryWrites(Internal):

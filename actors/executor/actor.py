@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pykka
+
 from actors.executor.broker import BrokerConfig, PaperBroker
 from actors.executor.report import summarize, trade_rows
 from actors.executor.risk import RiskLimits
 from actors.store.db import load_account
 from messages.pipeline import Drain, MarketBatch, Persist
-from messages.store import Committed, Confirm, HaltTrading
+from messages.store import Confirm, HaltTrading
 from messages.system import Query
 from supervisors.actor import SupervisedActor, publish, publish_all
 
@@ -30,9 +32,15 @@ def broker_config(settings: Any, n_symbols: int) -> BrokerConfig:
 class ExecutorActor(SupervisedActor):
     """Fills orders, tracks cash and positions, measures ingress-to-decision latency.
 
-    Live, an order is written ahead: it may fill only once the store has committed it (the
-    store answers ``Confirm`` with ``Committed``). On ``HaltTrading`` (the store can no longer
-    keep records) it decides, sends and fills nothing more."""
+    Live, an order is written ahead: it may fill only once the store has committed it. The
+    orders of a batch go to the store with a ``Confirm`` marker; before a later batch that could
+    fill them, the executor waits for the marker (up to ``CONFIRM_WAIT_S``, normally one commit),
+    so an order still fills on the first tick after its decision. A store held up longer (a
+    lock) delays only those orders' fills, never the rest of the pipeline for more than that wait.
+    On ``HaltTrading`` (the store can no longer keep records) it decides, sends and fills nothing
+    more."""
+
+    CONFIRM_WAIT_S = 1.0
 
     times_batches = False  # the latency that matters is to the decision, recorded in ``_batch``
 
@@ -46,6 +54,7 @@ class ExecutorActor(SupervisedActor):
                                   keep_equity=10_000 if live else None, keep_records=10_000 if live else None,
                                   write_ahead=live)
         self.halted = ""  # why trading stopped for good
+        self.confirms: list[tuple[int, Any, bool]] = []  # (mark, future, waited for once already)
         self.run = self.ctx.resources.get("run", self.ctx.mode)
         self.store_equity = live
         self.risk_state: dict[str, Any] = self.ctx.resources.setdefault("risk", {"halted": False, "reason": ""})
@@ -72,7 +81,7 @@ class ExecutorActor(SupervisedActor):
         self.broker = state.copy()
         waiting = self.broker.unconfirmed()
         if waiting:
-            self.send("store", Confirm(waiting))
+            self._confirm(waiting)
 
     def handle(self, message: Any) -> Any:
         """Execute one batch, pass a marker on, or answer a query (actor thread)."""
@@ -81,9 +90,6 @@ class ExecutorActor(SupervisedActor):
                 self._skip(message)
             else:
                 self._batch(message)
-        elif isinstance(message, Committed):
-            if self.broker.confirm(message.mark):
-                self._dirty = True
         elif isinstance(message, HaltTrading):
             self._halt(message.reason)
         elif isinstance(message, Drain):
@@ -94,7 +100,34 @@ class ExecutorActor(SupervisedActor):
             raise TypeError(f"executor cannot handle {type(message).__name__}")
         return None
 
+    def _confirm(self, mark: int) -> None:
+        done = pykka.ThreadingFuture()
+        self.confirms.append((mark, done, False))
+        self.send("store", Confirm(mark, done))
+
+    def _confirmed(self) -> None:
+        """Arm the orders the store has committed, waiting once per marker up to CONFIRM_WAIT_S."""
+        still = []
+        for mark, done, waited in self.confirms:
+            try:
+                if waited:
+                    done.get(timeout=0)
+                else:
+                    with self.waiting("the store to commit orders"):
+                        done.get(timeout=self.CONFIRM_WAIT_S)
+            except pykka.Timeout:
+                still.append((mark, done, True))
+                continue
+            except Exception as exc:  # the store failed: these orders never fill (its HaltTrading follows)
+                self.log.error("orders of write-ahead mark {} will not be sent: {}", mark, exc)
+                continue
+            if self.broker.confirm(mark):
+                self._dirty = True
+        self.confirms = still
+
     def _batch(self, batch: MarketBatch) -> None:
+        if self.confirms and (batch.ticks or batch.frames):
+            self._confirmed()
         broker = self.broker
         if batch.frames or (batch.ticks and broker.pending):
             self._dirty = True
@@ -109,7 +142,7 @@ class ExecutorActor(SupervisedActor):
             equity = tuple(zip(result.equity_ts.tolist(), result.equity.tolist(), strict=True)) if self.store_equity else ()
             self.send("store", Persist(orders=tuple(result.orders), fills=tuple(result.fills), equity=equity))
         if result.mark:
-            self.send("store", Confirm(result.mark))
+            self._confirm(result.mark)
         publish_all(self.ctx, "order", result.orders)
         publish_all(self.ctx, "fill", result.fills)
         for alert in result.alerts:

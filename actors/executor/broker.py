@@ -6,8 +6,10 @@ one instant sells come before buys). Orders pending from an earlier batch fill o
 ticks when the symbol has ticks (live), else on its bars (backtest). Client order ids are
 deterministic (strategy:symbol:timeframe:bar_ts:side): a decision seen twice never trades twice.
 
-With ``write_ahead`` (live), an order decided in a batch may not fill until the store has
-committed it: the batch's ``mark`` names it, and ``confirm(mark)`` (on the store's word) arms it.
+With ``write_ahead`` (live), an order left open by the batch that decided it may not fill until
+the store has committed it: the batch's ``mark`` names it, and ``confirm(mark)`` (on the store's
+word) arms it. An order a later bar of the same batch fills (bars already seen, as in a burst)
+is stored with its fill, in one transaction.
 """
 
 from __future__ import annotations
@@ -273,7 +275,8 @@ class PaperBroker:
             if len(frame) == 0:
                 continue
             for key, pending in list(self.pending.items()):
-                if pending.order.symbol == frame.symbol and not pending.mark:
+                # written ahead and not yet committed: only bars of the batch that decided it
+                if pending.order.symbol == frame.symbol and (not pending.mark or pending.batch == self.batches):
                     self._schedule_bar_fill(pending, key, f_idx, frame, opens[f_idx], 0, events)
             if frame.signal is not None:
                 bars = np.flatnonzero(frame.signal)
@@ -288,7 +291,9 @@ class PaperBroker:
                 if signal is None:
                     continue
                 order = self._decide(signal, when, frames, result)
-                if order is not None and order.client_id in pending_orders and not pending_orders[order.client_id].mark:
+                if order is not None and order.client_id in pending_orders:
+                    # a later bar of this batch may fill it, written ahead or not: those bars are already
+                    # history, and the order goes to the store with its fill, in one transaction
                     self._schedule_bar_fill(pending_orders[order.client_id], order.client_id, f_idx, frame,
                                             opens[f_idx], i + 1, events)
             else:

@@ -11,7 +11,7 @@ from typing import Any
 from actors.store.db import Database
 from actors.store.errors import StorageError, classify, describe
 from messages.pipeline import Drain, Persist
-from messages.store import Committed, Confirm, HaltTrading, RetryWrites
+from messages.store import Confirm, HaltTrading, RetryWrites
 from supervisors.actor import SupervisedActor, publish
 
 __all__ = ["StoreActor"]
@@ -112,7 +112,7 @@ class StoreActor(SupervisedActor):
                 self._commit()
         elif isinstance(message, Confirm):
             self._commit()
-            self.send("executor", Committed(message.mark))
+            message.done.set(message.mark)
         else:
             self._commit()
             message.done.set(True)
@@ -138,7 +138,7 @@ class StoreActor(SupervisedActor):
         if kind == "other":
             raise exc
         if kind == "durability":
-            self._fail(describe(exc, self.path))
+            self._durability_failure(describe(exc, self.path))
             return
         if not (self.commit_owed and isinstance(message, Persist)):  # else it is written, in the open transaction
             self.held.appendleft(message)
@@ -151,8 +151,8 @@ class StoreActor(SupervisedActor):
             publish(self.ctx, "health.store", {"actor": self.name, "change": "blocked",
                                                "detail": f"database {self.path} locked by another process"})
         if now - self.blocked_since > self.patience_ns:
-            self._fail(f"database {self.path}: locked by another process for more than {self.patience_ns / 1e9:g}s "
-                       "(store.lock_patience_s)")
+            self._durability_failure(f"database {self.path}: locked by another process for more than "
+                                     f"{self.patience_ns / 1e9:g}s (store.lock_patience_s)")
             return
         if not self.retrying:
             self.retrying = True
@@ -199,7 +199,7 @@ class StoreActor(SupervisedActor):
 
     # -- a durability failure --------------------------------------------------------------------
 
-    def _fail(self, reason: str) -> None:
+    def _durability_failure(self, reason: str) -> None:
         """Stop keeping records: halt trading, say why, stop the system (actor thread)."""
         self.failed = reason
         self.blocked.close()
@@ -208,17 +208,17 @@ class StoreActor(SupervisedActor):
         self.log.critical("records can no longer be stored: {}; trading halted", reason)
         self.send("executor", HaltTrading(reason))
         publish(self.ctx, "health.store", {"actor": self.name, "change": "durability", "detail": reason})
+        view = self.ctx.resources.get("view")
+        if view is not None:  # the reason is the system's before anyone waiting on a drain hears of it
+            view.durability_failed(reason)
         held, self.held = list(self.held), deque()
         for message in held:
             self._refuse(message)
-        view = self.ctx.resources.get("view")
-        if view is not None:
-            view.durability_failed(reason)
 
     def _refuse(self, message: Any) -> None:
         """A message that arrives after the failure: nothing more is written."""
-        if isinstance(message, Drain):
-            message.done.set_exception(StorageError(self.failed))
+        if isinstance(message, Drain | Confirm):
+            message.done.set_exception((StorageError, StorageError(self.failed), None))
         elif isinstance(message, Persist) and (message.orders or message.fills):
             self.log.error("not stored after the failure: {} order changes, {} fills", len(message.orders),
                            len(message.fills))
