@@ -57,22 +57,22 @@ class StoreActor(SupervisedActor):
         (actor thread). After a durability failure, drop the open transaction instead."""
         if not hasattr(self, "db"):
             return
+        if (self.held or self.commit_owed) and not self.failed:
+            self._last_try()
         self.blocked.close()
-        if self.failed or self.held:
-            if self.held and not self.failed:
-                self.log.error("{} writes held back by the lock on {} are not stored (stopping)", len(self.held),
-                               self.path)
-            with contextlib.suppress(sqlite3.Error):
-                self.db.rollback()
-                self.db.conn.close()
-            return
         try:
-            self.db.commit()
-            self._counted()
-            if self.wrote_bars:
-                self.db.refresh_bar_copy()
+            if not self.failed:
+                self._commit()
+                if self.wrote_bars:
+                    self.db.refresh_bar_copy()
+        except sqlite3.Error as exc:
+            if classify(exc) == "other":
+                raise
+            self._durability_failure(describe(exc, self.path))
         finally:
-            self.db.close()
+            with contextlib.suppress(sqlite3.Error):
+                self.db.rollback()  # after a failure: what was not committed is not kept
+                self.db.conn.close()
 
     def handle(self, message: Any) -> Any:
         """Write records, commit, resolve a drain marker, or retry held-back writes (actor thread)."""
@@ -178,6 +178,18 @@ class StoreActor(SupervisedActor):
         self.log.info("{} writable again after {:.1f}s; every held-back write is stored", self.path, waited)
         publish(self.ctx, "health.store", {"actor": self.name, "change": "unblocked",
                                            "detail": f"database {self.path} writable again after {waited:.1f}s"})
+
+    def _last_try(self) -> None:
+        """Stopping while writes are held back: wait for the lock once more, within the patience and
+        the stop timeout; what cannot be written then is a durability failure (the run fails)."""
+        left_s = (self.patience_ns - (time.monotonic_ns() - self.blocked_since)) / 1e9
+        wait_s = max(0.0, min(left_s, self.ctx.settings.supervisor.stop_timeout_s * 0.8))
+        self.db.wait_for_locks(int(wait_s * 1000))
+        self.retrying = True  # no retry is scheduled: the actor is stopping
+        self._retry()
+        if (self.held or self.commit_owed) and not self.failed:
+            self._durability_failure(f"database {self.path}: locked by another process while stopping; "
+                                     f"{len(self.held)} writes not stored")
 
     def _write(self, p: Persist) -> None:
         db, run = self.db, self.run

@@ -92,7 +92,19 @@ def _check_header(name: str, file: Path) -> None:
 
 
 def _probe_write(name: str, patience_s: float) -> None:
-    """Open the database, read its schema and make (and roll back) a write, waiting out a lock."""
+    """Open the database, read its schema and make (and roll back) a write, waiting out a lock. A file
+    that did not exist is not left behind."""
+    created = not Path(name).exists()
+    try:
+        _probe(name, patience_s)
+    finally:
+        if created:
+            for leftover in (name, f"{name}-journal", f"{name}-wal", f"{name}-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(leftover)
+
+
+def _probe(name: str, patience_s: float) -> None:
     try:
         conn = sqlite3.connect(name, isolation_level=None, timeout=0.1)
     except sqlite3.Error as exc:

@@ -70,7 +70,7 @@ def test_the_live_lock_names_its_holder_and_goes_with_it(tmp_path: Path) -> None
 def test_a_database_check_changes_nothing(tmp_path: Path) -> None:
     db = tmp_path / "new.db"
     check_database(db, 1.0)
-    assert not db.exists() or db.stat().st_size == 0  # the write was a probe, rolled back
+    assert not db.exists()  # the write was a probe, rolled back, and the file it made removed
     with pytest.raises(StorageError, match="does not exist"):
         check_database(tmp_path / "missing" / "x.db", 1.0)
     assert not (tmp_path / "missing").exists()
@@ -150,3 +150,19 @@ def test_a_lock_past_the_patience_halts_trading_and_stops_the_system(system: Sys
     finally:
         conn.close()
     assert system.counters.get("orders_stored") == 0
+
+
+def test_stopping_while_a_lock_outlasts_the_patience_fails_the_run_instead_of_dropping_writes(system: System) -> None:
+    db = system.settings.store.db
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        order, fill = _order(0)
+        system.registry.tell("store", Persist(orders=(order,), fills=(fill,)))
+        wait_until(lambda: system.stats["store"].waiting, 5, "the store to wait")
+        system.stop()
+        assert system.fatal is not None and system.fatal.startswith(f"database {db}: locked by another process")
+        assert system.health()["durability"]["ok"] is False
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
