@@ -11,6 +11,7 @@ from actors.executor.broker import BrokerConfig, PaperBroker
 from actors.executor.report import summarize, trade_rows
 from actors.executor.risk import RiskLimits
 from actors.store.db import load_account
+from actors.store.errors import StorageError
 from messages.pipeline import Drain, MarketBatch, Persist
 from messages.store import Confirm, HaltTrading
 from messages.system import Query
@@ -118,7 +119,7 @@ class ExecutorActor(SupervisedActor):
             except pykka.Timeout:
                 still.append((mark, done, True))
                 continue
-            except Exception as exc:  # the store failed: these orders never fill (its HaltTrading follows)
+            except StorageError as exc:  # the store failed: these orders never fill (its HaltTrading follows)
                 self.log.error("orders of write-ahead mark {} will not be sent: {}", mark, exc)
                 continue
             if self.broker.confirm(mark):
