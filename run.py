@@ -321,6 +321,8 @@ def cmd_ctl(args: argparse.Namespace) -> int:
         pass
     elif args.cmd == "health":
         print(f"status: {reply['status']}")
+        if not reply.get("durability", {}).get("ok", True):
+            print(f"  records cannot be stored: {reply['durability']['reason']}")
         print(f"  {'actor':<10}{'state':<12}{'restarts':>9}{'mailbox':>9}{'processed':>12}{'errors':>8}")
         for name, a in reply["actors"].items():
             print(f"  {name:<10}{a['state']:<12}{a['restarts']:>9}{a['mailbox']:>9}{a['processed']:>12}{a['errors']:>8}")

@@ -134,14 +134,16 @@ class StoreActor(SupervisedActor):
         self.tx_counts = [0, 0]
 
     def _error(self, exc: sqlite3.Error, message: Any) -> None:
+        """A lock: hold ``message`` back (if any) and retry later, within the patience. A durability
+        failure: stop keeping records. Anything else is raised (the supervisor restarts the store)."""
         kind = classify(exc)
         if kind == "other":
             raise exc
         if kind == "durability":
             self._durability_failure(describe(exc, self.path))
             return
-        if not (self.commit_owed and isinstance(message, Persist)):  # else it is written, in the open transaction
-            self.held.appendleft(message)
+        if message is not None and not (self.commit_owed and isinstance(message, Persist)):
+            self.held.appendleft(message)  # (a Persist whose commit met the lock is written, in the open transaction)
         now = time.monotonic_ns()
         if not self.blocked_since:
             self.blocked_since = now

@@ -58,5 +58,8 @@ def classify(exc: BaseException) -> str:
 def describe(exc: BaseException, path: str) -> str:
     """One line naming the database and what is wrong with it."""
     code = _code(exc)
-    what = DURABILITY.get(code, "locked by another process" if code in (_BUSY, _LOCKED) else "error") if code else "error"
+    if code in (_BUSY, _LOCKED):
+        what = "locked by another process"
+    else:
+        what = DURABILITY.get(code, "error") if code is not None else "error"
     return f"database {path}: {what} ({exc})"

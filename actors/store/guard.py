@@ -42,7 +42,8 @@ def check_database(path: str | Path, patience_s: float) -> None:
         if not os.access(file, os.R_OK | os.W_OK):
             raise StorageError(f"database {name}: read-only (no permission to write the file)")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise StorageError(f"database {name}: read-only folder {folder} (sqlite keeps its log files beside the database)")
+        raise StorageError(f"database {name}: read-only folder {folder} (sqlite keeps its log files beside the "
+                           "database)")
     _probe_write(name, patience_s)
 
 

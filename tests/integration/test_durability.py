@@ -143,7 +143,8 @@ def test_a_12s_lock_mid_run_delays_writes_loses_none_and_a_restart_rebuilds_the_
     finally:
         conn.close()
     assert (stored_orders, stored_fills) == (counters["orders"], counters["fills"])  # every one counted is stored
-    assert f"orders    {stored_orders:,} (stored {stored_orders:,})  fills {stored_fills:,} (stored {stored_fills:,})" in out
+    summary = f"orders    {stored_orders:,} (stored {stored_orders:,})  fills {stored_fills:,} (stored {stored_fills:,})"
+    assert summary in out
     # a fresh rebuild from the database is the account the run ended with
     orders, fills, marks = load_account(db, "live")
     broker = PaperBroker(broker_config(load_settings(env={}), len(SYMBOLS)))
@@ -156,11 +157,27 @@ def test_a_12s_lock_mid_run_delays_writes_loses_none_and_a_restart_rebuilds_the_
 def test_a_disk_filling_mid_run_stops_live_with_one_line_and_a_non_zero_exit(tmp_path: Path, stopped: list) -> None:
     db = tmp_path / "live.db"
     began = time.monotonic()
-    live = _start("live", "--sim-speed", "3000", "--duration", "40", "--db", str(db), *_endpoints(),
+    args = _endpoints()
+    live = _start("live", "--sim-speed", "3000", "--duration", "40", "--db", str(db), *args,
                   file_limit=4 << 20, env={"TRADING_STORE_TICKS": "true"})
     stopped.append(live)
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"health.")
+    sub.connect(_option(args, "--events"))
+    events: list[tuple[str, dict]] = []
+    try:
+        wait_for_control(_option(args, "--control"), live)
+        while live.poll() is None and time.monotonic() - began < 40:
+            if sub.poll(100):
+                topic, body = sub.recv_multipart()
+                events.append((topic.decode(), unpackb(body)))
+    finally:
+        sub.close()
     out, err = live.communicate(timeout=45)
     assert live.returncode == 1
+    changes = {(topic, e.get("change")) for topic, e in events}
+    assert ("health.store", "durability") in changes and ("health.executor", "halted") in changes  # said so
     assert time.monotonic() - began < 30  # stopped at the failure, not at --duration
     assert re.fullmatch(rf"run\.py: error: database {re.escape(str(db))}: I/O error \(.*\)", _last_line(err))
     assert "Traceback" not in err
