@@ -17,7 +17,7 @@ from actors.store.errors import StorageError, classify, describe
 from actors.store.guard import DatabaseLock, check_database
 from messages.pipeline import Drain, Persist
 from messages.trading import Fill, Order
-from settings import Settings
+from settings import Settings, SettingsError, load_settings
 from supervisors.system import System
 from tests.helpers import wait_until
 
@@ -55,6 +55,13 @@ def test_a_lock_is_transient_and_a_read_only_or_foreign_file_a_durability_failur
     assert classify(ours) == "other"  # a constraint broken is a bug of ours: the supervisor's business
     assert describe(read_only, "a.db") == "database a.db: read-only (attempt to write a readonly database)"
     assert describe(foreign, "j.db") == "database j.db: not a database (file is not a database)"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan"])
+def test_the_lock_patience_must_be_positive(value: str) -> None:
+    assert load_settings(env={}).store.lock_patience_s == 30.0
+    with pytest.raises(SettingsError, match="store.lock_patience_s"):
+        load_settings(env={"TRADING_STORE_LOCK_PATIENCE_S": value})
 
 
 def test_the_live_lock_names_its_holder_and_goes_with_it(tmp_path: Path) -> None:
