@@ -170,8 +170,19 @@ def _settings(args: argparse.Namespace, overrides: dict[str, Any]) -> Any:
     return load_settings(args.settings, overrides={k: v for k, v in overrides.items() if v is not None})
 
 
+def _check_database(settings: Any, live: bool = False) -> Any:
+    """Refuse a database that cannot be written (StorageError, one line); live also takes its lock,
+    held until the process ends, so a second live on the same database refuses."""
+    from actors.store.guard import check_database, hold
+
+    lock = hold(settings.store.db) if live else None
+    check_database(settings.store.db, settings.store.lock_patience_s)
+    return lock
+
+
 def cmd_live(args: argparse.Namespace) -> int:
     """Run live."""
+    from actors.store.errors import StorageError
     from supervisors.modes import run_live
     from supervisors.system import StartupError
 
@@ -193,6 +204,10 @@ def cmd_live(args: argparse.Namespace) -> int:
     if settings.feed.source == "sim" and settings.store.db == StoreSettings().db:
         # the simulator's made-up market gets its own database: trading.db holds real history only
         settings = settings.with_values({"store.db": SIM_DB})
+    try:
+        lock = _check_database(settings, live=True)
+    except StorageError as exc:
+        return _fail(f"cannot start: {exc}")
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -203,6 +218,11 @@ def cmd_live(args: argparse.Namespace) -> int:
         result = run_live(settings, args.duration, stop)
     except StartupError as exc:
         return _fail(f"cannot start: {exc}")
+    except StorageError as exc:
+        return _fail(str(exc))
+    finally:
+        if lock is not None:
+            lock.release()
     c = result.counters
     equity = f"{result.equity:,.2f}" if result.equity is not None else "n/a"
     print(f"live run ended after {result.seconds:.1f}s ({result.reason})")
@@ -211,7 +231,8 @@ def cmd_live(args: argparse.Namespace) -> int:
           f"dead-lettered {c['ticks_dead_lettered']:,}  dropped at stop {c['ticks_dropped_at_stop']:,}")
     print(f"  bars      {c['bars']:,}")
     print(f"  signals   {c['signals']:,}")
-    print(f"  orders    {c['orders']:,}  fills {c['fills']:,}")
+    print(f"  orders    {c['orders']:,} (stored {c['orders_stored']:,})  fills {c['fills']:,} "
+          f"(stored {c['fills_stored']:,})")
     print(f"  equity    {equity}")
     if result.fatal:
         return _fail(result.fatal)
@@ -225,6 +246,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from supervisors.modes import load_backtest_bars, run_backtest
 
     settings = _settings(args, {"store.db": args.db, **_strategy_overrides(args)})
+    _check_database(settings)
     start = parse_date(args.start, "--from")
     end = parse_date(args.end, "--to", end_of_day=True) if args.end else None
     if end is not None and end <= start:
@@ -278,6 +300,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from actors.store.ingest import ingest_file
 
     settings = _settings(args, {"store.db": args.db})
+    _check_database(settings)
     print(ingest_file(args.file, settings.store.db, args.symbol, args.timeframe, args.ts_label))
     return EXIT_OK
 
@@ -314,6 +337,8 @@ def cmd_ctl(args: argparse.Namespace) -> int:
         pass
     elif args.cmd == "health":
         print(f"status: {reply['status']}")
+        if not reply.get("durability", {}).get("ok", True):
+            print(f"  records cannot be stored: {reply['durability']['reason']}")
         print(f"  {'actor':<10}{'state':<12}{'restarts':>9}{'mailbox':>9}{'processed':>12}{'errors':>8}")
         for name, a in reply["actors"].items():
             print(f"  {name:<10}{a['state']:<12}{a['restarts']:>9}{a['mailbox']:>9}{a['processed']:>12}{a['errors']:>8}")
@@ -370,6 +395,7 @@ def cmd_feed_sim(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     args = build_parser().parse_args(argv)
+    from actors.store.errors import StorageError
     from actors.store.history import DataError
     from settings import SettingsError
     from supervisors.logs import setup_logging
@@ -379,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
                 "feed-sim": cmd_feed_sim, "keys": cmd_keys}
     try:
         return handlers[args.command](args)
-    except (SettingsError, DataError) as exc:
+    except (SettingsError, DataError, StorageError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return _fail("interrupted", 130)

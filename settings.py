@@ -129,6 +129,7 @@ class StoreSettings:
     db: str = "trading.db"         # live on the simulator uses sim.db unless this is set
     commit_ms: int = 200           # longest a record waits before it is committed
     ticks: bool = False            # also store every tick the buffer took
+    lock_patience_s: float = 30.0  # longest writes wait for another process's lock before trading stops
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,6 +330,8 @@ def _validate(s: Settings) -> None:
         check(getattr(s.executor, key) >= 0, f"executor.{key}", "must be >= 0")
     check(s.executor.daily_loss_pct < 100, "executor.daily_loss_pct", "must be below 100")
     check(s.store.commit_ms >= 1, "store.commit_ms", "must be at least 1")
+    check(s.store.lock_patience_s > 0 and s.store.lock_patience_s == s.store.lock_patience_s,
+          "store.lock_patience_s", "must be > 0")
     check(s.control.summary_s > 0, "control.summary_s", "must be > 0")
     check(s.supervisor.stop_timeout_s > 0, "supervisor.stop_timeout_s", "must be > 0")
     check(s.supervisor.max_restarts >= 0, "supervisor.max_restarts", "must be >= 0")

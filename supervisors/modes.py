@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from actors.feed.replay import ReplayPlan, in_flight
 from actors.feed.replay_actor import StartReplay
 from actors.feed.publisher import MINUTE_NS, CompressedClock, run_simulator
 from actors.store.db import Database, open_existing, read_stored_bars
+from actors.store.errors import StorageError, describe
 from actors.store.history import DataError, finest_per_symbol, load_bar_file, select_range
 from messages.pipeline import Drain
 from messages.system import Query
@@ -129,13 +131,16 @@ def run_live(settings: Settings, duration: float | None, stop: threading.Event |
 def _stored_end(settings: Settings) -> tuple[int | None, dict[str, float]]:
     """Where the stored series of the simulated symbols ends: the simulator continues from there
     (its clock runs ahead of the wall clock, so starting at "now" would go back in time)."""
-    db = open_existing(settings.store.db)
-    if db is None:
-        return None, {}
     try:
-        last = [bars[-1] for s in settings.feed.symbols if (bars := db.last_bars(s, settings.buffer.timeframe, 1))]
-    finally:
-        db.close()
+        db = open_existing(settings.store.db)
+        if db is None:
+            return None, {}
+        try:
+            last = [bars[-1] for s in settings.feed.symbols if (bars := db.last_bars(s, settings.buffer.timeframe, 1))]
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise StorageError(describe(exc, settings.store.db)) from None
     if not last:
         return None, {}
     return max(bar.ts for bar in last), {bar.symbol: bar.close for bar in last}
@@ -204,9 +209,14 @@ def run_backtest(settings: Settings, bars: pd.DataFrame, db_path: str, progress:
     """
     if bars.empty:
         raise DataError("no bars to replay")
-    db = Database(db_path)
-    db.clear_run("backtest")
-    db.close()
+    try:
+        db = Database(db_path)
+        try:
+            db.clear_run("backtest")
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise StorageError(describe(exc, db_path)) from None
     symbols = tuple(bars["symbol"].unique())  # in order of appearance, vectorised
     plan = ReplayPlan(bars, settings.backtest.chunk)
     system = System(settings, "backtest",
@@ -267,6 +277,8 @@ def _await(system: System, future: pykka.ThreadingFuture, bar: Any) -> Any:
             return future.get(timeout=0.1)
         except pykka.Timeout:
             pass
+        except StorageError as exc:  # a drain or a commit the store could not keep: the run's reason is set
+            raise BacktestFailed(system.fatal or str(exc), {}) from None
         if system.fatal:
             raise BacktestFailed(system.fatal, {})
         c = system.counters.snapshot()

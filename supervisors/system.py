@@ -56,6 +56,7 @@ class System:
         self.stop_requested = threading.Event()
         self.stop_reason = ""
         self.fatal: str | None = None
+        self.durability: str | None = None  # why records can no longer be stored
         self.started = False
         self.root: pykka.ActorRef | None = None
 
@@ -100,6 +101,11 @@ class System:
         the stop accounts for them."""
         record_dead_letter(self, failed.name, failed.error, failed.failed)
         self.parked.setdefault(failed.name, []).extend(failed.pending)
+
+    def durability_failed(self, reason: str) -> None:
+        """The store can no longer keep records: say so in health and stop the system."""
+        self.durability = reason
+        self.give_up(reason)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -212,6 +218,7 @@ class System:
         else:
             status = "degraded"
         return {"status": status, "mode": self.mode, "actors": actors, "risk": risk, "stale": stale, "late": late,
+                "durability": {"ok": self.durability is None, "reason": self.durability or ""},
                 "fatal": self.fatal, "tree": {"root": self._node(self.tree)}}
 
     def metrics(self) -> dict[str, Any]:

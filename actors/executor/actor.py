@@ -5,11 +5,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pykka
+
 from actors.executor.broker import BrokerConfig, PaperBroker
 from actors.executor.report import summarize, trade_rows
 from actors.executor.risk import RiskLimits
 from actors.store.db import load_account
+from actors.store.errors import StorageError
 from messages.pipeline import Drain, MarketBatch, Persist
+from messages.store import Confirm, HaltTrading
 from messages.system import Query
 from supervisors.actor import SupervisedActor, publish, publish_all
 
@@ -27,7 +31,17 @@ def broker_config(settings: Any, n_symbols: int) -> BrokerConfig:
 
 
 class ExecutorActor(SupervisedActor):
-    """Fills orders, tracks cash and positions, measures ingress-to-decision latency."""
+    """Fills orders, tracks cash and positions, measures ingress-to-decision latency.
+
+    Live, an order is written ahead: it may fill only once the store has committed it. The
+    orders of a batch go to the store with a ``Confirm`` marker; before a later batch that could
+    fill them, the executor waits for the marker (up to ``CONFIRM_WAIT_S``, normally one commit),
+    so an order still fills on the first tick after its decision. A store held up longer (a
+    lock) delays only those orders' fills, never the rest of the pipeline for more than that wait.
+    On ``HaltTrading`` (the store can no longer keep records) it decides, sends and fills nothing
+    more."""
+
+    CONFIRM_WAIT_S = 1.0
 
     times_batches = False  # the latency that matters is to the decision, recorded in ``_batch``
 
@@ -38,7 +52,10 @@ class ExecutorActor(SupervisedActor):
         live = self.ctx.mode == "live"
         symbols = self.ctx.resources.get("symbols") or self.ctx.settings.feed.symbols
         self.broker = PaperBroker(broker_config(self.ctx.settings, len(symbols)),
-                                  keep_equity=10_000 if live else None, keep_records=10_000 if live else None)
+                                  keep_equity=10_000 if live else None, keep_records=10_000 if live else None,
+                                  write_ahead=live)
+        self.halted = ""  # why trading stopped for good
+        self.confirms: list[tuple[int, Any, bool]] = []  # (mark, future, waited for once already)
         self.run = self.ctx.resources.get("run", self.ctx.mode)
         self.store_equity = live
         self.risk_state: dict[str, Any] = self.ctx.resources.setdefault("risk", {"halted": False, "reason": ""})
@@ -60,13 +77,22 @@ class ExecutorActor(SupervisedActor):
         return self.broker.copy()
 
     def restore(self, state: Any) -> None:
-        """Take back the account."""
+        """Take back the account; ask the store again for the commits open orders wait for (its
+        answer may have come to the incarnation that died)."""
         self.broker = state.copy()
+        waiting = self.broker.unconfirmed()
+        if waiting:
+            self._confirm(waiting)
 
     def handle(self, message: Any) -> Any:
         """Execute one batch, pass a marker on, or answer a query (actor thread)."""
         if isinstance(message, MarketBatch):
-            self._batch(message)
+            if self.halted:
+                self._skip(message)
+            else:
+                self._batch(message)
+        elif isinstance(message, HaltTrading):
+            self._halt(message.reason)
         elif isinstance(message, Drain):
             self.send("store", message)
         elif isinstance(message, Query):
@@ -75,7 +101,34 @@ class ExecutorActor(SupervisedActor):
             raise TypeError(f"executor cannot handle {type(message).__name__}")
         return None
 
+    def _confirm(self, mark: int) -> None:
+        done = pykka.ThreadingFuture()
+        self.confirms.append((mark, done, False))
+        self.send("store", Confirm(mark, done))
+
+    def _confirmed(self) -> None:
+        """Arm the orders the store has committed, waiting once per marker up to CONFIRM_WAIT_S."""
+        still = []
+        for mark, done, waited in self.confirms:
+            try:
+                if waited:
+                    done.get(timeout=0)
+                else:
+                    with self.waiting("the store to commit orders"):
+                        done.get(timeout=self.CONFIRM_WAIT_S)
+            except pykka.Timeout:
+                still.append((mark, done, True))
+                continue
+            except StorageError as exc:  # the store failed: these orders never fill (its HaltTrading follows)
+                self.log.error("orders of write-ahead mark {} will not be sent: {}", mark, exc)
+                continue
+            if self.broker.confirm(mark):
+                self._dirty = True
+        self.confirms = still
+
     def _batch(self, batch: MarketBatch) -> None:
+        if self.confirms and (batch.ticks or batch.frames):
+            self._confirmed()
         broker = self.broker
         if batch.frames or (batch.ticks and broker.pending):
             self._dirty = True
@@ -89,6 +142,8 @@ class ExecutorActor(SupervisedActor):
         if result.orders or result.fills or (self.store_equity and len(result.equity_ts)):
             equity = tuple(zip(result.equity_ts.tolist(), result.equity.tolist(), strict=True)) if self.store_equity else ()
             self.send("store", Persist(orders=tuple(result.orders), fills=tuple(result.fills), equity=equity))
+        if result.mark:
+            self._confirm(result.mark)
         publish_all(self.ctx, "order", result.orders)
         publish_all(self.ctx, "fill", result.fills)
         for alert in result.alerts:
@@ -96,13 +151,25 @@ class ExecutorActor(SupervisedActor):
             self.log.critical("kill switch tripped: {}; open orders cancelled, positions being flattened", alert)
             publish(self.ctx, "health.executor", {"actor": self.name, "change": "kill_switch", "detail": alert})
 
+    def _halt(self, reason: str) -> None:
+        if self.halted:
+            return
+        self.halted = reason
+        self.risk_state.update(halted=True, reason=f"records cannot be stored: {reason}")
+        self.log.critical("trading halted: no further order is decided, sent or filled ({})", reason)
+        publish(self.ctx, "health.executor", {"actor": self.name, "change": "halted", "detail": reason})
+
+    def _skip(self, batch: MarketBatch) -> None:
+        """A batch after the halt: processed by trading on none of it."""
+        self.ctx.counters.add(ticks_processed=len(batch.ticks), bars_processed=sum(len(f) for f in batch.frames))
+
     def _query(self, what: str) -> Any:
         broker = self.broker
         portfolio = broker.portfolio
         if what == "positions":
             return {
                 "cash": portfolio.cash, "equity": portfolio.equity(), "realized": portfolio.realized,
-                "unrealized": portfolio.unrealized(), "halted": broker.risk.halted,
+                "unrealized": portfolio.unrealized(), "halted": broker.risk.halted or bool(self.halted),
                 "positions": {s: {"qty": p.qty, "avg_price": p.avg_price, "mark": portfolio.marks.get(s),
                                   "unrealized": p.qty * (portfolio.marks.get(s, p.avg_price) - p.avg_price)}
                               for s, p in portfolio.positions.items()},

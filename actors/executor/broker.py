@@ -5,6 +5,11 @@ time order across symbols (a decision at a bar's close comes before a fill at th
 one instant sells come before buys). Orders pending from an earlier batch fill on that batch's
 ticks when the symbol has ticks (live), else on its bars (backtest). Client order ids are
 deterministic (strategy:symbol:timeframe:bar_ts:side): a decision seen twice never trades twice.
+
+With ``write_ahead`` (live), an order left open by the batch that decided it may not fill until
+the store has committed it: the batch's ``mark`` names it, and ``confirm(mark)`` (on the store's
+word) arms it. An order a later bar of the same batch fills (bars already seen, as in a burst)
+is stored with its fill, in one transaction.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class _Pending:
     active_ts: int          # earliest time the order may fill
     skip_bars: int          # bars of its symbol still to let pass (latency in bars)
     batch: int              # batch in which it was accepted (ticks fill it from the next batch)
+    mark: int = 0           # write-ahead mark it waits for the store to commit (0: free to fill)
 
 
 @dataclass(slots=True)
@@ -62,13 +68,17 @@ class BatchResult:
     equity_ts: np.ndarray
     equity: np.ndarray
     alerts: list[str] = field(default_factory=list)
+    mark: int = 0                   # write-ahead: the store must commit up to here before new orders fill
 
 
 class PaperBroker:
     """The paper account behind the executor actor."""
 
-    def __init__(self, config: BrokerConfig, keep_equity: int | None = None, keep_records: int | None = None) -> None:
+    def __init__(self, config: BrokerConfig, keep_equity: int | None = None, keep_records: int | None = None,
+                 write_ahead: bool = False) -> None:
         self.config = config
+        self.write_ahead = write_ahead
+        self.mark = 0                 # the last write-ahead mark handed out
         self.fee = config.fee_bps / 1e4
         self.slippage = config.slippage_bps / 1e4
         self.latency_ns = int(config.latency_ms * 1e6)
@@ -136,7 +146,7 @@ class PaperBroker:
         record logs are shared append-only lists, equity arrays are never changed."""
         twin = PaperBroker.__new__(PaperBroker)
         for name in ("config", "fee", "slippage", "latency_ns", "duplicates", "batches", "keep_equity", "_eq_len",
-                     "bars_marked", "bars_exposed"):
+                     "bars_marked", "bars_exposed", "write_ahead", "mark"):
             setattr(twin, name, getattr(self, name))
         twin.portfolio = self.portfolio.copy()
         twin.risk = self.risk.copy()
@@ -155,6 +165,22 @@ class PaperBroker:
         if not self._eq_ts:
             return np.empty(0, dtype=np.int64), np.empty(0)
         return np.concatenate(self._eq_ts), np.concatenate(self._eq_val)
+
+    # -- write-ahead ------------------------------------------------------------------------------
+
+    def confirm(self, mark: int) -> int:
+        """The store committed everything up to ``mark``: the orders waiting for it may fill.
+        Return how many were armed."""
+        armed = 0
+        for pending in self.pending.values():
+            if 0 < pending.mark <= mark:
+                pending.mark = 0
+                armed += 1
+        return armed
+
+    def unconfirmed(self) -> int:
+        """The highest write-ahead mark an open order still waits for (0: none)."""
+        return max((p.mark for p in self.pending.values()), default=0)
 
     # -- restoring ----------------------------------------------------------------------------------
 
@@ -202,6 +228,9 @@ class PaperBroker:
         if self._new_ids:
             self._seen_log.extend(self._new_ids)
             self._new_ids.clear()
+        if self.write_ahead and any(p.mark > self.mark for p in self.pending.values()):
+            self.mark += 1
+            result.mark = self.mark
         return result
 
     def _mark_into(self, result: BatchResult, frames: tuple[BarFrame, ...], steps: list,
@@ -220,8 +249,9 @@ class PaperBroker:
     def _fill_on_ticks(self, ticks: tuple[Tick, ...], result: BatchResult, steps: list) -> None:
         candidates = []
         for key, pending in self.pending.items():
-            if pending.batch >= self.batches:
-                continue  # accepted in this batch: the ticks before the decision are not offered to it
+            if pending.batch >= self.batches or pending.mark:
+                continue  # accepted in this batch (the ticks before the decision are not offered to it), or
+                # not yet committed by the store
             for seq, tick in enumerate(ticks):
                 if tick.symbol != pending.order.symbol or tick.ts < pending.active_ts:
                     continue
@@ -245,7 +275,8 @@ class PaperBroker:
             if len(frame) == 0:
                 continue
             for key, pending in list(self.pending.items()):
-                if pending.order.symbol == frame.symbol:
+                # written ahead and not yet committed: only bars of the batch that decided it
+                if pending.order.symbol == frame.symbol and (not pending.mark or pending.batch == self.batches):
                     self._schedule_bar_fill(pending, key, f_idx, frame, opens[f_idx], 0, events)
             if frame.signal is not None:
                 bars = np.flatnonzero(frame.signal)
@@ -261,6 +292,8 @@ class PaperBroker:
                     continue
                 order = self._decide(signal, when, frames, result)
                 if order is not None and order.client_id in pending_orders:
+                    # a later bar of this batch may fill it, written ahead or not: those bars are already
+                    # history, and the order goes to the store with its fill, in one transaction
                     self._schedule_bar_fill(pending_orders[order.client_id], order.client_id, f_idx, frame,
                                             opens[f_idx], i + 1, events)
             else:
@@ -316,7 +349,8 @@ class PaperBroker:
             return None
         accepted = Order(*fields, "accepted", "", signal.limit_price, signal.stop_price)
         orders.append(accepted)
-        self.pending[client_id] = _Pending(accepted, when + self.latency_ns, self.config.latency_bars, self.batches)
+        self.pending[client_id] = _Pending(accepted, when + self.latency_ns, self.config.latency_bars, self.batches,
+                                           self.mark + 1 if self.write_ahead else 0)
         return accepted
 
     def _equity_at(self, when: int, frames: tuple[BarFrame, ...]) -> float:

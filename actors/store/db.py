@@ -104,19 +104,19 @@ class Database:
     """One connection to the sqlite file; use from one thread. A ``readonly`` connection never
     writes, not even the schema, so it cannot contend with the store while it creates the file."""
 
-    def __init__(self, path: str | Path, readonly: bool = False) -> None:
+    def __init__(self, path: str | Path, readonly: bool = False, busy_ms: int = 10_000) -> None:
         self.path = str(path)
         self._in_tx = False
         self._max_rows: dict[int, int] = {}  # rows per multi-row insert, by row width
         if readonly:
             self.conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
                                         check_same_thread=True)
-            self.conn.execute("PRAGMA busy_timeout=10000")
+            self.conn.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
             return
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
-        self.conn.execute("PRAGMA busy_timeout=10000")  # wait for another writer (e.g. ingest) instead of failing
+        self.conn.execute(f"PRAGMA busy_timeout={int(busy_ms)}")  # wait for another writer (e.g. ingest)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         # Builds that overwrite every deleted row's bytes (Debian's, among others) make emptying a
@@ -135,11 +135,28 @@ class Database:
         self.commit()
         self.conn.close()
 
+    def wait_for_locks(self, ms: int) -> None:
+        """Wait up to ``ms`` for another process's lock before a statement fails as locked."""
+        self.conn.execute(f"PRAGMA busy_timeout={int(ms)}")
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open (its writes not yet committed)."""
+        return self._in_tx
+
     def begin(self) -> None:
-        """Open a transaction if none is open."""
+        """Open a transaction if none is open, taking the write lock at once: a lock held by
+        another process is met here, before anything of the transaction is written."""
         if not self._in_tx:
-            self.conn.execute("BEGIN")
+            self.conn.execute("BEGIN IMMEDIATE")
             self._in_tx = True
+
+    def rollback(self) -> None:
+        """Drop the open transaction, if any."""
+        if self._in_tx:
+            self._in_tx = False
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
 
     def commit(self) -> None:
         """Commit the open transaction, if any."""

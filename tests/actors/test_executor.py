@@ -687,3 +687,37 @@ def test_cagr_compounds_the_return_over_the_years_covered() -> None:
     summary = summarize(100.0, ts, np.array([100.0, 105.0, 110.25]), [], 0)
     years = (365 * day // 2) / (365.25 * day)
     assert summary["cagr_pct"] == pytest.approx(100.0 * (1.1025 ** (1.0 / years) - 1.0), abs=1e-6)  # rounded to 6
+
+
+# ---------------------------------------------------------------------------------------------
+# Write-ahead
+
+
+def test_written_ahead_an_order_fills_only_after_the_store_committed_it() -> None:
+    b = PaperBroker(BrokerConfig(cash=10_000.0, allocation=1.0), write_ahead=True)
+    frame, signals = make_frame(rows=range(0, 2), signals={1: BUY})
+    decided = b.process((frame,), signals)  # the order is accepted and waits for its commit
+    assert decided.mark == 1 and b.unconfirmed() == 1
+    after = close_ts(1)
+    waiting = b.process((), (), (Tick("BTCUSD", after + 1, 98.0, 98.5, 98.2),))
+    assert waiting.fills == [] and waiting.mark == 0 and b.open_symbols() == {"BTCUSD"}  # not committed: no fill
+    assert b.confirm(1) == 1 and b.unconfirmed() == 0
+    (fill,) = b.process((), (), (Tick("BTCUSD", after + 2, 99.0, 99.5, 99.2),)).fills
+    assert (fill.side, fill.price, fill.ts) == (BUY, 99.5, after + 2)
+    # a checkpoint copy keeps what waits for a commit
+    b2 = PaperBroker(BrokerConfig(cash=10_000.0, allocation=1.0), write_ahead=True)
+    b2.process((frame,), signals)
+    twin = b2.copy()
+    assert twin.unconfirmed() == 1 and twin.confirm(0) == 0 and twin.confirm(1) == 1
+
+
+@pytest.mark.parametrize("loss_limit", [0.0, 50.0])  # with a loss limit, a batch is processed bar by bar
+def test_written_ahead_bars_already_in_the_deciding_batch_fill_as_without(loss_limit: float) -> None:
+    frame, signals = make_frame(signals=ROUND_TRIP)
+    plain = broker(limits=RiskLimits(daily_loss_pct=loss_limit))
+    ahead = PaperBroker(BrokerConfig(cash=10_000.0, fee_bps=10.0, slippage_bps=0.0, allocation=1.0,
+                                     limits=RiskLimits(daily_loss_pct=loss_limit)), write_ahead=True)
+    expected = plain.process((frame,), signals)
+    result = ahead.process((frame,), signals)  # bars already seen are history: stored with their fills
+    assert result.fills == expected.fills and len(result.fills) == 2
+    assert result.orders == expected.orders and result.mark == 0
