@@ -170,7 +170,7 @@ def _settings(args: argparse.Namespace, overrides: dict[str, Any]) -> Any:
 
 def cmd_live(args: argparse.Namespace) -> int:
     """Run live."""
-    from supervisors.modes import run_live
+    from supervisors.modes import StopRequest, run_live
     from supervisors.system import StartupError
 
     settings = _settings(args, {
@@ -190,9 +190,9 @@ def cmd_live(args: argparse.Namespace) -> int:
     if settings.feed.source == "sim" and settings.store.db == StoreSettings().db:
         # the simulator's made-up market gets its own database: trading.db holds real history only
         settings = settings.with_values({"store.db": SIM_DB})
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop = StopRequest()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda number, _frame: stop.request(f"{signal.Signals(number).name} received"))
     # What is loaded by now (modules, settings) lives as long as the process: the collector's full
     # passes skip it instead of walking it again every time, which stalled the pipeline for tens of ms
     gc.freeze()

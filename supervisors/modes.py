@@ -26,7 +26,21 @@ from settings import SAMPLE_DATA, Settings
 from supervisors.clock import SimClock
 from supervisors.system import StartupError, System
 
-__all__ = ["LiveResult", "load_backtest_bars", "run_backtest", "run_live"]
+__all__ = ["LiveResult", "StopRequest", "load_backtest_bars", "run_backtest", "run_live"]
+
+
+class StopRequest(threading.Event):
+    """An event that says why it was set: what a signal handler sets to stop ``run_live``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reason = ""
+
+    def request(self, reason: str) -> None:
+        """Set the event (safe in a signal handler: no lock is held across the call)."""
+        if not self.reason:
+            self.reason = reason
+        self.set()
 
 
 @dataclass
@@ -88,6 +102,7 @@ def run_live(settings: Settings, duration: float | None, stop: threading.Event |
     if cryptofeed is not None:
         logger.info("listening for cryptofeed's ZeroMQ backends on {}", settings.ingress.cryptofeed)
     stop = stop or threading.Event()
+    _wake_on(system.stop_requested, stop)
     last_t, last_n = began, 0
     interval = settings.control.summary_s
     while True:
@@ -95,9 +110,10 @@ def run_live(settings: Settings, duration: float | None, stop: threading.Event |
         if remaining is not None and remaining <= 0:
             system.request_stop(f"--duration {duration:g}s reached")
         wait = interval if remaining is None else max(0.0, min(interval, remaining))
-        if system.stop_requested.wait(wait) or stop.is_set():
-            if stop.is_set():
-                system.request_stop("stop requested")
+        # One event wakes this wait: a signal handler sets ``stop`` itself, and a stop the system
+        # asks for (shutdown, a fatal failure) is copied onto it, so either ends the wait at once
+        if stop.wait(wait) or system.stop_requested.is_set():
+            system.request_stop(stop.reason if isinstance(stop, StopRequest) and stop.reason else "stop requested")
             break
         now = time.monotonic()
         line, last_n = _summary(system, last_n, now - last_t)
@@ -112,6 +128,15 @@ def run_live(settings: Settings, duration: float | None, stop: threading.Event |
     equity = _equity(system) if system.fatal is None else None
     system.stop()
     return LiveResult(system.counters.snapshot(), equity, time.monotonic() - began, system.fatal, system.stop_reason)
+
+
+def _wake_on(source: threading.Event, target: threading.Event) -> None:
+    """Set ``target`` as soon as ``source`` is set (from a daemon thread)."""
+    def copy() -> None:
+        source.wait()
+        target.set()
+
+    threading.Thread(target=copy, name="stop-relay", daemon=True).start()
 
 
 def _stored_end(settings: Settings) -> tuple[int | None, dict[str, float]]:
