@@ -37,7 +37,9 @@ class IngressSettings:
 
     endpoint: str = "tcp://127.0.0.1:5555"
     batch_max: int = 1000          # most messages drained into one batch
-    rcvhwm: int = 1_000_000        # receive high-water mark (messages)
+    rcvhwm: int = 100_000          # receive high-water mark, messages queued per connected publisher
+    max_in_flight: int = 20_000    # over this many ticks accepted and not yet processed, stop reading the socket
+    max_store_backlog: int = 64    # over this many writes waiting for the store, stop reading the socket
     poll_ms: int = 5               # idle poll timeout; bounds how long a message to the feed waits
     cryptofeed: str = ""           # a second SUB endpoint for cryptofeed's ZeroMQ backends; empty = off
 
@@ -281,8 +283,10 @@ def _validate(s: Settings) -> None:
             raise SettingsError(f"settings key '{key}' {rule}")
 
     check(s.ingress.batch_max >= 1, "ingress.batch_max", "must be at least 1")
-    check(s.ingress.rcvhwm >= 0, "ingress.rcvhwm", "must be >= 0")
+    check(s.ingress.rcvhwm >= 1, "ingress.rcvhwm", "must be at least 1 (0 would mean no bound)")
     check(s.ingress.poll_ms >= 1, "ingress.poll_ms", "must be at least 1")
+    check(s.ingress.max_in_flight >= 2, "ingress.max_in_flight", "must be at least 2")
+    check(s.ingress.max_store_backlog >= 2, "ingress.max_store_backlog", "must be at least 2")
     check(s.feed.source in ("sim", "external"), "feed.source", "must be 'sim' or 'external'")
     check(s.feed.sim_rate > 0, "feed.sim_rate", "must be > 0")
     check(s.feed.sim_speed > 0, "feed.sim_speed", "must be > 0")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import subprocess
 import sys
 import tempfile
@@ -70,12 +71,14 @@ def publish(endpoint: str, count: int, rate: float | None, burst: int = 100) -> 
     sock.close()
 
 
-def start_system(db: Path) -> tuple[subprocess.Popen, str, str]:
+def start_system(db: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str, str]:
+    """Start ``run.py live --feed external`` (with ``env`` added to the environment, e.g. settings
+    as ``TRADING_...`` variables); return the process, its ingress and its control endpoint."""
     ingress, control = free_endpoint(), free_endpoint()
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "run.py"), "live", "--feed", "external", "--db", str(db), "--ingress", ingress,
          "--control", control, "--events", free_endpoint(), "--log-level", "WARNING"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env={**os.environ, **(env or {})})
     deadline = time.monotonic() + 30
     while True:
         try:

@@ -7,6 +7,7 @@ from typing import Any
 
 import zmq
 
+from actors.feed.flow import FlowControl
 from actors.feed.ingress import Ingest, IngestResult
 from actors.feed.stale import StaleWatch
 from messages.pipeline import Drain, MarketBatch
@@ -18,6 +19,7 @@ __all__ = ["FeedActor", "IngressSocket"]
 NEXT = "buffer"
 CLOCK_NS = 100_000_000  # live: the buffer hears the time at least this often, and stale symbols are checked
 SLICE_NS = 50_000_000   # the longest the feed serves its sockets before it looks at its own mailbox again
+PAUSE_S = 0.001         # while the pipeline is overloaded, how often the feed looks again
 
 
 class IngressSocket:
@@ -103,6 +105,10 @@ class FeedActor(SupervisedActor):
             resources["stale_watch"] = StaleWatch(int(settings.feed.stale_s * 1e9))
             resources["stale_watch"].watch(self.watch, self.ctx.clock.now_ns())
         self.stale: StaleWatch = resources["stale_watch"]
+        if "flow" not in resources:
+            resources["flow"] = FlowControl(settings.ingress.max_in_flight, settings.ingress.max_store_backlog)
+        self.flow: FlowControl = resources["flow"]
+        self.store = self.ctx.registry.address("store")
         self.batch_max = settings.ingress.batch_max
         self.poll_ms = settings.ingress.poll_ms
         self.seq = 0
@@ -123,9 +129,10 @@ class FeedActor(SupervisedActor):
             self.log.info("watch list now {}", sorted(self.watch))
             return sorted(self.watch)
         elif isinstance(message, Drain):
-            # take in everything already delivered to the sockets (for at most 2 s) before the marker
+            # take in what was already delivered to the sockets (for at most 2 s) before the marker,
+            # as long as the pipeline keeps up: under overload the rest stays in the socket
             deadline = time.monotonic() + 2.0
-            while self._drain(block=False) and time.monotonic() < deadline:
+            while self._admit() and self._drain(block=False) and time.monotonic() < deadline:
                 pass
             self.send(NEXT, message)
         elif isinstance(message, Query):
@@ -141,10 +148,29 @@ class FeedActor(SupervisedActor):
         inbox = self.actor_inbox
         until = time.monotonic_ns() + SLICE_NS
         while not self.ctx.retired:
-            self._drain()
+            if self._admit():
+                self._drain()
+            else:
+                # flow control: leave the ticks in the socket until the pipeline has caught up
+                time.sleep(PAUSE_S)
             self._tick_clock()
             if not inbox.empty() or time.monotonic_ns() >= until:  # type: ignore[attr-defined]
                 return
+
+    def _admit(self) -> bool:
+        """Whether the pipeline can take more: ticks in flight and the store's backlog under their
+        bounds (see FlowControl). The start of an overload episode is logged and published."""
+        counters = self.ctx.counters
+        in_flight = counters.get("ticks_accepted") - counters.get("ticks_processed") - counters.get("ticks_dead_lettered")
+        flow = self.flow
+        episodes = flow.episodes
+        admitted = flow.admit(in_flight, self.store.mailbox(), time.monotonic_ns())
+        if flow.episodes != episodes:
+            self.log.warning("pipeline overloaded: {:,} ticks in flight (bound {:,}), {} writes waiting for the "
+                             "store (bound {}); the ingress is not read until it catches up", in_flight,
+                             flow.max_in_flight, flow.store_backlog, flow.max_store_backlog)
+            self._publish_overload()
+        return admitted
 
     def _receive(self, sock: zmq.Socket) -> list[list[bytes]]:
         """Take up to ``batch_max`` waiting messages, each as its list of frames.
@@ -216,11 +242,19 @@ class FeedActor(SupervisedActor):
             self.last_sent = now
         if now - self.last_check >= CLOCK_NS:
             self.last_check = now
+            if self.flow.settle(now):
+                self.log.info("pipeline keeps up again: reading the ingress")
+                self._publish_overload()
             newly = self.stale.check(self.ctx.clock.now_ns())
             if newly:
                 self.ctx.counters.add(stale_episodes=len(newly))
                 self.log.warning("no data for {:g}s from {}: stale", self.ctx.settings.feed.stale_s, ", ".join(newly))
                 self._publish_stale(newly, [])
+
+    def _publish_overload(self) -> None:
+        """Say on the events socket that an overload episode began or ended."""
+        publish(self.ctx, "health.feed", {"actor": "feed", "change": "overload",
+                                          **self.flow.view(time.monotonic_ns())})
 
     def _publish_stale(self, newly: list[str], recovered: list[str]) -> None:
         """Show the stale symbols in health, and say what changed on the events socket."""
