@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -19,7 +20,7 @@ from typing import Any
 __all__ = [
     "BacktestSettings", "ControlSettings", "ExecutorSettings", "FeatureSettings", "FeedSettings",
     "IngressSettings", "ModelSettings", "Settings", "SettingsError", "StoreSettings",
-    "StrategySettings", "SupervisorSettings", "load_settings",
+    "StrategySettings", "SupervisorSettings", "check_endpoint", "load_settings",
 ]
 
 ENV_PREFIX = "TRADING_"
@@ -29,6 +30,31 @@ SIM_DB = "sim.db"  # live --feed sim stores here unless a database is named
 
 class SettingsError(ValueError):
     """A settings file, variable or flag is wrong; the message names the key."""
+
+
+_HOST = re.compile(r"\*|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9._-]{0,252})?")
+
+
+def check_endpoint(text: str) -> str:
+    """Return ``text`` if it is a ZeroMQ endpoint this system can bind or connect:
+    ``tcp://HOST:PORT`` (HOST an address, a name or ``*``; PORT 1-65535) or ``ipc://PATH``;
+    else raise ValueError saying what is expected."""
+    expected = f"{text!r} is not an endpoint like tcp://127.0.0.1:5555 (tcp://HOST:PORT or ipc://PATH)"
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        raise ValueError(expected)
+    if scheme == "ipc":
+        if not rest:
+            raise ValueError(f"{text!r} has no path after ipc://")
+        return text
+    if scheme != "tcp":
+        raise ValueError(f"{text!r}: the scheme must be tcp:// or ipc://, not {scheme}://")
+    host, colon, port = rest.rpartition(":")
+    if not colon or not _HOST.fullmatch(host):
+        raise ValueError(expected)
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{text!r}: the port must be a number from 1 to 65535, not {port!r}")
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +311,13 @@ def _validate(s: Settings) -> None:
     check(s.ingress.batch_max >= 1, "ingress.batch_max", "must be at least 1")
     check(s.ingress.rcvhwm >= 1, "ingress.rcvhwm", "must be at least 1 (0 would mean no bound)")
     check(s.ingress.poll_ms >= 1, "ingress.poll_ms", "must be at least 1")
+    for key, endpoint in (("ingress.endpoint", s.ingress.endpoint), ("ingress.cryptofeed", s.ingress.cryptofeed),
+                          ("control.endpoint", s.control.endpoint), ("control.events", s.control.events)):
+        if endpoint or key != "ingress.cryptofeed":  # an empty cryptofeed endpoint switches it off
+            try:
+                check_endpoint(endpoint)
+            except ValueError as exc:
+                raise SettingsError(f"settings key '{key}': {exc}") from None
     check(s.ingress.max_in_flight >= 2, "ingress.max_in_flight", "must be at least 2")
     check(s.ingress.max_store_backlog >= 2, "ingress.max_store_backlog", "must be at least 2")
     check(s.feed.source in ("sim", "external"), "feed.source", "must be 'sim' or 'external'")

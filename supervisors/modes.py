@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import gc
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +28,7 @@ from settings import SAMPLE_DATA, Settings
 from supervisors.clock import SimClock
 from supervisors.system import StartupError, System
 
-__all__ = ["LiveResult", "StopRequest", "load_backtest_bars", "run_backtest", "run_live"]
+__all__ = ["LiveResult", "StopRequest", "check_endpoints_free", "load_backtest_bars", "run_backtest", "run_live"]
 
 
 class StopRequest(threading.Event):
@@ -74,6 +76,7 @@ def _summary(system: System, previous: int, elapsed: float) -> tuple[str, int]:
 def run_live(settings: Settings, duration: float | None, stop: threading.Event | None = None) -> LiveResult:
     """Run live until ``duration`` passes, ``stop`` is set, or a shutdown request or fatal failure."""
     control = settings.control
+    check_endpoints_free(settings)
     try:
         curve = control_security((control.endpoint, control.events), control.curve_secret_key, control.curve_clients)
     except ValueError as exc:
@@ -128,6 +131,47 @@ def run_live(settings: Settings, duration: float | None, stop: threading.Event |
     equity = _equity(system) if system.fatal is None else None
     system.stop()
     return LiveResult(system.counters.snapshot(), equity, time.monotonic() - began, system.fatal, system.stop_reason)
+
+
+def check_endpoints_free(settings: Settings) -> None:
+    """Raise StartupError naming the first endpoint ``live`` would bind that is given twice or whose
+    TCP port is taken (another ``live`` on the same ports), before anything starts. A host this
+    machine cannot resolve (ZeroMQ also takes interface names) is left to the bind itself."""
+    wanted = [("ingress", settings.ingress.endpoint), ("cryptofeed", settings.ingress.cryptofeed),
+              ("control", settings.control.endpoint), ("events", settings.control.events)]
+    seen: dict[str, str] = {}
+    for name, endpoint in wanted:
+        if not endpoint:
+            continue
+        if endpoint in seen:
+            raise StartupError(f"the {name} and {seen[endpoint]} endpoints are both {endpoint}; give each its own")
+        seen[endpoint] = name
+        problem = _port_problem(endpoint)
+        if problem:
+            raise StartupError(f"{name} endpoint {endpoint} {problem}")
+
+
+def _port_problem(endpoint: str) -> str:
+    """Why a plain TCP socket cannot bind ``endpoint`` as ZeroMQ would (SO_REUSEADDR), or ""."""
+    scheme, _, rest = endpoint.partition("://")
+    host, _, port = rest.rpartition(":")
+    if scheme != "tcp" or not port.isdigit():
+        return ""
+    host = "" if host == "*" else host.strip("[]")
+    try:
+        infos = socket.getaddrinfo(host or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError):
+        return ""
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return "is in use (is another live running on these ports?)"
+            return f"cannot be bound: {exc.strerror}"
+    return ""
 
 
 def _wake_on(source: threading.Event, target: threading.Event) -> None:
