@@ -63,7 +63,7 @@ class IngressSettings:
 
     endpoint: str = "tcp://127.0.0.1:5555"
     batch_max: int = 1000          # most messages drained into one batch
-    rcvhwm: int = 100_000          # receive high-water mark, messages queued per connected publisher
+    rcvhwm: int = 250_000          # receive high-water mark: messages queued per connected publisher
     max_in_flight: int = 20_000    # over this many ticks accepted and not yet processed, stop reading the socket
     max_store_backlog: int = 64    # over this many writes waiting for the store, stop reading the socket
     poll_ms: int = 5               # idle poll timeout; bounds how long a message to the feed waits

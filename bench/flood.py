@@ -88,9 +88,9 @@ def settled(c: dict[str, int]) -> bool:
     return c["ticks_accepted"] == c["ticks_processed"] + c["ticks_dead_lettered"]
 
 
-def run_once(ticks: int, spacing_s: float, sndhwm: int, db: Path) -> dict:
-    """One flood against a fresh system; return its figures."""
-    process, ingress, control = start_system(db)
+def run_once(ticks: int, spacing_s: float, sndhwm: int, db: Path, env: dict[str, str]) -> dict:
+    """One flood against a fresh system (``env``: settings as ``TRADING_...`` variables); return its figures."""
+    process, ingress, control = start_system(db, env)
     spawn = multiprocessing.get_context("spawn")
     now, step = time.time_ns(), int(spacing_s * 1e9)
     after_ticks = 3000  # sent once it has recovered, continuing each symbol's series up to now
@@ -146,12 +146,18 @@ def main() -> None:
                         "(60: every tick closes a one-minute bar)")
     parser.add_argument("--sndhwm", type=int, default=1000, help="the publisher's send high-water mark")
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="a setting of the system, e.g. ingress.rcvhwm=100000 (repeatable)")
     args = parser.parse_args()
+    env = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        env["TRADING_" + key.replace(".", "_").upper()] = value
     print(describe())
     results = []
     for run in range(1, args.runs + 1):
         with tempfile.TemporaryDirectory() as tmp:
-            r = run_once(args.ticks, args.spacing, args.sndhwm, Path(tmp) / "flood.db")
+            r = run_once(args.ticks, args.spacing, args.sndhwm, Path(tmp) / "flood.db", env)
         results.append(r)
         print(f"run {run}: sent {r['sent']:,}, received {r['received']:,}, accepted {r['accepted']:,}, "
               f"processed {r['processed']:,}, dead-lettered {r['dead_lettered']:,}, seq gaps {r['seq_gaps']:,} "

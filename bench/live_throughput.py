@@ -4,7 +4,7 @@ publisher in another, over real ZeroMQ on loopback.
     python -m bench.live_throughput [--ticks 1000000] [--rate 10000] [--seconds 10] [--burst 100] [--runs 1]
 
 1. Throughput: the publisher sends ``--ticks`` ticks (3 symbols, one tick per message, all encoded
-   before the first is sent, as fast as it can) and the figure is ticks/s through the whole
+   before the first is sent, as fast as it can, into an ingress queue deep enough for all of them) and the figure is ticks/s through the whole
    pipeline (feed to executor), from the first to the last tick processed; it also says whether anything was lost (sent ==
    received == accepted == processed), and how many `seq` gaps the ingress saw.
 2. Latency: a fresh system, the publisher paced at ``--rate`` ticks/s for ``--seconds``, sending
@@ -99,7 +99,9 @@ def stop(process: subprocess.Popen, control: str) -> None:
 
 
 def throughput(ticks: int, db: Path) -> None:
-    process, ingress, control = start_system(db)
+    # The publisher sends its pre-encoded ticks about three times faster than the pipeline takes
+    # them: a queue deep enough for the whole burst (ingress.rcvhwm, default 250,000) keeps them all
+    process, ingress, control = start_system(db, {"TRADING_INGRESS_RCVHWM": str(max(ticks, 250_000))})
     publisher = multiprocessing.get_context("spawn").Process(target=publish, args=(ingress, ticks, None))
     publisher.start()
     first = last = None

@@ -144,7 +144,7 @@ def check_endpoints_free(settings: Settings) -> None:
         if not endpoint:
             continue
         if endpoint in seen:
-            raise StartupError(f"the {name} and {seen[endpoint]} endpoints are both {endpoint}; give each its own")
+            raise StartupError(f"the {seen[endpoint]} and {name} endpoints are both {endpoint}; give each its own")
         seen[endpoint] = name
         problem = _port_problem(endpoint)
         if problem:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import time
+from collections.abc import Callable
 from typing import Any
 
 import zmq
@@ -20,6 +23,22 @@ NEXT = "buffer"
 CLOCK_NS = 100_000_000  # live: the buffer hears the time at least this often, and stale symbols are checked
 SLICE_NS = 50_000_000   # the longest the feed serves its sockets before it looks at its own mailbox again
 PAUSE_S = 0.001         # while the pipeline is overloaded, how often the feed looks again
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def release_free_memory() -> bool:
+    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``); False where there
+    is none. After a flood, the socket's queued messages were freed but glibc keeps their pages."""
+    return bool(_MALLOC_TRIM is not None and _MALLOC_TRIM(0) >= 0)
 
 
 class IngressSocket:
@@ -243,7 +262,9 @@ class FeedActor(SupervisedActor):
         if now - self.last_check >= CLOCK_NS:
             self.last_check = now
             if self.flow.settle(now):
-                self.log.info("pipeline keeps up again: reading the ingress")
+                released = release_free_memory()
+                self.log.info("pipeline keeps up again: reading the ingress{}", " (free memory returned to the "
+                              "system)" if released else "")
                 self._publish_overload()
             newly = self.stale.check(self.ctx.clock.now_ns())
             if newly:
