@@ -112,7 +112,7 @@ def run_once(ticks: int, spacing_s: float, sndhwm: int, db: Path, env: dict[str,
         if time.monotonic() - last_health > 0.25:
             last_health = time.monotonic()
             health = request(control, {"cmd": "health"}, 10.0)
-            overload_seen |= health["overload"]["overloaded"] and health["status"] == "degraded"
+            overload_seen |= health.get("overload", {}).get("overloaded", False) and health["status"] == "degraded"
         if time.monotonic() - began > 900:
             raise SystemExit("the flood did not settle within 15 minutes")
         time.sleep(0.05)
