@@ -100,19 +100,17 @@ def run_once(ticks: int, spacing_s: float, sndhwm: int, db: Path, env: dict[str,
     peak = rss_mib(process.pid)
     overload_seen = False
     began = time.monotonic()
-    last_health = 0.0
     quiet_since, received = time.monotonic(), -1
     while True:
         c = metrics(control)
-        if c["ticks_received"] != received or not settled(c) or publisher.is_alive():
+        health = request(control, {"cmd": "health"}, 10.0)
+        overload = health.get("overload", {})
+        overload_seen |= overload.get("overloaded", False) and health["status"] == "degraded"
+        if c["ticks_received"] != received or not settled(c) or overload.get("paused") or publisher.is_alive():
             quiet_since, received = time.monotonic(), c["ticks_received"]
-        elif time.monotonic() - quiet_since > 1.0:  # all taken in: nothing new for a second
+        elif time.monotonic() - quiet_since > 1.0:  # all taken in: nothing new for a second, reading
             break
         peak = max(peak, rss_mib(process.pid))
-        if time.monotonic() - last_health > 0.25:
-            last_health = time.monotonic()
-            health = request(control, {"cmd": "health"}, 10.0)
-            overload_seen |= health.get("overload", {}).get("overloaded", False) and health["status"] == "degraded"
         if time.monotonic() - began > 900:
             raise SystemExit("the flood did not settle within 15 minutes")
         time.sleep(0.05)
@@ -130,13 +128,17 @@ def run_once(ticks: int, spacing_s: float, sndhwm: int, db: Path, env: dict[str,
     while (c := metrics(control))["ticks_processed"] < during["ticks_processed"] + after_ticks and time.monotonic() < deadline:
         time.sleep(0.05)
     flowing = c["ticks_processed"] - during["ticks_processed"] == after_ticks and c["seq_gaps"] == during["seq_gaps"]
+    why = "" if healthy_again and flowing else (
+        f" (health {health['status']}, overload {health['overload']}, stale {health['stale']}; after the flood "
+        f"{c['ticks_processed'] - during['ticks_processed']:,} of {after_ticks:,} ticks processed, "
+        f"{c['seq_gaps'] - during['seq_gaps']:,} new seq gaps)")
     rss_after = rss_mib(process.pid)
     stop(process, control)
     return {"sent": ticks, "received": during["ticks_received"], "accepted": during["ticks_accepted"],
             "rejected": during["ticks_rejected"], "processed": during["ticks_processed"],
             "dead_lettered": during["ticks_dead_lettered"], "seq_gaps": during["seq_gaps"], "bars": during["bars"],
             "seconds": flood_seconds, "peak_rss": peak, "rss_after": rss_after, "overload_seen": overload_seen,
-            "recovered": healthy_again and flowing}
+            "recovered": healthy_again and flowing, "why": why}
 
 
 def main() -> None:
@@ -163,7 +165,7 @@ def main() -> None:
               f"processed {r['processed']:,}, dead-lettered {r['dead_lettered']:,}, seq gaps {r['seq_gaps']:,} "
               f"(sent - received {r['sent'] - r['received']:,}), {r['bars']:,} bars, {r['seconds']:.1f}s; "
               f"peak RSS {r['peak_rss']:.1f} MiB, after {r['rss_after']:.1f} MiB; overload shown in health: "
-              f"{'yes' if r['overload_seen'] else 'no'}; recovered: {'yes' if r['recovered'] else 'NO'}", flush=True)
+              f"{'yes' if r['overload_seen'] else 'no'}; recovered: {'yes' if r['recovered'] else 'NO'}{r['why']}", flush=True)
     if args.runs > 1:
         def med(key: str) -> float:
             return statistics.median(r[key] for r in results)
