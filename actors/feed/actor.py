@@ -191,6 +191,19 @@ class FeedActor(SupervisedActor):
             self._publish_overload()
         return admitted
 
+    def _read(self, full: bool) -> None:
+        """Tell flow control whether the socket had more than a batch waiting; log when the feed
+        itself falls behind (its reads all full for a while)."""
+        flow = self.flow
+        episodes, behind = flow.episodes, flow.behind
+        flow.read(full, time.monotonic_ns())
+        if flow.behind and not behind:
+            self.log.warning("the ingress is behind: every read for {:g}s took a full batch of {:,}; past "
+                             "ingress.rcvhwm messages ZeroMQ drops (counted as seq gaps)", flow.behind_ns / 1e9,
+                             self.batch_max)
+        if flow.episodes != episodes:
+            self._publish_overload()
+
     def _receive(self, sock: zmq.Socket) -> list[list[bytes]]:
         """Take up to ``batch_max`` waiting messages, each as its list of frames.
 
@@ -218,10 +231,12 @@ class FeedActor(SupervisedActor):
         timeout = self.poll_ms if block and self.actor_inbox.empty() else 0  # type: ignore[attr-defined]
         ready = dict(self.poller.poll(timeout))
         if not ready:
+            self.flow.read(False, 0)  # the socket is empty: the feed keeps up
             return 0
         recv_ns = time.perf_counter_ns()
         v1 = self._receive(self.socket) if self.socket in ready else []
         cf = self._receive(self.cryptofeed) if self.cryptofeed is not None and self.cryptofeed in ready else []
+        self._read(len(v1) == self.batch_max or len(cf) == self.batch_max)
         self._current = RawBatch(v1 + cf)
         try:
             results = [self.ingest.accept(v1), self.ingest.accept(cf, wire="cryptofeed")]

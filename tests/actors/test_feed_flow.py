@@ -56,9 +56,27 @@ def test_the_view_shows_the_backlog_against_its_bounds() -> None:
     flow = FlowControl(max_in_flight=100, max_store_backlog=10)
     flow.admit(120, 3, 5 * S)
     view = flow.view(7 * S)
-    assert view == {"overloaded": True, "for_s": 2.0, "paused": True, "episodes": 1, "pauses": 1,
+    assert view == {"overloaded": True, "for_s": 2.0, "paused": True, "behind": False, "episodes": 1, "pauses": 1,
                     "in_flight": 120, "max_in_flight": 100, "store_backlog": 3, "max_store_backlog": 10}
     assert FlowControl(100, 10).view(0)["overloaded"] is False
+
+
+def test_reads_that_all_take_a_full_batch_for_a_while_are_overload_without_a_pause() -> None:
+    flow = FlowControl(max_in_flight=100, max_store_backlog=10, hold_ns=S, behind_ns=S // 2)
+    flow.read(True, 0)
+    flow.read(True, S // 2 - 1)
+    assert not flow.overloaded
+    flow.read(False, S // 2)               # a read that emptied the socket starts the run again
+    flow.read(True, S)
+    flow.read(True, S + S // 2 - 1)
+    assert not flow.overloaded
+    flow.read(True, S + S // 2)
+    assert flow.overloaded and flow.behind and not flow.paused and flow.pauses == 0
+    flow.read(False, S + S // 2 + 1)
+    assert not flow.behind
+    assert not flow.settle(2 * S + S // 2 - 1)
+    assert flow.settle(2 * S + S // 2)
+    assert flow.episodes == 1
 
 
 def test_bounds_below_one_are_refused() -> None:
