@@ -83,6 +83,15 @@ def run_live(settings: Settings, duration: float | None, stop: threading.Event |
         raise StartupError(str(exc)) from None
     ingress = IngressSocket(settings.ingress.endpoint, settings.ingress.rcvhwm)
     cryptofeed = IngressSocket(settings.ingress.cryptofeed, settings.ingress.rcvhwm) if settings.ingress.cryptofeed else None
+    try:  # bound here, before anything starts; the feed's thread takes them over
+        for sock in (ingress, cryptofeed):
+            if sock is not None:
+                sock.socket()
+    except OSError as exc:
+        for sock in (ingress, cryptofeed):
+            if sock is not None:
+                sock.close()
+        raise StartupError(str(exc)) from None
     system = System(settings, "live", {"ingress": ingress, "cryptofeed": cryptofeed, "symbols": settings.feed.symbols,
                                        "curve": curve})
     system.start()
@@ -135,8 +144,8 @@ def run_live(settings: Settings, duration: float | None, stop: threading.Event |
 
 def check_endpoints_free(settings: Settings) -> None:
     """Raise StartupError naming the first endpoint ``live`` would bind that is given twice or whose
-    TCP port is taken (another ``live`` on the same ports), before anything starts. A host this
-    machine cannot resolve (ZeroMQ also takes interface names) is left to the bind itself."""
+    TCP port is taken (another ``live`` on the same ports) or whose host is unknown here, before
+    anything starts."""
     wanted = [("ingress", settings.ingress.endpoint), ("cryptofeed", settings.ingress.cryptofeed),
               ("control", settings.control.endpoint), ("events", settings.control.events)]
     seen: dict[str, str] = {}
@@ -161,7 +170,9 @@ def _port_problem(endpoint: str) -> str:
     try:
         infos = socket.getaddrinfo(host or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError):
-        return ""
+        if host in {name for _, name in socket.if_nameindex()}:
+            return ""  # a network interface's name, which ZeroMQ binds to
+        return f"cannot be bound: {host!r} is not an address, a known host name or a network interface"
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
