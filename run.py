@@ -101,10 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
                       "ingress; external only listens")
     live.add_argument("--duration", type=_positive, metavar="SECONDS", help="stop after this many seconds")
     live.add_argument("--db", metavar="PATH", help="sqlite database (default trading.db)")
-    live.add_argument("--ingress", type=_endpoint, metavar="ENDPOINT", help="ingress SUB endpoint (default tcp://127.0.0.1:5555)")
-    live.add_argument("--control", type=_endpoint, metavar="ENDPOINT", help="control endpoint (default tcp://127.0.0.1:5556)")
-    live.add_argument("--events", type=_endpoint, metavar="ENDPOINT", help="events PUB endpoint (default tcp://127.0.0.1:5557)")
-    live.add_argument("--cryptofeed", type=_endpoint, metavar="ENDPOINT", help="also bind a SUB here for cryptofeed's ZeroMQ backends")
+    live.add_argument("--ingress", type=_endpoint, metavar="ENDPOINT",
+                      help="ingress SUB endpoint (default tcp://127.0.0.1:5555)")
+    live.add_argument("--control", type=_endpoint, metavar="ENDPOINT",
+                      help="control endpoint (default tcp://127.0.0.1:5556)")
+    live.add_argument("--events", type=_endpoint, metavar="ENDPOINT",
+                      help="events PUB endpoint (default tcp://127.0.0.1:5557)")
+    live.add_argument("--cryptofeed", type=_endpoint, metavar="ENDPOINT",
+                      help="also bind a SUB here for cryptofeed's ZeroMQ backends")
     live.add_argument("--sim-rate", type=_positive, metavar="TICKS_PER_S", help="simulator ticks per second")
     live.add_argument("--sim-speed", type=_positive, metavar="X", help="simulated seconds per wall second")
     live.add_argument("--allow-fault-injection", action="store_true", help="accept 'ctl crash actor=NAME'")

@@ -125,7 +125,8 @@ def run_once(ticks: int, spacing_s: float, sndhwm: int, db: Path, env: dict[str,
     after.start()
     after.join()
     deadline = time.monotonic() + 30
-    while (c := metrics(control))["ticks_processed"] < during["ticks_processed"] + after_ticks and time.monotonic() < deadline:
+    while ((c := metrics(control))["ticks_processed"] < during["ticks_processed"] + after_ticks
+           and time.monotonic() < deadline):
         time.sleep(0.05)
     flowing = c["ticks_processed"] - during["ticks_processed"] == after_ticks and c["seq_gaps"] == during["seq_gaps"]
     why = "" if healthy_again and flowing else (
@@ -165,7 +166,8 @@ def main() -> None:
               f"processed {r['processed']:,}, dead-lettered {r['dead_lettered']:,}, seq gaps {r['seq_gaps']:,} "
               f"(sent - received {r['sent'] - r['received']:,}), {r['bars']:,} bars, {r['seconds']:.1f}s; "
               f"peak RSS {r['peak_rss']:.1f} MiB, after {r['rss_after']:.1f} MiB; overload shown in health: "
-              f"{'yes' if r['overload_seen'] else 'no'}; recovered: {'yes' if r['recovered'] else 'NO'}{r['why']}", flush=True)
+              f"{'yes' if r['overload_seen'] else 'no'}; recovered: {'yes' if r['recovered'] else 'NO'}{r['why']}",
+              flush=True)
     if args.runs > 1:
         def med(key: str) -> float:
             return statistics.median(r[key] for r in results)

@@ -4,9 +4,10 @@ publisher in another, over real ZeroMQ on loopback.
     python -m bench.live_throughput [--ticks 1000000] [--rate 10000] [--seconds 10] [--burst 100] [--runs 1]
 
 1. Throughput: the publisher sends ``--ticks`` ticks (3 symbols, one tick per message, all encoded
-   before the first is sent, as fast as it can, into an ingress queue deep enough for all of them) and the figure is ticks/s through the whole
-   pipeline (feed to executor), from the first to the last tick processed; it also says whether anything was lost (sent ==
-   received == accepted == processed), and how many `seq` gaps the ingress saw.
+   before the first is sent, as fast as it can, into an ingress queue deep enough for all of them)
+   and the figure is ticks/s through the whole pipeline (feed to executor), from the first to the
+   last tick processed; it also says whether anything was lost (sent == received == accepted ==
+   processed), and how many `seq` gaps the ingress saw.
 2. Latency: a fresh system, the publisher paced at ``--rate`` ticks/s for ``--seconds``, sending
    ``--burst`` ticks back to back between pauses; the figure is the system's own measurement from
    ingress receive to the executor's decision (`ctl metrics` latency p50/p99/max over the last

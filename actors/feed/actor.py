@@ -180,7 +180,8 @@ class FeedActor(SupervisedActor):
         """Whether the pipeline can take more: ticks in flight and the store's backlog under their
         bounds (see FlowControl). The start of an overload episode is logged and published."""
         counters = self.ctx.counters
-        in_flight = counters.get("ticks_accepted") - counters.get("ticks_processed") - counters.get("ticks_dead_lettered")
+        in_flight = (counters.get("ticks_accepted") - counters.get("ticks_processed")
+                     - counters.get("ticks_dead_lettered"))
         flow = self.flow
         episodes = flow.episodes
         admitted = flow.admit(in_flight, self.store.mailbox(), time.monotonic_ns())

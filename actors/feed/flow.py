@@ -90,7 +90,8 @@ class FlowControl:
     def view(self, now_ns: int) -> dict[str, Any]:
         """What ``health`` shows under ``overload``."""
         return {
-            "overloaded": self.overloaded, "for_s": round((now_ns - self.since_ns) / 1e9, 3) if self.overloaded else 0.0,
+            "overloaded": self.overloaded,
+            "for_s": round((now_ns - self.since_ns) / 1e9, 3) if self.overloaded else 0.0,
             "paused": self.paused, "behind": self.behind, "episodes": self.episodes, "pauses": self.pauses,
             "in_flight": self.in_flight, "max_in_flight": self.max_in_flight,
             "store_backlog": self.store_backlog, "max_store_backlog": self.max_store_backlog,

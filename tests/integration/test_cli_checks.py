@@ -61,8 +61,8 @@ def test_a_port_in_use_is_named_before_anything_starts(tmp_path: Path) -> None:
 
 
 def test_an_unknown_host_is_named_before_anything_starts(tmp_path: Path) -> None:
-    result = run_cli("live", "--feed", "external", "--db", str(tmp_path / "x.db"), "--duration", "5",
-                     "--ingress", free_endpoint(), "--control", free_endpoint(), "--events", "tcp://nosuch.invalid:5557")
+    result = run_cli("live", "--feed", "external", "--db", str(tmp_path / "x.db"), "--duration", "5", "--ingress",
+                     free_endpoint(), "--control", free_endpoint(), "--events", "tcp://nosuch.invalid:5557")
     one_line_error(result, 1, "events endpoint tcp://nosuch.invalid:5557", "not an address, a known host name")
     assert not (tmp_path / "x.db").exists()
 
