@@ -72,6 +72,14 @@ def _positive(text: str) -> float:
     return value
 
 
+def _endpoint(text: str) -> str:
+    from settings import check_endpoint
+    try:
+        return check_endpoint(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _timeframe(text: str) -> str:
     from messages.market import timeframe_ns
     try:
@@ -93,10 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
                       "ingress; external only listens")
     live.add_argument("--duration", type=_positive, metavar="SECONDS", help="stop after this many seconds")
     live.add_argument("--db", metavar="PATH", help="sqlite database (default trading.db)")
-    live.add_argument("--ingress", metavar="ENDPOINT", help="ingress SUB endpoint (default tcp://127.0.0.1:5555)")
-    live.add_argument("--control", metavar="ENDPOINT", help="control REP endpoint (default tcp://127.0.0.1:5556)")
-    live.add_argument("--events", metavar="ENDPOINT", help="events PUB endpoint (default tcp://127.0.0.1:5557)")
-    live.add_argument("--cryptofeed", metavar="ENDPOINT", help="also bind a SUB here for cryptofeed's ZeroMQ backends")
+    live.add_argument("--ingress", type=_endpoint, metavar="ENDPOINT",
+                      help="ingress SUB endpoint (default tcp://127.0.0.1:5555)")
+    live.add_argument("--control", type=_endpoint, metavar="ENDPOINT",
+                      help="control endpoint (default tcp://127.0.0.1:5556)")
+    live.add_argument("--events", type=_endpoint, metavar="ENDPOINT",
+                      help="events PUB endpoint (default tcp://127.0.0.1:5557)")
+    live.add_argument("--cryptofeed", type=_endpoint, metavar="ENDPOINT",
+                      help="also bind a SUB here for cryptofeed's ZeroMQ backends")
     live.add_argument("--sim-rate", type=_positive, metavar="TICKS_PER_S", help="simulator ticks per second")
     live.add_argument("--sim-speed", type=_positive, metavar="X", help="simulated seconds per wall second")
     live.add_argument("--allow-fault-injection", action="store_true", help="accept 'ctl crash actor=NAME'")
@@ -137,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "unsubscribe, restart, crash, shutdown")
     ctl.add_argument("args", nargs="*", metavar="KEY=VALUE", help="command arguments")
     ctl.add_argument("--json", action="store_true", help="print the raw reply as JSON")
-    ctl.add_argument("--control", metavar="ENDPOINT", default="tcp://127.0.0.1:5556", help="control endpoint")
+    ctl.add_argument("--control", type=_endpoint, metavar="ENDPOINT", default="tcp://127.0.0.1:5556",
+                     help="control endpoint")
     ctl.add_argument("--timeout", type=_positive, default=5.0, metavar="SECONDS", help="reply timeout (default 5)")
     ctl.add_argument("--server-key", metavar="FILE", help="CURVE: the server's public key file (NAME.key)")
     ctl.add_argument("--client-key", metavar="FILE", help="CURVE: this client's secret key file (NAME.key_secret)")
@@ -149,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = commands.add_parser("feed-sim", help="publish simulated ticks into an ingress",
                               description="An external publisher speaking wire protocol v1.")
-    sim.add_argument("--ingress", default="tcp://127.0.0.1:5555", metavar="ENDPOINT", help="ingress to connect to")
+    sim.add_argument("--ingress", type=_endpoint, default="tcp://127.0.0.1:5555", metavar="ENDPOINT",
+                     help="ingress to connect to")
     sim.add_argument("--symbols", type=_symbols, default=("BTCUSD", "ETHUSD", "SOLUSD"), help="symbols")
     sim.add_argument("--rate", type=_positive, default=3000.0, help="ticks per second (default 3000)")
     sim.add_argument("--speed", type=_positive, default=600.0, help="simulated seconds per wall second")
@@ -183,7 +197,7 @@ def _check_database(settings: Any, live: bool = False) -> Any:
 def cmd_live(args: argparse.Namespace) -> int:
     """Run live."""
     from actors.store.errors import StorageError
-    from supervisors.modes import run_live
+    from supervisors.modes import StopRequest, run_live
     from supervisors.system import StartupError
 
     settings = _settings(args, {
@@ -208,9 +222,9 @@ def cmd_live(args: argparse.Namespace) -> int:
         lock = _check_database(settings, live=True)
     except StorageError as exc:
         return _fail(f"cannot start: {exc}")
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop = StopRequest()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda number, _frame: stop.request(f"{signal.Signals(number).name} received"))
     # What is loaded by now (modules, settings) lives as long as the process: the collector's full
     # passes skip it instead of walking it again every time, which stalled the pipeline for tens of ms
     gc.freeze()
@@ -239,6 +253,27 @@ def cmd_live(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _out_problem(path: str) -> str:
+    """Why the report cannot be written into folder ``path`` (made if missing), or "". Tried by
+    making and removing a scratch folder where the report's would go, so nothing is left behind."""
+    import tempfile
+    from pathlib import Path
+
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        return "is a file, not a folder (the report is several files: give a folder)"
+    existing = target
+    while not existing.exists():  # the nearest folder that exists: the report's folders are made in it
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    try:
+        Path(tempfile.mkdtemp(prefix=".report-check-", dir=existing)).rmdir()
+    except OSError as exc:
+        return f"cannot write in folder {existing}: {exc.strerror}"
+    return ""
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
     """Run a backtest and print its report."""
     from actors.store.history import parse_date
@@ -246,6 +281,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from supervisors.modes import load_backtest_bars, run_backtest
 
     settings = _settings(args, {"store.db": args.db, **_strategy_overrides(args)})
+    problem = _out_problem(args.out) if args.out else ""
+    if problem:
+        return _fail(f"--out {args.out}: {problem}", EXIT_USAGE)
     _check_database(settings)
     start = parse_date(args.start, "--from")
     end = parse_date(args.end, "--to", end_of_day=True) if args.end else None

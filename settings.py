@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -19,7 +20,7 @@ from typing import Any
 __all__ = [
     "BacktestSettings", "ControlSettings", "ExecutorSettings", "FeatureSettings", "FeedSettings",
     "IngressSettings", "ModelSettings", "Settings", "SettingsError", "StoreSettings",
-    "StrategySettings", "SupervisorSettings", "load_settings",
+    "StrategySettings", "SupervisorSettings", "check_endpoint", "load_settings",
 ]
 
 ENV_PREFIX = "TRADING_"
@@ -31,13 +32,40 @@ class SettingsError(ValueError):
     """A settings file, variable or flag is wrong; the message names the key."""
 
 
+_HOST = re.compile(r"\*|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9._-]{0,252})?")
+
+
+def check_endpoint(text: str) -> str:
+    """Return ``text`` if it is a ZeroMQ endpoint this system can bind or connect:
+    ``tcp://HOST:PORT`` (HOST an address, a name or ``*``; PORT 1-65535) or ``ipc://PATH``;
+    else raise ValueError saying what is expected."""
+    expected = f"{text!r} is not an endpoint like tcp://127.0.0.1:5555 (tcp://HOST:PORT or ipc://PATH)"
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        raise ValueError(expected)
+    if scheme == "ipc":
+        if not rest:
+            raise ValueError(f"{text!r} has no path after ipc://")
+        return text
+    if scheme != "tcp":
+        raise ValueError(f"{text!r}: the scheme must be tcp:// or ipc://, not {scheme}://")
+    host, colon, port = rest.rpartition(":")
+    if not colon or not _HOST.fullmatch(host):
+        raise ValueError(expected)
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{text!r}: the port must be a number from 1 to 65535, not {port!r}")
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class IngressSettings:
     """The ZeroMQ SUB socket that external feeds connect their PUB sockets to."""
 
     endpoint: str = "tcp://127.0.0.1:5555"
     batch_max: int = 1000          # most messages drained into one batch
-    rcvhwm: int = 1_000_000        # receive high-water mark (messages)
+    rcvhwm: int = 250_000          # receive high-water mark: messages queued per connected publisher
+    max_in_flight: int = 20_000    # over this many ticks accepted and not yet processed, stop reading the socket
+    max_store_backlog: int = 64    # over this many writes waiting for the store, stop reading the socket
     poll_ms: int = 5               # idle poll timeout; bounds how long a message to the feed waits
     cryptofeed: str = ""           # a second SUB endpoint for cryptofeed's ZeroMQ backends; empty = off
     max_future_s: float = 5.0      # a tick or bar stamped later than the feed's clock plus this is rejected
@@ -290,13 +318,22 @@ def _validate(s: Settings) -> None:
             raise SettingsError(f"settings key '{key}' {rule}")
 
     check(s.ingress.batch_max >= 1, "ingress.batch_max", "must be at least 1")
-    check(s.ingress.rcvhwm >= 0, "ingress.rcvhwm", "must be >= 0")
+    check(s.ingress.rcvhwm >= 1, "ingress.rcvhwm", "must be at least 1 (0 would mean no bound)")
     check(s.ingress.poll_ms >= 1, "ingress.poll_ms", "must be at least 1")
     check(0 <= s.ingress.max_future_s <= 86_400, "ingress.max_future_s", "must be in [0, 86400]")
     check(s.ingress.max_age_s >= 0, "ingress.max_age_s", "must be >= 0 (0 = off)")
     check(s.ingress.max_timeframes >= 1, "ingress.max_timeframes", "must be at least 1")
     check(s.ingress.max_sources >= 1, "ingress.max_sources", "must be at least 1")
     check(s.feed.max_symbols >= 1, "feed.max_symbols", "must be at least 1")
+    for key, endpoint in (("ingress.endpoint", s.ingress.endpoint), ("ingress.cryptofeed", s.ingress.cryptofeed),
+                          ("control.endpoint", s.control.endpoint), ("control.events", s.control.events)):
+        if endpoint or key != "ingress.cryptofeed":  # an empty cryptofeed endpoint switches it off
+            try:
+                check_endpoint(endpoint)
+            except ValueError as exc:
+                raise SettingsError(f"settings key '{key}': {exc}") from None
+    check(s.ingress.max_in_flight >= 2, "ingress.max_in_flight", "must be at least 2")
+    check(s.ingress.max_store_backlog >= 2, "ingress.max_store_backlog", "must be at least 2")
     check(s.feed.source in ("sim", "external"), "feed.source", "must be 'sim' or 'external'")
     check(s.feed.sim_rate > 0, "feed.sim_rate", "must be > 0")
     check(s.feed.sim_speed > 0, "feed.sim_speed", "must be > 0")

@@ -4,9 +4,10 @@ publisher in another, over real ZeroMQ on loopback.
     python -m bench.live_throughput [--ticks 1000000] [--rate 10000] [--seconds 10] [--burst 100] [--runs 1]
 
 1. Throughput: the publisher sends ``--ticks`` ticks (3 symbols, one tick per message, all encoded
-   before the first is sent, as fast as it can) and the figure is ticks/s through the whole
-   pipeline (feed to executor), from the first to the last tick processed; it also says whether anything was lost (sent ==
-   received == accepted == processed), and how many `seq` gaps the ingress saw.
+   before the first is sent, as fast as it can, into an ingress queue deep enough for all of them)
+   and the figure is ticks/s through the whole pipeline (feed to executor), from the first to the
+   last tick processed; it also says whether anything was lost (sent == received == accepted ==
+   processed), and how many `seq` gaps the ingress saw.
 2. Latency: a fresh system, the publisher paced at ``--rate`` ticks/s for ``--seconds``, sending
    ``--burst`` ticks back to back between pauses; the figure is the system's own measurement from
    ingress receive to the executor's decision (`ctl metrics` latency p50/p99/max over the last
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import subprocess
 import sys
 import tempfile
@@ -70,12 +72,14 @@ def publish(endpoint: str, count: int, rate: float | None, burst: int = 100) -> 
     sock.close()
 
 
-def start_system(db: Path) -> tuple[subprocess.Popen, str, str]:
+def start_system(db: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str, str]:
+    """Start ``run.py live --feed external`` (with ``env`` added to the environment, e.g. settings
+    as ``TRADING_...`` variables); return the process, its ingress and its control endpoint."""
     ingress, control = free_endpoint(), free_endpoint()
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "run.py"), "live", "--feed", "external", "--db", str(db), "--ingress", ingress,
          "--control", control, "--events", free_endpoint(), "--log-level", "WARNING"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env={**os.environ, **(env or {})})
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -96,7 +100,9 @@ def stop(process: subprocess.Popen, control: str) -> None:
 
 
 def throughput(ticks: int, db: Path) -> None:
-    process, ingress, control = start_system(db)
+    # The publisher sends its pre-encoded ticks about three times faster than the pipeline takes
+    # them: a queue deep enough for the whole burst (ingress.rcvhwm, default 250,000) keeps them all
+    process, ingress, control = start_system(db, {"TRADING_INGRESS_RCVHWM": str(max(ticks, 250_000))})
     publisher = multiprocessing.get_context("spawn").Process(target=publish, args=(ingress, ticks, None))
     publisher.start()
     first = last = None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import gc
+import socket
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -30,7 +32,22 @@ from settings import SAMPLE_DATA, Settings
 from supervisors.clock import SimClock
 from supervisors.system import StartupError, System
 
-__all__ = ["ACCOUNTING", "BacktestFailed", "LiveResult", "bars_lost", "load_backtest_bars", "run_backtest", "run_live"]
+__all__ = ["ACCOUNTING", "BacktestFailed", "LiveResult", "StopRequest", "bars_lost", "check_endpoints_free",
+           "load_backtest_bars", "run_backtest", "run_live"]
+
+
+class StopRequest(threading.Event):
+    """An event that says why it was set: what a signal handler sets to stop ``run_live``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reason = ""
+
+    def request(self, reason: str) -> None:
+        """Set the event (safe in a signal handler: no lock is held across the call)."""
+        if not self.reason:
+            self.reason = reason
+        self.set()
 
 
 @dataclass
@@ -64,6 +81,7 @@ def _summary(system: System, previous: int, elapsed: float) -> tuple[str, int]:
 def run_live(settings: Settings, duration: float | None, stop: threading.Event | None = None) -> LiveResult:
     """Run live until ``duration`` passes, ``stop`` is set, or a shutdown request or fatal failure."""
     control, feed = settings.control, settings.feed
+    check_endpoints_free(settings)
     try:
         curve = control_security((control.endpoint, control.events), control.curve_secret_key, control.curve_clients)
         bound = tuple(e for e in (settings.ingress.endpoint, settings.ingress.cryptofeed) if e)
@@ -82,6 +100,15 @@ def run_live(settings: Settings, duration: float | None, stop: threading.Event |
     ingress = IngressSocket(settings.ingress.endpoint, settings.ingress.rcvhwm, ingress_curve)
     cryptofeed = (IngressSocket(settings.ingress.cryptofeed, settings.ingress.rcvhwm, ingress_curve)
                   if settings.ingress.cryptofeed else None)
+    try:  # bound here, before anything starts; the feed's thread takes them over
+        for sock in (ingress, cryptofeed):
+            if sock is not None:
+                sock.socket()
+    except OSError as exc:
+        for sock in (ingress, cryptofeed):
+            if sock is not None:
+                sock.close()
+        raise StartupError(str(exc)) from None
     system = System(settings, "live", {"ingress": ingress, "cryptofeed": cryptofeed, "symbols": settings.feed.symbols,
                                        "curve": curve, "feed_clock": sim_clock})
     system.start()
@@ -102,6 +129,7 @@ def run_live(settings: Settings, duration: float | None, stop: threading.Event |
     if cryptofeed is not None:
         logger.info("listening for cryptofeed's ZeroMQ backends on {}", settings.ingress.cryptofeed)
     stop = stop or threading.Event()
+    _wake_on(system.stop_requested, stop)
     last_t, last_n = began, 0
     interval = settings.control.summary_s
     while True:
@@ -109,9 +137,10 @@ def run_live(settings: Settings, duration: float | None, stop: threading.Event |
         if remaining is not None and remaining <= 0:
             system.request_stop(f"--duration {duration:g}s reached")
         wait = interval if remaining is None else max(0.0, min(interval, remaining))
-        if system.stop_requested.wait(wait) or stop.is_set():
-            if stop.is_set():
-                system.request_stop("stop requested")
+        # One event wakes this wait: a signal handler sets ``stop`` itself, and a stop the system
+        # asks for (shutdown, a fatal failure) is copied onto it, so either ends the wait at once
+        if stop.wait(wait) or system.stop_requested.is_set():
+            system.request_stop(stop.reason if isinstance(stop, StopRequest) and stop.reason else "stop requested")
             break
         now = time.monotonic()
         line, last_n = _summary(system, last_n, now - last_t)
@@ -126,6 +155,58 @@ def run_live(settings: Settings, duration: float | None, stop: threading.Event |
     equity = _equity(system) if system.fatal is None else None
     system.stop()
     return LiveResult(system.counters.snapshot(), equity, time.monotonic() - began, system.fatal, system.stop_reason)
+
+
+def check_endpoints_free(settings: Settings) -> None:
+    """Raise StartupError naming the first endpoint ``live`` would bind that is given twice or whose
+    TCP port is taken (another ``live`` on the same ports) or whose host is unknown here, before
+    anything starts."""
+    wanted = [("ingress", settings.ingress.endpoint), ("cryptofeed", settings.ingress.cryptofeed),
+              ("control", settings.control.endpoint), ("events", settings.control.events)]
+    seen: dict[str, str] = {}
+    for name, endpoint in wanted:
+        if not endpoint:
+            continue
+        if endpoint in seen:
+            raise StartupError(f"the {seen[endpoint]} and {name} endpoints are both {endpoint}; give each its own")
+        seen[endpoint] = name
+        problem = _port_problem(endpoint)
+        if problem:
+            raise StartupError(f"{name} endpoint {endpoint} {problem}")
+
+
+def _port_problem(endpoint: str) -> str:
+    """Why a plain TCP socket cannot bind ``endpoint`` as ZeroMQ would (SO_REUSEADDR), or ""."""
+    scheme, _, rest = endpoint.partition("://")
+    host, _, port = rest.rpartition(":")
+    if scheme != "tcp" or not port.isdigit():
+        return ""
+    host = "" if host == "*" else host.strip("[]")
+    try:
+        infos = socket.getaddrinfo(host or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError):
+        if host in {name for _, name in socket.if_nameindex()}:
+            return ""  # a network interface's name, which ZeroMQ binds to
+        return f"cannot be bound: {host!r} is not an address, a known host name or a network interface"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return "is in use (is another live running on these ports?)"
+            return f"cannot be bound: {exc.strerror}"
+    return ""
+
+
+def _wake_on(source: threading.Event, target: threading.Event) -> None:
+    """Set ``target`` as soon as ``source`` is set (from a daemon thread)."""
+    def copy() -> None:
+        source.wait()
+        target.set()
+
+    threading.Thread(target=copy, name="stop-relay", daemon=True).start()
 
 
 def _stored_end(settings: Settings) -> tuple[int | None, dict[str, float]]:

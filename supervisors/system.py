@@ -204,21 +204,25 @@ class System:
                 "children": children}
 
     def health(self) -> dict[str, Any]:
-        """The health tree: status, every actor's record, the supervisors with their children, and
-        the stale symbols (a stale symbol makes a running system degraded)."""
+        """The health tree: status, every actor's record, the supervisors with their children, the
+        stale symbols and the feed's flow control (a stale symbol or an overloaded pipeline makes a
+        running system degraded)."""
         actors = {name: self.stats[name].snapshot(self.registry.address(name).mailbox()) for name in self.actor_names}
         states = {a["state"] for a in actors.values()} | {self.stats[s].state for s in self.supervisor_specs}
         risk = dict(self.resources.get("risk") or {"halted": False, "reason": ""})
         stale = list(self.resources.get("stale", ()))
         late = {name: a["condition"] for name, a in actors.items() if a["condition"] != "ok"}
+        flow = self.resources.get("flow")
+        overload = flow.view(time.monotonic_ns()) if flow is not None else {"overloaded": False}
         if self.fatal or "failed" in states:
             status = "failed"
-        elif states <= {"running"} and not risk["halted"] and not stale and not late:
+        elif (states <= {"running"} and not risk["halted"] and not stale and not late
+              and not overload["overloaded"]):
             status = "healthy"
         else:
             status = "degraded"
         return {"status": status, "mode": self.mode, "actors": actors, "risk": risk, "stale": stale, "late": late,
-                "durability": {"ok": self.durability is None, "reason": self.durability or ""},
+                "overload": overload, "durability": {"ok": self.durability is None, "reason": self.durability or ""},
                 "fatal": self.fatal, "tree": {"root": self._node(self.tree)}}
 
     def metrics(self) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Control actor: the control socket (REP) and the events socket (PUB)."""
+"""Control actor: the control socket (ROUTER, answering REQ and DEALER clients) and the events
+socket (PUB)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from messages.codec import MAX_CONTROL_READ, decode_control, encode_control, enc
 from messages.system import Internal, Publish
 from supervisors.actor import SupervisedActor
 
-__all__ = ["ControlActor"]
+__all__ = ["ControlActor", "split_envelope"]
 
 
 class _Poll(Internal):
@@ -20,10 +21,28 @@ class _Poll(Internal):
 
 
 _POLL = _Poll()
+_NOBLOCK = int(zmq.NOBLOCK)
+TAKE_MAX = 256  # most requests taken off the socket in one round before they are answered
+
+
+def split_envelope(frames: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """Split a request off a ROUTER socket into its envelope (the peer's routing id and every frame
+    up to the empty delimiter a REQ client adds) and its body (the frames after it)."""
+    for i in range(1, len(frames)):
+        if not frames[i]:
+            return frames[:i + 1], frames[i + 1:]
+    return frames[:1], frames[1:]  # a DEALER that sent no delimiter
 
 
 class ControlActor(SupervisedActor):
-    """Answers control requests and publishes events; both sockets live in this actor's thread."""
+    """Answers control requests and publishes events; both sockets live in this actor's thread.
+
+    The control socket is a ROUTER (wire-compatible with the REP that REQ and DEALER clients
+    expect). Each round takes every request already waiting off the socket before answering any:
+    a request left unread in libzmq's queue while this thread works (a ``metrics`` takes a few ms)
+    kept its connection's state alive after the client closed it, so clients that open a new
+    connection per request grew the process without bound (about 11 KiB per connection).
+    """
 
     def setup(self) -> None:
         """Bind both sockets (actor thread)."""
@@ -32,7 +51,7 @@ class ControlActor(SupervisedActor):
         self.view = self.ctx.resources["view"]
         keys = self.ctx.resources.get("curve")
         self.curve = CurveServer(context, keys) if keys is not None else None
-        self.rep = context.socket(zmq.REP)
+        self.rep = context.socket(zmq.ROUTER)
         self.pub = context.socket(zmq.PUB)
         for sock in (self.rep, self.pub):
             sock.setsockopt(zmq.LINGER, 0)
@@ -75,12 +94,19 @@ class ControlActor(SupervisedActor):
         timeout = 5 if self.actor_inbox.empty() else 0  # type: ignore[attr-defined]  # ms; bounds a message's wait
         if not self.rep.poll(timeout, zmq.POLLIN):
             return
-        frames = self.rep.recv_multipart()
-        try:
-            if len(frames) != 1:
-                raise ValueError("request must be exactly one frame")
-            request = decode_control(frames[0])
-            reply = handle_request(request, self.view)
-        except ValueError as exc:
-            reply = {"ok": False, "error": str(exc)}
-        self.rep.send(encode_control(reply))
+        requests = []
+        for _ in range(TAKE_MAX):
+            try:
+                requests.append(self.rep.recv_multipart(_NOBLOCK))
+            except zmq.Again:
+                break
+        for frames in requests:
+            envelope, body = split_envelope(frames)
+            try:
+                if len(body) != 1:
+                    raise ValueError("request must be exactly one frame")
+                request = decode_control(body[0])
+                reply = handle_request(request, self.view)
+            except ValueError as exc:
+                reply = {"ok": False, "error": str(exc)}
+            self.rep.send_multipart([*envelope, encode_control(reply)])  # to a peer that left: dropped

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import time
+from collections.abc import Callable
 from typing import Any
 
 import zmq
 
 from actors.control.security import CurveKeys, CurveServer
+from actors.feed.flow import FlowControl
 from actors.feed.ingress import Ingest, IngestResult, WatchList, ingress_limits
 from actors.feed.stale import StaleWatch
 from messages.codec import MAX_INGRESS_READ
@@ -20,6 +24,23 @@ __all__ = ["FeedActor", "IngressSocket"]
 NEXT = "buffer"
 CLOCK_NS = 100_000_000  # live: the buffer hears the time at least this often, and stale symbols are checked
 SLICE_NS = 50_000_000   # the longest the feed serves its sockets before it looks at its own mailbox again
+PAUSE_S = 0.001         # while the pipeline is overloaded, how often the feed looks again
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def release_free_memory() -> bool:
+    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``); False where there
+    is none. After a flood, the socket's queued messages were freed but glibc keeps their pages."""
+    return bool(_MALLOC_TRIM is not None and _MALLOC_TRIM(0) >= 0)
 
 
 class IngressSocket:
@@ -121,6 +142,10 @@ class FeedActor(SupervisedActor):
             resources["stale_watch"] = StaleWatch(int(settings.feed.stale_s * 1e9))
             resources["stale_watch"].watch(self.watch.symbols, self.ctx.clock.now_ns())
         self.stale: StaleWatch = resources["stale_watch"]
+        if "flow" not in resources:
+            resources["flow"] = FlowControl(settings.ingress.max_in_flight, settings.ingress.max_store_backlog)
+        self.flow: FlowControl = resources["flow"]
+        self.store = self.ctx.registry.address("store")
         self.batch_max = settings.ingress.batch_max
         self.poll_ms = settings.ingress.poll_ms
         self.seq = 0
@@ -140,9 +165,10 @@ class FeedActor(SupervisedActor):
             self.log.info("watch list now {}", self.watch.listed())
             return self.watch.listed()
         elif isinstance(message, Drain):
-            # take in everything already delivered to the sockets (for at most 2 s) before the marker
+            # take in what was already delivered to the sockets (for at most 2 s) before the marker,
+            # as long as the pipeline keeps up: under overload the rest stays in the socket
             deadline = time.monotonic() + 2.0
-            while self._drain(block=False) and time.monotonic() < deadline:
+            while self._admit() and self._drain(block=False) and time.monotonic() < deadline:
                 pass
             self.send(NEXT, message)
         elif isinstance(message, Query):
@@ -159,10 +185,43 @@ class FeedActor(SupervisedActor):
         inbox = self.actor_inbox
         until = time.monotonic_ns() + SLICE_NS
         while not self.ctx.retired:
-            self._drain()
+            if self._admit():
+                self._drain()
+            else:
+                # flow control: leave the ticks in the socket until the pipeline has caught up
+                time.sleep(PAUSE_S)
             self._tick_clock()
             if not inbox.empty() or time.monotonic_ns() >= until:  # type: ignore[attr-defined]
                 return
+
+    def _admit(self) -> bool:
+        """Whether the pipeline can take more: ticks in flight and the store's backlog under their
+        bounds (see FlowControl). The start of an overload episode is logged and published."""
+        counters = self.ctx.counters
+        in_flight = (counters.get("ticks_accepted") - counters.get("ticks_processed")
+                     - counters.get("ticks_dead_lettered"))
+        flow = self.flow
+        episodes = flow.episodes
+        admitted = flow.admit(in_flight, self.store.mailbox(), time.monotonic_ns())
+        if flow.episodes != episodes:
+            self.log.warning("pipeline overloaded: {:,} ticks in flight (bound {:,}), {} writes waiting for the "
+                             "store (bound {}); the ingress is not read until it catches up", in_flight,
+                             flow.max_in_flight, flow.store_backlog, flow.max_store_backlog)
+            self._publish_overload()
+        return admitted
+
+    def _read(self, full: bool) -> None:
+        """Tell flow control whether the socket had more than a batch waiting; log when the feed
+        itself falls behind (its reads all full for a while)."""
+        flow = self.flow
+        episodes, behind = flow.episodes, flow.behind
+        flow.read(full, time.monotonic_ns())
+        if flow.behind and not behind:
+            self.log.warning("the ingress is behind: every read for {:g}s took a full batch of {:,}; past "
+                             "ingress.rcvhwm messages ZeroMQ drops (counted as seq gaps)", flow.behind_ns / 1e9,
+                             self.batch_max)
+        if flow.episodes != episodes:
+            self._publish_overload()
 
     def _receive(self, sock: zmq.Socket) -> list[list[bytes]]:
         """Take up to ``batch_max`` waiting messages, each as its list of frames.
@@ -191,10 +250,12 @@ class FeedActor(SupervisedActor):
         timeout = self.poll_ms if block and self.actor_inbox.empty() else 0  # type: ignore[attr-defined]
         ready = dict(self.poller.poll(timeout))
         if not ready:
+            self.flow.read(False, 0)  # the socket is empty: the feed keeps up
             return 0
         recv_ns = time.perf_counter_ns()
         v1 = self._receive(self.socket) if self.socket in ready else []
         cf = self._receive(self.cryptofeed) if self.cryptofeed is not None and self.cryptofeed in ready else []
+        self._read(len(v1) == self.batch_max or len(cf) == self.batch_max)
         self._current = RawBatch(v1 + cf)
         try:
             results = [self.ingest.accept(v1), self.ingest.accept(cf, wire="cryptofeed")]
@@ -234,11 +295,21 @@ class FeedActor(SupervisedActor):
             self.last_sent = now
         if now - self.last_check >= CLOCK_NS:
             self.last_check = now
+            if self.flow.settle(now):
+                released = release_free_memory()
+                self.log.info("pipeline keeps up again: reading the ingress{}", " (free memory returned to the "
+                              "system)" if released else "")
+                self._publish_overload()
             newly = self.stale.check(self.ctx.clock.now_ns())
             if newly:
                 self.ctx.counters.add(stale_episodes=len(newly))
                 self.log.warning("no data for {:g}s from {}: stale", self.ctx.settings.feed.stale_s, ", ".join(newly))
                 self._publish_stale(newly, [])
+
+    def _publish_overload(self) -> None:
+        """Say on the events socket that an overload episode began or ended."""
+        publish(self.ctx, "health.feed", {"actor": "feed", "change": "overload",
+                                          **self.flow.view(time.monotonic_ns())})
 
     def _publish_stale(self, newly: list[str], recovered: list[str]) -> None:
         """Show the stale symbols in health, and say what changed on the events socket."""
