@@ -433,9 +433,7 @@ def cmd_feed_sim(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     args = build_parser().parse_args(argv)
-    from actors.store.errors import StorageError
-    from actors.store.history import DataError
-    from settings import SettingsError
+    from supervisors.errors import TradingError
     from supervisors.logs import setup_logging
 
     setup_logging(getattr(args, "log_level", "WARNING") if args.command not in ("ctl", "keys") else "WARNING")
@@ -443,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
                 "feed-sim": cmd_feed_sim, "keys": cmd_keys}
     try:
         return handlers[args.command](args)
-    except (SettingsError, DataError, StorageError) as exc:
+    except TradingError as exc:  # settings, data, storage, ...: each message is one line for the user
         return _fail(str(exc))
     except KeyboardInterrupt:
         return _fail("interrupted", 130)

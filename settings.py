@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from supervisors.errors import SettingsError
+
 __all__ = [
     "BacktestSettings", "ControlSettings", "ExecutorSettings", "FeatureSettings", "FeedSettings",
     "IngressSettings", "ModelSettings", "Settings", "SettingsError", "StoreSettings",
@@ -28,8 +30,6 @@ SAMPLE_DATA = Path(__file__).resolve().parent / "data" / "sample_2024_1h.csv.gz"
 SIM_DB = "sim.db"  # live --feed sim stores here unless a database is named
 
 
-class SettingsError(ValueError):
-    """A settings file, variable or flag is wrong; the message names the key."""
 
 
 _HOST = re.compile(r"\*|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9._-]{0,252})?")

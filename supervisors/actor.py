@@ -20,6 +20,7 @@ from messages.system import ChildFailed, Crash, Hang, Heartbeat, Internal, Publi
 from settings import Settings
 from supervisors import mailbox
 from supervisors.clock import Clock
+from supervisors.errors import InjectedCrash
 from supervisors.health import ActorStats, Counters
 from supervisors.registry import Address, Registry
 
@@ -27,8 +28,6 @@ __all__ = ["ChildContext", "IncarnationCounters", "InjectedCrash", "SupervisedAc
            "publish_all"]
 
 
-class InjectedCrash(RuntimeError):
-    """Raised by an actor told to crash by fault injection."""
 
 
 class IncarnationCounters:

@@ -30,6 +30,7 @@ from messages.pipeline import Drain
 from messages.system import Query
 from settings import SAMPLE_DATA, Settings
 from supervisors.clock import SimClock
+from supervisors.errors import BacktestFailed
 from supervisors.system import StartupError, System
 
 __all__ = ["ACCOUNTING", "BacktestFailed", "LiveResult", "StopRequest", "bars_lost", "check_endpoints_free",
@@ -254,20 +255,6 @@ def load_backtest_bars(data: str | None, db_path: str, start_ns: int | None, end
     return select_range(sample, start_ns, end_ns, symbols), f"bundled sample {SAMPLE_DATA.name}"
 
 
-class BacktestFailed(RuntimeError):
-    """A backtest that could not finish: the system stopped (the root gave up, an actor is stuck) or
-    the pipeline stopped moving. ``counters`` hold the accounting at the stop."""
-
-    def __init__(self, reason: str, counters: dict[str, Any]) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.counters = counters
-
-    def __str__(self) -> str:
-        c = self.counters
-        return (f"backtest failed: {self.reason} (bars read {c.get('bars_read', 0):,}, processed "
-                f"{c.get('bars_processed', 0):,}, dead-lettered {c.get('bars_dead_lettered', 0):,}, dropped at stop "
-                f"{c.get('bars_dropped_at_stop', 0):,})")
 
 
 ACCOUNTING = ("bars", "bars_read", "bars_processed", "bars_dead_lettered", "bars_dropped_at_stop", "signals", "orders",

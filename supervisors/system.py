@@ -16,6 +16,7 @@ from settings import Settings
 from supervisors.actor import ChildContext
 from supervisors.clock import Clock, LiveClock
 from supervisors.health import ActorStats, Counters
+from supervisors.errors import StartupError
 from supervisors.registry import Registry
 from supervisors.supervisor import (RestartChild, StopChildren, Supervisor, SupervisorSpec, market_load,
                                     record_dead_letter)
@@ -24,8 +25,6 @@ from supervisors.tree import PIPELINE, tree_for
 __all__ = ["StartupError", "System"]
 
 
-class StartupError(RuntimeError):
-    """The system could not start; the message says which actor and why."""
 
 
 class System:

@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from supervisors.errors import PluginError
+
 __all__ = ["PluginError", "PluginModel", "load_plugin"]
 
 
-class PluginError(ValueError):
-    """A plug-in cannot be loaded, or answered something that is not a column of probabilities."""
 
 
 def load_plugin(path: str) -> Any:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from supervisors.errors import StorageError
+
 __all__ = ["DURABILITY", "StorageError", "classify", "describe"]
 
 # primary result codes (https://sqlite.org/rescode.html)
@@ -28,8 +30,6 @@ DURABILITY = {
 """Primary result codes that are durability failures, with a short name each."""
 
 
-class StorageError(RuntimeError):
-    """The database cannot keep the records (or cannot be used at all); the message is one line."""
 
 
 def _code(exc: BaseException) -> int | None:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from messages.market import timeframe_ns
+from supervisors.errors import DataError
 
 __all__ = ["DataError", "finest_per_symbol", "infer_timeframe", "load_bar_file", "parse_date", "select_range"]
 
@@ -17,8 +18,6 @@ _PRICES = ("open", "high", "low", "close")
 _UNITS = ((86_400, "d"), (3_600, "h"), (60, "m"), (1, "s"))
 
 
-class DataError(ValueError):
-    """A data file or range is unusable; the message says which rows and why."""
 
 
 def parse_date(text: str, name: str, end_of_day: bool = False) -> int:

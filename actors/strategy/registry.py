@@ -34,6 +34,7 @@ from actors.strategy.sma_cross import SmaCross
 from actors.strategy.sr_breakout import SrBreakout
 from messages.market import SYMBOL_PATTERN, BarFrame
 from messages.trading import Signal
+from supervisors.errors import StrategyError
 
 __all__ = [
     "STRATEGIES", "StrategyError", "StrategyPlan", "StrategyRule", "StrategySpec", "defaults", "load_strategy_file",
@@ -49,12 +50,6 @@ ParamValue = int | float | bool
 _FILE_KEYS = ("name", "symbols", "params")
 
 
-class StrategyError(ValueError):
-    """A strategy name, parameter or strategies file is wrong; ``key`` is the setting to fix."""
-
-    def __init__(self, message: str, key: str = "strategy.name") -> None:
-        super().__init__(message)
-        self.key = key
 
 
 class StrategyRule(Protocol):
