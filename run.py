@@ -355,6 +355,16 @@ def _value(text: str) -> Any:
     return text
 
 
+def _condition(actor: dict[str, Any]) -> str:
+    """An actor's condition in a few words: ok, busy, slow in a message, or blocked on something."""
+    condition = actor.get("condition", "ok")
+    if condition == "slow":
+        return f"slow: in {actor['in']} for {actor['for_s']:.1f}s"
+    if condition == "blocked":
+        return f"blocked: {actor['on']} for {actor['for_s']:.1f}s"
+    return condition
+
+
 def cmd_ctl(args: argparse.Namespace) -> int:
     """Send one control command and print the reply."""
     from actors.control.client import request
@@ -377,9 +387,20 @@ def cmd_ctl(args: argparse.Namespace) -> int:
         print(f"status: {reply['status']}")
         if not reply.get("durability", {}).get("ok", True):
             print(f"  records cannot be stored: {reply['durability']['reason']}")
-        print(f"  {'actor':<10}{'state':<12}{'restarts':>9}{'mailbox':>9}{'processed':>12}{'errors':>8}")
+        if reply.get("fatal"):
+            print(f"  stopping: {reply['fatal']}")
+        if reply.get("risk", {}).get("halted"):
+            print(f"  trading halted: {reply['risk']['reason']}")
+        overload = reply.get("overload") or {}
+        if overload.get("overloaded"):
+            print(f"  overloaded for {overload['for_s']:.1f}s: {overload['in_flight']:,} ticks in flight "
+                  f"(bound {overload['max_in_flight']:,}), {overload['store_backlog']} writes waiting for the store")
+        if reply.get("stale"):
+            print(f"  stale: {', '.join(reply['stale'])}")
+        print(f"  {'actor':<10}{'state':<12}{'restarts':>9}{'mailbox':>9}{'processed':>12}{'errors':>8}  condition")
         for name, a in reply["actors"].items():
-            print(f"  {name:<10}{a['state']:<12}{a['restarts']:>9}{a['mailbox']:>9}{a['processed']:>12}{a['errors']:>8}")
+            print(f"  {name:<10}{a['state']:<12}{a['restarts']:>9}{a['mailbox']:>9}{a['processed']:>12}{a['errors']:>8}"
+                  f"  {_condition(a)}")
     elif args.cmd == "metrics":
         print(json.dumps(reply["counters"], indent=2, sort_keys=True))
         print(f"latency from ingress receive, us{'batches':>12}{'p50':>10}{'p99':>10}{'max':>10}")

@@ -150,6 +150,7 @@ def test_outside_publisher_into_live_external_with_ctl(tmp_path: Path) -> None:
         assert health.returncode == 0
         assert "status: healthy" in health.stdout
         assert health.stdout.count("running") == 8
+        assert [line.split()[-1] for line in health.stdout.splitlines()[2:]] == ["ok"] * 8  # the condition column
         shutdown = run_cli("ctl", "shutdown", "--control", control)
         assert shutdown.returncode == 0
         assert process.wait(timeout=30) == 0
