@@ -144,7 +144,10 @@ def test_only_the_store_package_opens_or_imports_the_database() -> None:
     sources = [p for p in ROOT.rglob("*.py") if not {".venv", "tests", ".git"} & set(p.relative_to(ROOT).parts)]
     opens = sorted(str(p.relative_to(ROOT)) for p in sources if "sqlite3.connect(" in p.read_text())
     assert opens == ["actors/store/connection.py"]
-    inner = re.compile(r"^\s*(import sqlite3|from actors\.store\.(writer|schema|connection|columnar|bar_reads|account)"
+    sqlite_users = sorted(str(p.relative_to(ROOT)) for p in sources if not p.is_relative_to(ROOT / "actors/store")
+                          and re.search(r"^\s*(import sqlite3|from sqlite3 )", p.read_text(), re.M))
+    assert sqlite_users == []
+    inner = re.compile(r"^\s*(from actors\.store\.(writer|schema|connection|columnar|bar_reads|account)"
                        r"\b)", re.M)
     outside = sorted(str(p.relative_to(ROOT)) for p in sources
                      if p.is_relative_to(ROOT / "actors") and not p.is_relative_to(ROOT / "actors/store")
