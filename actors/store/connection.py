@@ -18,7 +18,8 @@ BUSY_MS = 10_000
 """How long a statement waits for another process's lock by default, in milliseconds."""
 
 
-def connect(path: str | Path, *, readonly: bool = False, busy_ms: int = BUSY_MS, wal: bool = True) -> sqlite3.Connection:
+def connect(path: str | Path, *, readonly: bool = False, busy_ms: int = BUSY_MS,
+            wal: bool = True) -> sqlite3.Connection:
     """Open ``path`` (``:memory:`` for a private in-memory database).
 
     ``readonly``: open the existing file in read-only mode. ``wal``: switch a writable connection's

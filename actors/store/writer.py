@@ -140,7 +140,8 @@ class Database(BarReads):
             self.begin()
             self.conn.executemany(
                 "INSERT INTO bars VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (symbol, timeframe, ts) DO UPDATE SET "
-                "open=excluded.open, high=excluded.high, low=excluded.low, close=excluded.close, volume=excluded.volume",
+                "open=excluded.open, high=excluded.high, low=excluded.low, close=excluded.close, "
+                "volume=excluded.volume",
                 rows,
             )
         return len(rows)
@@ -167,8 +168,8 @@ class Database(BarReads):
                  params.get(s.params) or params.setdefault(s.params, json_pairs(s.params))) for s in signals]
         if rows:
             self.begin()
-            self.insert_rows("INSERT OR REPLACE INTO signals (run, strategy, symbol, timeframe, ts, side, price, reason, "
-                             "inputs, params)", rows)
+            self.insert_rows("INSERT OR REPLACE INTO signals (run, strategy, symbol, timeframe, ts, side, price, "
+                             "reason, inputs, params)", rows)
 
     def write_orders(self, run: str, orders: Iterable[Order]) -> None:
         """Upsert orders by client id: each order's latest state in ``orders`` replaces what is stored."""
@@ -216,8 +217,8 @@ class Database(BarReads):
         """Delete a run's signals, orders, fills, equity and model states (a backtest starts clean)."""
         self.begin()
         for table in ("signals", "orders", "fills", "equity", "model_state"):  # fixed names below
-            others = any(self.conn.execute(f"SELECT 1 FROM {table} WHERE run {op} ? LIMIT 1", (run,)).fetchone()  # noqa: S608
-                         for op in ("<", ">"))
+            probe = f"SELECT 1 FROM {table} WHERE run {{}} ? LIMIT 1"  # noqa: S608
+            others = any(self.conn.execute(probe.format(op), (run,)).fetchone() for op in ("<", ">"))
             if others:
                 self.conn.execute(f"DELETE FROM {table} WHERE run=?", (run,))  # noqa: S608
             else:  # the run is all there is: sqlite empties the table at once instead of row by row
