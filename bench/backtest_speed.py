@@ -37,7 +37,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from actors.store.db import Database  # noqa: E402
+from actors.store.writer import Database  # noqa: E402
 from bench.machine import describe  # noqa: E402
 from bench.peers import PEERS, PeerMissing, peer_version  # noqa: E402
 from messages.market import BarFrame  # noqa: E402

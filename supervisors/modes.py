@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import gc
 import socket
-import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,9 +22,10 @@ from actors.feed.actor import IngressSocket
 from actors.feed.replay import ReplayPlan, in_flight
 from actors.feed.replay_actor import StartReplay
 from actors.feed.publisher import MINUTE_NS, CompressedClock, run_simulator
-from actors.store.db import Database, open_existing, read_stored_bars
-from actors.store.errors import StorageError, describe
+from actors.store.errors import StorageError
 from actors.store.history import DataError, finest_per_symbol, load_bar_file, select_range
+from actors.store.reader import StoreReader
+from actors.store.writer import clear_run
 from messages.pipeline import Drain
 from messages.system import Query
 from settings import SAMPLE_DATA, Settings
@@ -213,19 +213,8 @@ def _wake_on(source: threading.Event, target: threading.Event) -> None:
 def _stored_end(settings: Settings) -> tuple[int | None, dict[str, float]]:
     """Where the stored series of the simulated symbols ends: the simulator continues from there
     (its clock runs ahead of the wall clock, so starting at "now" would go back in time)."""
-    try:
-        db = open_existing(settings.store.db)
-        if db is None:
-            return None, {}
-        try:
-            last = [bars[-1] for s in settings.feed.symbols if (bars := db.last_bars(s, settings.buffer.timeframe, 1))]
-        finally:
-            db.close()
-    except sqlite3.Error as exc:
-        raise StorageError(describe(exc, settings.store.db)) from None
-    if not last:
-        return None, {}
-    return max(bar.ts for bar in last), {bar.symbol: bar.close for bar in last}
+    with StoreReader(settings.store.db) as store:
+        return store.series_end(settings.feed.symbols, settings.buffer.timeframe)
 
 
 def _simulate(endpoint: str, symbols: tuple[str, ...], rate: float, speed: float, seed: int,
@@ -245,7 +234,8 @@ def load_backtest_bars(data: str | None, db_path: str, start_ns: int | None, end
     if data:
         only = symbols[0] if symbols and len(symbols) == 1 else None
         return select_range(load_bar_file(data, symbol=only), start_ns, end_ns, symbols), data
-    stored = read_stored_bars(db_path, symbols, start_ns, end_ns, timeframe)
+    with StoreReader(db_path) as store:
+        stored = store.replay_bars(symbols, start_ns, end_ns, timeframe)
     if stored is not None and not stored.empty:
         return finest_per_symbol(stored), f"database {db_path}"
     sample = load_bar_file(SAMPLE_DATA)
@@ -277,14 +267,7 @@ def run_backtest(settings: Settings, bars: pd.DataFrame, db_path: str, progress:
     """
     if bars.empty:
         raise DataError("no bars to replay")
-    try:
-        db = Database(db_path)
-        try:
-            db.clear_run("backtest")
-        finally:
-            db.close()
-    except sqlite3.Error as exc:
-        raise StorageError(describe(exc, db_path)) from None
+    clear_run(db_path, "backtest")
     symbols = tuple(bars["symbol"].unique())  # in order of appearance, vectorised
     plan = ReplayPlan(bars, settings.backtest.chunk)
     system = System(settings, "backtest",

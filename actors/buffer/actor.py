@@ -7,7 +7,7 @@ from typing import Any
 from actors.buffer.bars import BarAggregator, BarWindow
 from actors.buffer.derive import TimeframeDeriver
 from actors.buffer.warmup import load_warmup
-from actors.store.db import open_existing
+from actors.store.reader import StoreReader
 from messages.market import Bar, BarFrame, Tick, frame_from_bars
 from messages.pipeline import Drain, MarketBatch, Persist
 from messages.system import Query
@@ -102,15 +102,10 @@ class BufferActor(SupervisedActor):
         return None
 
     def _warm_up(self) -> None:
-        db = open_existing(self.ctx.resources.get("db_path", self.ctx.settings.store.db))
-        if db is None:
-            return
-        try:
+        with StoreReader(self.ctx.resources.get("db_path", self.ctx.settings.store.db)) as db:
             base = self.aggregator.timeframe
             symbols = self.ctx.resources.get("symbols") or self.ctx.settings.feed.symbols
             warm = load_warmup(db, symbols, base, self.deriver.targets_for(base), self.lookback)
-        finally:
-            db.close()
         for symbol, bars in warm.base.items():
             self.aggregator.seed(symbol, bars[-1].ts, bars[-1].close)
             self.deriver.add(bars, emit=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from actors.store.db import Database
+from actors.store.reader import StoreReader
 from messages.market import Bar, BarFrame, frame_from_bars, timeframe_ns
 
 __all__ = ["WarmUp", "load_warmup"]
@@ -27,7 +27,7 @@ class WarmUp:
         return sum(len(f) for f in self.frames)
 
 
-def load_warmup(db: Database, symbols: Iterable[str], base: str, higher: Iterable[str], lookback: int) -> WarmUp:
+def load_warmup(db: StoreReader, symbols: Iterable[str], base: str, higher: Iterable[str], lookback: int) -> WarmUp:
     """Read the warm-up for ``symbols``: ``base`` bars and ``higher`` timeframes derived from them."""
     higher = tuple(higher)
     base_ns = timeframe_ns(base)

@@ -10,8 +10,8 @@ import pykka
 from actors.executor.broker import BrokerConfig, PaperBroker
 from actors.executor.report import summarize, trade_rows
 from actors.executor.risk import RiskLimits
-from actors.store.db import load_account
 from actors.store.errors import StorageError
+from actors.store.reader import StoreReader
 from messages.pipeline import Drain, MarketBatch, Persist
 from messages.store import Confirm, HaltTrading
 from messages.system import Query
@@ -61,7 +61,8 @@ class ExecutorActor(SupervisedActor):
         self.risk_state: dict[str, Any] = self.ctx.resources.setdefault("risk", {"halted": False, "reason": ""})
         self._dirty = False
         if live and self.name not in self.ctx.checkpoints:
-            orders, fills, marks = load_account(self.ctx.resources.get("db_path", self.ctx.settings.store.db), self.run)
+            with StoreReader(self.ctx.resources.get("db_path", self.ctx.settings.store.db)) as store:
+                orders, fills, marks = store.account(self.run)
             if orders or fills:
                 self.broker.restore(orders, fills, marks)
                 p = self.broker.portfolio

@@ -11,7 +11,7 @@ import numpy as np
 
 from actors.model.logistic import OnlineLogit, feature_matrix
 from actors.model.plugin import PluginModel, load_plugin
-from actors.store.db import read_model_states
+from actors.store.reader import StoreReader
 from actors.strategy.registry import strategy_plan
 from messages.market import BarFrame, readonly
 from messages.pipeline import Drain, MarketBatch, ModelState, Persist
@@ -128,7 +128,9 @@ class ModelActor(SupervisedActor):
         """Load this run's stored logistic states; a state for other features is left out with a warning."""
         path = self.ctx.resources.get("db_path", self.ctx.settings.store.db)
         restored = 0
-        for row in read_model_states(path, self.run):
+        with StoreReader(path) as store:
+            stored = store.model_states(self.run)
+        for row in stored:
             try:
                 state = json.loads(row.state)
                 if row.kind != "logistic" or state.get("features") != list(self.expressions):

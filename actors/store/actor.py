@@ -8,7 +8,7 @@ import time
 from collections import deque
 from typing import Any
 
-from actors.store.db import Database
+from actors.store.writer import Database
 from actors.store.errors import StorageError, classify, describe
 from messages.pipeline import Drain, Persist
 from messages.store import Confirm, HaltTrading, RetryWrites

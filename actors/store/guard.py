@@ -20,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+from actors.store.connection import connect
 from actors.store.errors import StorageError, classify, describe
 
 __all__ = ["MIN_FREE_BYTES", "DatabaseLock", "check_database", "hold"]
@@ -107,7 +108,7 @@ def _probe_write(name: str, patience_s: float) -> None:
 
 def _probe(name: str, patience_s: float) -> None:
     try:
-        conn = sqlite3.connect(name, isolation_level=None, timeout=0.1)
+        conn = connect(name, busy_ms=100, wal=False)  # a probe: the file stays as it is
     except sqlite3.Error as exc:
         raise StorageError(describe(exc, name)) from None
     try:

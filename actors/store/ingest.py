@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from actors.store.db import Database
+from actors.store.writer import Database
 from actors.store.history import iso_utc as _iso
 from actors.store.history import load_bar_file
 from messages.market import BarFrame

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from actors.store.db import Database, json_pairs, open_existing
 from actors.store.history import (DataError, finest_per_symbol, infer_timeframe, iso_utc, iso_utc_many, load_bar_file,
                                   parse_date, select_range)
 from actors.store.ingest import ingest_file
+from actors.store.writer import Database, json_pairs
 from messages.market import Bar, BarFrame, Tick
 from messages.system import DeadLetter
 from messages.trading import BUY, SELL, Fill, Order, Signal
@@ -534,16 +534,6 @@ def test_last_bars_are_the_latest_oldest_first_and_the_summary_counts_them(db: D
     assert db.bar_summary("NOPE", "1h") == (0, None, None)
 
 
-def test_open_existing_reads_only_a_database_that_has_its_tables(tmp_path: Path) -> None:
-    assert open_existing(tmp_path / "missing.db") is None and open_existing(":memory:") is None
-    sqlite3.connect(tmp_path / "empty.db").close()          # a file the store has not set up yet
-    assert open_existing(tmp_path / "empty.db") is None
-    Database(tmp_path / "there.db").close()
-    found = open_existing(tmp_path / "there.db")
-    assert found is not None and found.last_bars("A", "1m", 5) == []
-    with pytest.raises(sqlite3.OperationalError, match="readonly"):
-        found.write_bars([bar(1)])
-    found.close()
 
 
 def test_finest_per_symbol_keeps_each_symbols_finest_timeframe() -> None:

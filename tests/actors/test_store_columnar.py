@@ -12,7 +12,9 @@ import pytest
 from loguru import logger
 
 from actors.store import columnar
-from actors.store.db import SCHEMA, Database, open_existing, read_stored_bars
+from actors.store.reader import StoreReader
+from actors.store.schema import SCHEMA
+from actors.store.writer import Database
 from actors.store.ingest import ingest_file
 from messages.market import BarFrame
 
@@ -232,11 +234,16 @@ def old_file(path: Path) -> None:
     conn.close()
 
 
+def replay_bars(path: Path, symbols: list[str] | None) -> pd.DataFrame | None:
+    with StoreReader(path) as reader:
+        return reader.replay_bars(symbols, None, None)
+
+
 def test_an_older_file_read_only_falls_back_to_the_rows_and_says_so(tmp_path: Path, logs: list[str]) -> None:
     path = tmp_path / "old.db"
     old_file(path)
-    reader = open_existing(path)
-    assert reader is not None
+    reader = StoreReader(path)
+    assert reader.present
     try:
         assert not reader.bar_copy_state().usable
         assert_exact(reader)
@@ -262,9 +269,9 @@ def test_opening_an_older_file_for_writing_marks_its_bars_for_the_first_refresh(
 def test_the_backtest_read_brings_a_stale_copy_up_to_date_first(tmp_path: Path, logs: list[str]) -> None:
     path = tmp_path / "old.db"
     old_file(path)
-    bars = read_stored_bars(path, None, None, None)
-    reader = open_existing(path)
-    assert reader is not None
+    bars = replay_bars(path, None)
+    reader = StoreReader(path)
+    assert reader.present
     try:
         assert reader.bar_copy_state().current
         pd.testing.assert_frame_equal(bars, reader.read_bar_rows(None, None, None), check_exact=True)
@@ -272,7 +279,7 @@ def test_the_backtest_read_brings_a_stale_copy_up_to_date_first(tmp_path: Path, 
         reader.close()
     assert any("columnar copy of BTCUSD 1m brought up to date (20 bars, 20 read from the bars table)" in line
                for line in logs)
-    assert read_stored_bars(tmp_path / "none.db", None, None, None) is None
+    assert replay_bars(tmp_path / "none.db", None) is None
 
 
 def test_the_backtest_read_is_exact_when_the_copy_cannot_be_refreshed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -287,9 +294,9 @@ def test_the_backtest_read_is_exact_when_the_copy_cannot_be_refreshed(tmp_path: 
         raise sqlite3.OperationalError("database is locked")
 
     monkeypatch.setattr(Database, "refresh_bar_copy", locked)
-    bars = read_stored_bars(tmp_path / "bars.db", ["BTCUSD"], None, None)
-    reader = open_existing(tmp_path / "bars.db")
-    assert reader is not None
+    bars = replay_bars(tmp_path / "bars.db", ["BTCUSD"])
+    reader = StoreReader(tmp_path / "bars.db")
+    assert reader.present
     try:
         assert not reader.bar_copy_state().current
         pd.testing.assert_frame_equal(bars, reader.read_bar_rows(["BTCUSD"], None, None), check_exact=True)

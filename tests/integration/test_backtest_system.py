@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from actors.feed.replay import ReplayPlan, in_flight
-from actors.store.db import Database
+from actors.store.writer import Database
 from actors.store.history import load_bar_file, select_range
 from messages.system import Crash
 from settings import SAMPLE_DATA, load_settings

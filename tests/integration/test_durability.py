@@ -23,7 +23,7 @@ import zmq
 from actors.executor.actor import broker_config
 from actors.executor.broker import PaperBroker
 from actors.feed.publisher import run_simulator
-from actors.store.db import load_account
+from actors.store.reader import StoreReader
 from messages.codec import unpackb
 from settings import load_settings
 from tests.conftest import free_endpoint
@@ -146,7 +146,8 @@ def test_a_12s_lock_mid_run_delays_writes_loses_none_and_a_restart_rebuilds_the_
     summary = f"orders    {stored_orders:,} (stored {stored_orders:,})  fills {stored_fills:,} (stored {stored_fills:,})"
     assert summary in out
     # a fresh rebuild from the database is the account the run ended with
-    orders, fills, marks = load_account(db, "live")
+    with StoreReader(db) as store:
+        orders, fills, marks = store.account("live")
     broker = PaperBroker(broker_config(load_settings(env={}), len(SYMBOLS)))
     broker.restore(orders, fills, marks)
     assert broker.cash == pytest.approx(final["cash"], rel=1e-12)

@@ -17,7 +17,7 @@ import pytest
 
 from actors.feed.actor import IngressSocket
 from actors.feed.publisher import Publisher
-from actors.store.db import Database
+from actors.store.writer import Database
 from messages.codec import packb
 from messages.cryptofeed import encode_cryptofeed
 from messages.market import Tick
