@@ -24,6 +24,7 @@ from messages.market import Tick  # noqa: E402
 from messages.pipeline import MarketBatch, Persist  # noqa: E402
 from messages.system import Crash, Heartbeat, Publish, Watch  # noqa: E402
 from settings import load_settings  # noqa: E402
+from supervisors.deps import Deps  # noqa: E402
 from supervisors.logs import setup_logging  # noqa: E402
 from supervisors.system import System  # noqa: E402
 from tests.conftest import free_endpoint  # noqa: E402
@@ -42,7 +43,8 @@ def main() -> None:
             "control.events": free_endpoint(), "store.db": str(Path(tmp) / "bench.db"), "feed.source": "external",
             "supervisor.max_restarts": 1_000_000,
         })
-        system = System(settings, "live", {"ingress": IngressSocket(settings.ingress.endpoint, 1_000_000)})
+        system = System(settings, "live",
+                        Deps.of(settings, "live", ingress=IngressSocket(settings.ingress.endpoint, 1_000_000)))
         system.start()
         try:
             warm(system, settings.ingress.endpoint)

@@ -7,6 +7,7 @@ from typing import Any
 
 __all__ = [
     "ChildFailed", "Crash", "DeadLetter", "Hang", "Heartbeat", "Internal", "Publish", "Query", "Watch",
+    "WatchListChanged",
 ]
 
 
@@ -87,3 +88,11 @@ class Watch:
 
     add: tuple[str, ...] = ()
     remove: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WatchListChanged:
+    """The feed's watch list changed (or a feed incarnation started): every symbol, or those named."""
+
+    everything: bool
+    symbols: tuple[str, ...] = ()

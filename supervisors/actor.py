@@ -10,7 +10,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pykka
 from loguru import logger
@@ -21,11 +21,15 @@ from settings import Settings
 from supervisors import mailbox
 from supervisors.clock import Clock
 from supervisors.errors import InjectedCrash
+from supervisors.deps import Deps
 from supervisors.health import ActorStats, Counters
+from supervisors.owned import Owned
 from supervisors.registry import Address, Registry
 
 __all__ = ["ChildContext", "IncarnationCounters", "InjectedCrash", "SupervisedActor", "drain_inbox", "publish",
            "publish_all"]
+
+T = TypeVar("T")
 
 
 
@@ -53,7 +57,8 @@ class IncarnationCounters:
 class ChildContext:
     """What one incarnation of a supervised actor is given.
 
-    ``resources`` and ``checkpoints`` are shared by all incarnations (they outlive restarts);
+    ``deps`` are the run's dependencies, the same for every actor (frozen); ``owned`` is this actor's
+    own slot (``keep``, ``show``) and ``checkpoints`` its last states, both outliving restarts;
     ``retired`` is set when the supervisor gave up on this incarnation (stuck, or abandoned at
     stop), after which nothing it sends is delivered (each such message is counted in
     ``late_output_dropped`` and logged) and nothing it counts is counted.
@@ -67,7 +72,8 @@ class ChildContext:
     clock: Clock
     mode: str
     report_failure: Callable[[ChildFailed], None]
-    resources: dict[str, Any] = field(default_factory=dict)
+    deps: Deps
+    owned: Owned = field(default_factory=Owned)
     checkpoints: dict[str, Any] = field(default_factory=dict)
     instance: int = 0
     retired: bool = False
@@ -81,6 +87,15 @@ class ChildContext:
     def address(self) -> Address:
         """This actor's own stable address."""
         return self.registry.address(self.name)
+
+    def keep(self, kind: type[T], make: Callable[[], T]) -> T:
+        """Return this actor's state that outlives its incarnations, made by ``make`` on first use."""
+        return self.owned.keep(kind, make)
+
+    def show(self, view: Any) -> None:
+        """Show the rest of the system this actor's view (``health`` reads it), unless retired."""
+        if not self.retired:
+            self.owned.view = view
 
 
 def drain_inbox(inbox: queue.Queue | queue.SimpleQueue) -> list[Any]:
@@ -270,13 +285,13 @@ class SupervisedActor(pykka.ThreadingActor):
 
 def publish(ctx: ChildContext, topic: str, event: Any) -> None:
     """Send an event to the events socket, when this system has one."""
-    if ctx.resources.get("events", False) and not ctx.retired:
+    if ctx.deps.events and not ctx.retired:
         ctx.registry.tell("control", Publish(topic, event))
 
 
 def publish_all(ctx: ChildContext, kind: str, events: Iterable[Any]) -> None:
     """Publish each event under ``kind.SYMBOL``, when this system has an events socket (checked once)."""
-    if ctx.resources.get("events", False) and not ctx.retired:
+    if ctx.deps.events and not ctx.retired:
         tell = ctx.registry.tell
         for event in events:
             tell("control", Publish(f"{kind}.{event.symbol}", event))

@@ -31,6 +31,7 @@ from messages.system import Query
 from settings import SAMPLE_DATA, Settings
 from supervisors.clock import SimClock
 from supervisors.errors import BacktestFailed
+from supervisors.deps import Deps
 from supervisors.system import StartupError, System
 
 __all__ = ["ACCOUNTING", "BacktestFailed", "LiveResult", "StopRequest", "bars_lost", "check_endpoints_free",
@@ -110,8 +111,8 @@ def run_live(settings: Settings, duration: float | None, stop: threading.Event |
             if sock is not None:
                 sock.close()
         raise StartupError(str(exc)) from None
-    system = System(settings, "live", {"ingress": ingress, "cryptofeed": cryptofeed, "symbols": settings.feed.symbols,
-                                       "curve": curve, "feed_clock": sim_clock})
+    system = System(settings, "live", Deps.of(settings, "live", ingress=ingress, cryptofeed=cryptofeed, curve=curve,
+                                              feed_clock=sim_clock))
     system.start()
     began = time.monotonic()
     sim_stop = threading.Event()
@@ -270,8 +271,7 @@ def run_backtest(settings: Settings, bars: pd.DataFrame, db_path: str, progress:
     clear_run(db_path, "backtest")
     symbols = tuple(bars["symbol"].unique())  # in order of appearance, vectorised
     plan = ReplayPlan(bars, settings.backtest.chunk)
-    system = System(settings, "backtest",
-                    {"replay": plan, "symbols": symbols, "run": "backtest", "db_path": db_path},
+    system = System(settings, "backtest", Deps.of(settings, "backtest", replay=plan, symbols=symbols, db_path=db_path),
                     clock=SimClock(int(bars["ts"].iloc[0])))
     system.start()
     failed = ""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import replace
+from typing import Any, TypeVar
 
 import pykka
 from loguru import logger
@@ -15,8 +16,10 @@ from messages.system import ChildFailed, Crash, Hang, Heartbeat, Publish, Query,
 from settings import Settings
 from supervisors.actor import ChildContext
 from supervisors.clock import Clock, LiveClock
+from supervisors.deps import Deps
 from supervisors.health import ActorStats, Counters
 from supervisors.errors import StartupError
+from supervisors.owned import FeedView, Owned, RiskView
 from supervisors.registry import Registry
 from supervisors.supervisor import (RestartChild, StopChildren, Supervisor, SupervisorSpec, market_load,
                                     record_dead_letter)
@@ -24,30 +27,32 @@ from supervisors.tree import PIPELINE, tree_for
 
 __all__ = ["StartupError", "System"]
 
+V = TypeVar("V")
+
 
 
 
 class System:
     """Builds, runs and stops the actor tree of one mode; also the control socket's view of it."""
 
-    def __init__(self, settings: Settings, mode: str, resources: dict[str, Any] | None = None,
+    def __init__(self, settings: Settings, mode: str, deps: Deps | None = None,
                  clock: Clock | None = None, tree: SupervisorSpec | None = None) -> None:
-        """``tree``: the supervision tree to run instead of the mode's own (drills and tests)."""
+        """``deps``: what the actors are given (``Deps.of(settings, mode)`` when None; the system sets
+        itself as ``view``). ``tree``: the supervision tree to run instead of the mode's own (drills and tests)."""
         self.settings = settings
         self.mode = mode
         self.clock = clock or LiveClock()
         self.registry = Registry(on_drop=self._dropped_after_stop)
         self.counters = Counters()
-        self.resources = dict(resources or {})
-        self.resources.setdefault("view", self)
-        self.resources.setdefault("events", mode == "live")
+        self.deps = replace(deps or Deps.of(settings, mode), view=self)
         self.tree = tree or tree_for(mode)
         self.actor_names = tuple(self.tree.workers())
         self.owners: dict[str, str] = {}
         self.supervisor_specs: dict[str, SupervisorSpec] = {}
         self._index(self.tree)
-        self._publish_health = self.resources["events"]
+        self._publish_health = self.deps.events
         self.stats = {name: ActorStats(name, self._state_changed) for name in (*self.supervisor_specs, *self.actor_names)}
+        self.owned = {name: Owned() for name in self.actor_names}  # each actor's own slot, outliving incarnations
         self.parked: dict[str, list[Any]] = {}
         self.checkpoints: dict[str, Any] = {}
         self.supervisors: dict[str, pykka.ActorRef] = {}
@@ -73,7 +78,7 @@ class System:
                      instance: int) -> ChildContext:
         """A fresh context for one incarnation of a worker."""
         return ChildContext(name, self.registry, stats, self.counters, self.settings, self.clock, self.mode,
-                            report, self.resources, self.checkpoints, instance)
+                            report, self.deps, self.owned[name], self.checkpoints, instance)
 
     def _state_changed(self, stats: ActorStats, old: str) -> None:
         """Publish every state change on the events socket under ``health.<name>``."""
@@ -159,9 +164,9 @@ class System:
                 if ref.is_alive():
                     ref.stop(block=True, timeout=timeout)
         self._account_stop()
-        for name in ("ingress", "cryptofeed"):
-            if self.resources.get(name) is not None:
-                self.resources[name].close()
+        for sock in (self.deps.ingress, self.deps.cryptofeed):
+            if sock is not None:
+                sock.close()
 
     def _account_stop(self) -> None:
         """Count what will never be handled: messages still parked for an incarnation that will not
@@ -208,14 +213,15 @@ class System:
         running system degraded)."""
         actors = {name: self.stats[name].snapshot(self.registry.address(name).mailbox()) for name in self.actor_names}
         states = {a["state"] for a in actors.values()} | {self.stats[s].state for s in self.supervisor_specs}
-        risk = dict(self.resources.get("risk") or {"halted": False, "reason": ""})
-        stale = list(self.resources.get("stale", ()))
+        halt = self._shown("executor", RiskView) or RiskView()
+        feed = self._shown("feed", FeedView) or FeedView()
+        risk = {"halted": halt.halted, "reason": halt.reason}
+        stale = list(feed.stale)
         late = {name: a["condition"] for name, a in actors.items() if a["condition"] != "ok"}
-        flow = self.resources.get("flow")
-        overload = flow.view(time.monotonic_ns()) if flow is not None else {"overloaded": False}
+        overload = feed.flow.view(time.monotonic_ns()) if feed.flow is not None else {"overloaded": False}
         if self.fatal or "failed" in states:
             status = "failed"
-        elif (states <= {"running"} and not risk["halted"] and not stale and not late
+        elif (states <= {"running"} and not halt.halted and not stale and not late
               and not overload["overloaded"]):
             status = "healthy"
         else:
@@ -223,6 +229,11 @@ class System:
         return {"status": status, "mode": self.mode, "actors": actors, "risk": risk, "stale": stale, "late": late,
                 "overload": overload, "durability": {"ok": self.durability is None, "reason": self.durability or ""},
                 "fatal": self.fatal, "tree": {"root": self._node(self.tree)}}
+
+    def _shown(self, actor: str, kind: type[V]) -> V | None:
+        """The view ``actor`` shows, if it runs in this tree and showed a ``kind``."""
+        owned = self.owned.get(actor)
+        return owned.shown(kind) if owned is not None else None
 
     def metrics(self) -> dict[str, Any]:
         """Counters; latency from ingress receive to the executor's decision, and to the end of each

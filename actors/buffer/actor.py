@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from actors.buffer.bars import BarAggregator, BarWindow
@@ -10,7 +11,7 @@ from actors.buffer.warmup import load_warmup
 from actors.store.reader import StoreReader
 from messages.market import Bar, BarFrame, Tick, frame_from_bars
 from messages.pipeline import Drain, MarketBatch, Persist
-from messages.system import Query
+from messages.system import Query, WatchListChanged
 from supervisors.actor import SupervisedActor
 
 __all__ = ["BufferActor", "group_frames"]
@@ -30,6 +31,15 @@ def _frame_bars(frame: BarFrame) -> list[Bar]:
     columns = (frame.ts.tolist(), frame.open.tolist(), frame.high.tolist(), frame.low.tolist(),
                frame.close.tolist(), frame.volume.tolist())
     return [Bar(frame.symbol, ts, frame.timeframe, o, h, lo, c, v) for ts, o, h, lo, c, v in zip(*columns, strict=True)]
+
+
+@dataclass(slots=True)
+class BufferState:
+    """What outlives the buffer's incarnations: whether the stored history was sent down, and the
+    symbols the feed watches as it last said (None: every symbol, or not said yet)."""
+
+    warmed_up: bool = False
+    watched: frozenset[str] | None = None
 
 
 class BufferActor(SupervisedActor):
@@ -60,6 +70,7 @@ class BufferActor(SupervisedActor):
         self._dirty = False
         self._bars_changed = True  # the derivations, windows or external-bar marks changed since last saved
         self._saved: tuple[Any, ...] = ()
+        self.kept = self.ctx.keep(BufferState, BufferState)
         if self.live and settings.warmup and self.ctx.checkpoints.get(self.name) is None:
             self._warm_up()
 
@@ -95,6 +106,8 @@ class BufferActor(SupervisedActor):
             self._batch(message)
         elif isinstance(message, Drain):
             self.send(NEXT, message)
+        elif isinstance(message, WatchListChanged):
+            self.kept.watched = None if message.everything else frozenset(message.symbols)
         elif isinstance(message, Query):
             return {f"{s}/{tf}": len(w) for (s, tf), w in self.windows.items()}
         else:
@@ -102,22 +115,22 @@ class BufferActor(SupervisedActor):
         return None
 
     def _warm_up(self) -> None:
-        with StoreReader(self.ctx.resources.get("db_path", self.ctx.settings.store.db)) as db:
+        with StoreReader(self.ctx.deps.db_path) as db:
             base = self.aggregator.timeframe
-            symbols = self.ctx.resources.get("symbols") or self.ctx.settings.feed.symbols
+            symbols = self.ctx.deps.symbols
             warm = load_warmup(db, symbols, base, self.deriver.targets_for(base), self.lookback)
         for symbol, bars in warm.base.items():
             self.aggregator.seed(symbol, bars[-1].ts, bars[-1].close)
             self.deriver.add(bars, emit=False)
         self._extend(warm.frames)
-        if warm.frames and not self.ctx.resources.get("warmed_up"):
-            self.ctx.resources["warmed_up"] = True
+        if warm.frames and not self.kept.warmed_up:
+            self.kept.warmed_up = True
             self.send(NEXT, MarketBatch(0, 0, frames=tuple(warm.frames), history=True))
             self.log.info("warmed up from the store with {:,} bars of {}", len(warm), ", ".join(warm.base))
 
     def _watched(self, symbol: str) -> bool:
-        watch = self.ctx.resources.get("watch")
-        return not watch or symbol in watch
+        watched = self.kept.watched
+        return watched is None or symbol in watched
 
     def _fresh(self, bar: Bar) -> bool:
         """An external bar is taken only if it is newer than the last one of its symbol and timeframe."""

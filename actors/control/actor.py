@@ -48,8 +48,8 @@ class ControlActor(SupervisedActor):
         """Bind both sockets (actor thread)."""
         settings = self.ctx.settings.control
         context = zmq.Context.instance()
-        self.view = self.ctx.resources["view"]
-        keys = self.ctx.resources.get("curve")
+        self.view = self.ctx.deps.need("view")
+        keys = self.ctx.deps.curve
         self.curve = CurveServer(context, keys) if keys is not None else None
         self.rep = context.socket(zmq.ROUTER)
         self.pub = context.socket(zmq.PUB)

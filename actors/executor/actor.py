@@ -16,6 +16,7 @@ from messages.pipeline import Drain, MarketBatch, Persist
 from messages.store import Confirm, HaltTrading
 from messages.system import Query
 from supervisors.actor import SupervisedActor, publish, publish_all
+from supervisors.owned import RiskView
 
 __all__ = ["ExecutorActor", "broker_config"]
 
@@ -50,18 +51,17 @@ class ExecutorActor(SupervisedActor):
     def setup(self) -> None:
         """Open the paper account; in live, rebuild it from the store first (actor thread)."""
         live = self.ctx.mode == "live"
-        symbols = self.ctx.resources.get("symbols") or self.ctx.settings.feed.symbols
+        symbols = self.ctx.deps.symbols
         self.broker = PaperBroker(broker_config(self.ctx.settings, len(symbols)),
                                   keep_equity=10_000 if live else None, keep_records=10_000 if live else None,
                                   write_ahead=live)
         self.halted = ""  # why trading stopped for good
         self.confirms: list[tuple[int, Any, bool]] = []  # (mark, future, waited for once already)
-        self.run = self.ctx.resources.get("run", self.ctx.mode)
+        self.run = self.ctx.deps.run
         self.store_equity = live
-        self.risk_state: dict[str, Any] = self.ctx.resources.setdefault("risk", {"halted": False, "reason": ""})
         self._dirty = False
         if live and self.name not in self.ctx.checkpoints:
-            with StoreReader(self.ctx.resources.get("db_path", self.ctx.settings.store.db)) as store:
+            with StoreReader(self.ctx.deps.db_path) as store:
                 orders, fills, marks = store.account(self.run)
             if orders or fills:
                 self.broker.restore(orders, fills, marks)
@@ -148,7 +148,7 @@ class ExecutorActor(SupervisedActor):
         publish_all(self.ctx, "order", result.orders)
         publish_all(self.ctx, "fill", result.fills)
         for alert in result.alerts:
-            self.risk_state.update(halted=True, reason=alert)
+            self.ctx.show(RiskView(True, alert))
             self.log.critical("kill switch tripped: {}; open orders cancelled, positions being flattened", alert)
             publish(self.ctx, "health.executor", {"actor": self.name, "change": "kill_switch", "detail": alert})
 
@@ -156,7 +156,7 @@ class ExecutorActor(SupervisedActor):
         if self.halted:
             return
         self.halted = reason
-        self.risk_state.update(halted=True, reason=f"records cannot be stored: {reason}")
+        self.ctx.show(RiskView(True, f"records cannot be stored: {reason}"))
         self.log.critical("trading halted: no further order is decided, sent or filled ({})", reason)
         publish(self.ctx, "health.executor", {"actor": self.name, "change": "halted", "detail": reason})
 

@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import zmq
@@ -16,8 +17,9 @@ from actors.feed.ingress import Ingest, IngestResult, WatchList, ingress_limits
 from actors.feed.stale import StaleWatch
 from messages.codec import MAX_INGRESS_READ
 from messages.pipeline import Drain, MarketBatch
-from messages.system import Internal, Query, Watch
+from messages.system import Internal, Query, Watch, WatchListChanged
 from supervisors.actor import SupervisedActor, publish
+from supervisors.owned import FeedView
 
 __all__ = ["FeedActor", "IngressSocket"]
 
@@ -113,6 +115,16 @@ class RawBatch:
         return f"RawBatch({len(self.messages)} messages)"
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class FeedState:
+    """What outlives the feed's incarnations: the watch list, sources and symbols taken (in ``ingest``),
+    the stale watch and flow control."""
+
+    ingest: Ingest
+    stale: StaleWatch
+    flow: FlowControl
+
+
 class FeedActor(SupervisedActor):
     """Drains the ingress sockets into batches: one message when quiet, up to ``batch_max`` per
     socket under load. When nothing arrives it still sends an empty batch every ``CLOCK_NS`` so
@@ -124,33 +136,39 @@ class FeedActor(SupervisedActor):
     def setup(self) -> None:
         """Take the ingress sockets and start polling (actor thread)."""
         settings = self.ctx.settings
-        resources = self.ctx.resources
-        self.socket = resources["ingress"].socket()
+        deps = self.ctx.deps
+        self.socket = deps.need("ingress").socket()
         self.poller = zmq.Poller()
         self.poller.register(self.socket, zmq.POLLIN)
-        self.cryptofeed = resources["cryptofeed"].socket() if resources.get("cryptofeed") is not None else None
+        self.cryptofeed = deps.cryptofeed.socket() if deps.cryptofeed is not None else None
         if self.cryptofeed is not None:
             self.poller.register(self.cryptofeed, zmq.POLLIN)
-        if "ingest" not in resources:  # kept across restarts: the watch list, sources, symbols taken
-            watch = WatchList(settings.feed.symbols, settings.feed.max_symbols)
-            clock = resources.get("feed_clock") or self.ctx.clock  # the simulator's market runs on its own
-            resources["ingest"] = Ingest(watch, clock.now_ns, ingress_limits(settings.ingress))
-            resources["watch"] = watch
-        self.ingest: Ingest = resources["ingest"]
+        state = self.ctx.keep(FeedState, self._first_state)
+        self.ingest, self.stale, self.flow = state.ingest, state.stale, state.flow
         self.watch: WatchList = self.ingest.watch
-        if "stale_watch" not in resources:
-            resources["stale_watch"] = StaleWatch(int(settings.feed.stale_s * 1e9))
-            resources["stale_watch"].watch(self.watch.symbols, self.ctx.clock.now_ns())
-        self.stale: StaleWatch = resources["stale_watch"]
-        if "flow" not in resources:
-            resources["flow"] = FlowControl(settings.ingress.max_in_flight, settings.ingress.max_store_backlog)
-        self.flow: FlowControl = resources["flow"]
+        self.shown = FeedView(tuple(sorted(self.stale.stale)), self.flow)
+        self.ctx.show(self.shown)
+        self._tell_watch_list()
         self.store = self.ctx.registry.address("store")
         self.batch_max = settings.ingress.batch_max
         self.poll_ms = settings.ingress.poll_ms
         self.seq = 0
         self.last_sent = self.last_check = time.monotonic_ns()
         self.actor_ref.tell(_POLL)
+
+    def _first_state(self) -> FeedState:
+        """The state of the first incarnation: the configured watch list, each symbol watched from now."""
+        settings = self.ctx.settings
+        watch = WatchList(settings.feed.symbols, settings.feed.max_symbols)
+        clock = self.ctx.deps.feed_clock or self.ctx.clock  # the simulator's market runs on its own
+        stale = StaleWatch(int(settings.feed.stale_s * 1e9))
+        stale.watch(watch.symbols, self.ctx.clock.now_ns())
+        return FeedState(Ingest(watch, clock.now_ns, ingress_limits(settings.ingress)), stale,
+                         FlowControl(settings.ingress.max_in_flight, settings.ingress.max_store_backlog))
+
+    def _tell_watch_list(self) -> None:
+        """Tell the buffer the watch list (it fills quiet intervals with empty bars for watched symbols only)."""
+        self.send(NEXT, WatchListChanged(self.watch.everything, tuple(sorted(self.watch.symbols))))
 
     def handle(self, message: Any) -> Any:
         """Poll the socket, change the watch list, or pass a marker on (actor thread)."""
@@ -162,6 +180,7 @@ class FeedActor(SupervisedActor):
             self.stale.watch(added, self.ctx.clock.now_ns())
             self.stale.unwatch(removed)
             self._publish_stale([], [])
+            self._tell_watch_list()
             self.log.info("watch list now {}", self.watch.listed())
             return self.watch.listed()
         elif isinstance(message, Drain):
@@ -314,9 +333,10 @@ class FeedActor(SupervisedActor):
     def _publish_stale(self, newly: list[str], recovered: list[str]) -> None:
         """Show the stale symbols in health, and say what changed on the events socket."""
         stale = tuple(sorted(self.stale.stale))
-        if stale == self.ctx.resources.get("stale", ()):
+        if stale == self.shown.stale:
             return
-        self.ctx.resources["stale"] = stale
+        self.shown = FeedView(stale, self.flow)
+        self.ctx.show(self.shown)
         if recovered:
             self.log.info("data again from {}", ", ".join(recovered))
         publish(self.ctx, "health.feed", {"actor": "feed", "change": "stale", "stale": list(stale),

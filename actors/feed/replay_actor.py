@@ -65,7 +65,7 @@ class ReplayActor(SupervisedActor):
 
     def setup(self) -> None:
         """Take the replay plan given by the runner (actor thread)."""
-        self.plan: ReplayPlan = self.ctx.resources["replay"]
+        self.plan: ReplayPlan = self.ctx.deps.need("replay")
         backtest = self.ctx.settings.backtest
         self.window_bars = backtest.window * backtest.chunk
         self.position: _Position | None = None

@@ -45,7 +45,7 @@ class ModelActor(SupervisedActor):
         self.learning_rate, self.l2 = settings.learning_rate, settings.l2
         self.plugin = load_plugin(settings.plugin) if self.enabled and self.kind == "plugin" else None
         self.every = settings.checkpoint_bars if self.enabled and self.kind == "logistic" else 0
-        self.run = self.ctx.resources.get("run", self.ctx.mode)
+        self.run = self.ctx.deps.run
         self.models: dict[Key, OnlineLogit | PluginModel] = {}
         self.unsaved: dict[Key, tuple[int, int]] = {}  # bars since the last stored state, and the last bar's ts
         self.resumed: dict[Key, int] = {}  # a resumed state has learned every bar up to this ts
@@ -126,7 +126,7 @@ class ModelActor(SupervisedActor):
 
     def _resume(self) -> None:
         """Load this run's stored logistic states; a state for other features is left out with a warning."""
-        path = self.ctx.resources.get("db_path", self.ctx.settings.store.db)
+        path = self.ctx.deps.db_path
         restored = 0
         with StoreReader(path) as store:
             stored = store.model_states(self.run)

@@ -34,11 +34,11 @@ class StoreActor(SupervisedActor):
     def setup(self) -> None:
         """Open the database (actor thread)."""
         store = self.ctx.settings.store
-        self.path = str(self.ctx.resources.get("db_path", store.db))
+        self.path = self.ctx.deps.db_path
         self.patience_ns = int(store.lock_patience_s * 1e9)
         self.db = Database(self.path, busy_ms=int(min(store.lock_patience_s, 5.0) * 1000))
         self.db.wait_for_locks(_LOCK_SLICE_MS)
-        self.run = self.ctx.resources.get("run", self.ctx.mode)
+        self.run = self.ctx.deps.run
         self.commit_ns = store.commit_ms * 1_000_000
         self.last_commit = time.monotonic_ns()
         self.commit_when_idle = self.ctx.mode != "backtest"
@@ -222,7 +222,7 @@ class StoreActor(SupervisedActor):
         self.log.critical("records can no longer be stored: {}; trading halted", reason)
         self.send("executor", HaltTrading(reason))
         publish(self.ctx, "health.store", {"actor": self.name, "change": "durability", "detail": reason})
-        view = self.ctx.resources.get("view")
+        view = self.ctx.deps.view
         if view is not None:  # the reason is the system's before anyone waiting on a drain hears of it
             view.durability_failed(reason)
         held, self.held = list(self.held), deque()

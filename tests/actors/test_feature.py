@@ -189,6 +189,7 @@ def _feature_actor() -> object:
     from settings import load_settings
     from supervisors.actor import ChildContext
     from supervisors.clock import LiveClock
+    from supervisors.deps import Deps
     from supervisors.health import ActorStats, Counters
     from supervisors.registry import Registry
 
@@ -198,8 +199,9 @@ def _feature_actor() -> object:
         def send(self, name: str, message: object) -> None:
             self.sent.append(message)
 
-    ctx = ChildContext("feature", Registry(), ActorStats("feature"), Counters(), load_settings(env={}), LiveClock(),
-                       "live", lambda failure: None)
+    settings = load_settings(env={})
+    ctx = ChildContext("feature", Registry(), ActorStats("feature"), Counters(), settings, LiveClock(), "live",
+                       lambda failure: None, Deps.of(settings, "live"))
     actor = Probe(ctx)
     actor.sent = []
     actor.setup()

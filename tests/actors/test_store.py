@@ -634,12 +634,13 @@ def test_the_store_commits_when_idle_in_live_and_at_the_end_of_a_backtest(tmp_pa
     from settings import load_settings
     from supervisors.actor import ChildContext
     from supervisors.clock import LiveClock
+    from supervisors.deps import Deps
     from supervisors.health import ActorStats, Counters
     from supervisors.registry import Registry
 
     path = tmp_path / "store.db"
     ctx = ChildContext("store", Registry(), ActorStats("store"), Counters(), load_settings(env={}), LiveClock(), mode,
-                       lambda failure: None, resources={"db_path": str(path), "run": mode})
+                       lambda failure: None, Deps.of(load_settings(env={}), mode, db_path=str(path)))
     store = StoreActor(ctx)  # driven in this thread: its mailbox stays empty
     store.setup()
     reader = sqlite3.connect(path)

@@ -18,6 +18,7 @@ from actors.store.guard import DatabaseLock, check_database
 from messages.pipeline import Drain, Persist
 from messages.trading import Fill, Order
 from settings import Settings, SettingsError, load_settings
+from supervisors.deps import Deps
 from supervisors.system import System
 from tests.helpers import wait_until
 
@@ -89,7 +90,7 @@ def test_a_database_check_changes_nothing(tmp_path: Path) -> None:
 @pytest.fixture
 def system(live_settings: Settings) -> Iterator[System]:
     settings = live_settings.with_values({"store.lock_patience_s": 1.0})
-    system = System(settings, "live", {"ingress": IngressSocket(settings.ingress.endpoint, 1000)})
+    system = System(settings, "live", Deps.of(settings, "live", ingress=IngressSocket(settings.ingress.endpoint, 1000)))
     system.start()
     yield system
     system.stop()

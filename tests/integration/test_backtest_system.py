@@ -15,6 +15,7 @@ from actors.store.history import load_bar_file, select_range
 from messages.system import Crash
 from settings import SAMPLE_DATA, load_settings
 from supervisors.clock import SimClock
+from supervisors.deps import Deps
 from supervisors.health import Counters
 from supervisors.modes import _replay, run_backtest
 from supervisors.system import System
@@ -120,8 +121,9 @@ class _PeakCounters(Counters):
 def test_the_window_bounds_the_bars_in_flight(bars, tmp_path: Path) -> None:
     settings = load_settings(env={}, overrides={"backtest.chunk": 100, "backtest.window": 3})
     plan = ReplayPlan(bars, 100)
-    system = System(settings, "backtest", {"replay": plan, "symbols": ("BTCUSD", "ETHUSD"), "run": "backtest",
-                                           "db_path": str(tmp_path / "w.db")}, clock=SimClock(int(bars["ts"].iloc[0])))
+    system = System(settings, "backtest", Deps.of(settings, "backtest", replay=plan, symbols=("BTCUSD", "ETHUSD"),
+                                                         db_path=str(tmp_path / "w.db")),
+                    clock=SimClock(int(bars["ts"].iloc[0])))
     system.counters = counters = _PeakCounters()
     system.start()
     try:

@@ -13,6 +13,7 @@ from actors.feed.publisher import Publisher
 from messages.market import Tick
 from messages.system import Crash, Hang
 from settings import Settings
+from supervisors.deps import Deps
 from supervisors.system import System
 from tests.helpers import ctl, wait_until
 
@@ -46,8 +47,8 @@ def test_fifty_crashes_and_a_slow_actor_lose_nothing(live_settings: Settings) ->
         "supervisor.max_restarts": 500, "supervisor.heartbeat_s": 0.1, "supervisor.heartbeat_timeout_s": 0.5,
         "control.allow_fault_injection": True,
     })
-    system = System(settings, "live", {"ingress": IngressSocket(settings.ingress.endpoint, 1_000_000),
-                                       "symbols": settings.feed.symbols})
+    system = System(settings, "live", Deps.of(settings, "live",
+                                              ingress=IngressSocket(settings.ingress.endpoint, 1_000_000)))
     system.start()
     stop, ready, sent = threading.Event(), threading.Event(), [0]
     publisher = threading.Thread(target=publish, args=(settings.ingress.endpoint, ready, sent, stop), daemon=True)
@@ -115,8 +116,8 @@ def test_a_stuck_actor_stops_the_system_with_every_tick_accounted(live_settings:
     settings = live_settings.with_values({
         "supervisor.heartbeat_s": 0.05, "supervisor.heartbeat_timeout_s": 0.1, "supervisor.stuck_timeout_s": 1.0,
     })
-    system = System(settings, "live", {"ingress": IngressSocket(settings.ingress.endpoint, 1_000_000),
-                                       "symbols": settings.feed.symbols})
+    system = System(settings, "live", Deps.of(settings, "live",
+                                              ingress=IngressSocket(settings.ingress.endpoint, 1_000_000)))
     system.start()
     stop, ready, sent = threading.Event(), threading.Event(), [0]
     publisher = threading.Thread(target=publish, args=(settings.ingress.endpoint, ready, sent, stop), daemon=True)

@@ -13,6 +13,7 @@ from actors.feed.actor import IngressSocket
 from messages.codec import unpackb
 from messages.system import Crash
 from settings import Settings
+from supervisors.deps import Deps
 from supervisors.system import System
 from tests.conftest import free_endpoint
 from tests.helpers import run_cli, start_cli, wait_until
@@ -31,8 +32,8 @@ def keys(tmp_path: Path) -> dict[str, Path]:
 
 def test_a_known_key_is_answered_and_an_unknown_key_gets_nothing(live_settings: Settings, keys) -> None:
     curve = load_curve(str(keys["server_secret"]), str(keys["clients"]))
-    system = System(live_settings, "live", {"ingress": IngressSocket(live_settings.ingress.endpoint, 1000),
-                                            "curve": curve})
+    system = System(live_settings, "live", Deps.of(live_settings, "live", curve=curve,
+                                                         ingress=IngressSocket(live_settings.ingress.endpoint, 1000)))
     system.start()
     try:
         endpoint = live_settings.control.endpoint
@@ -99,7 +100,8 @@ def test_keys_command_writes_a_pair_and_never_overwrites(tmp_path: Path) -> None
 
 
 def test_health_changes_are_published_on_the_events_socket(live_settings: Settings) -> None:
-    system = System(live_settings, "live", {"ingress": IngressSocket(live_settings.ingress.endpoint, 1000)})
+    system = System(live_settings, "live", Deps.of(live_settings, "live",
+                                                         ingress=IngressSocket(live_settings.ingress.endpoint, 1000)))
     system.start()
     sub = zmq.Context.instance().socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)

@@ -16,6 +16,7 @@ from actors.feed.publisher import CompressedClock, Publisher, run_simulator
 from messages.codec import decode_ingress, encode_bar, encode_tick, packb, unpackb
 from messages.market import Bar, Tick
 from settings import Settings
+from supervisors.deps import Deps
 from supervisors.system import System
 from tests.conftest import free_endpoint
 from tests.helpers import ctl, run_cli, wait_until
@@ -29,8 +30,8 @@ SYMBOLS = ("BTCUSD", "ETHUSD", "SOLUSD")
 
 
 def start_system(settings: Settings, ingress: IngressSocket | None = None) -> System:
-    system = System(settings, "live", {"ingress": ingress or IngressSocket(settings.ingress.endpoint, 100_000),
-                                       "symbols": settings.feed.symbols})
+    system = System(settings, "live", Deps.of(settings, "live",
+                                              ingress=ingress or IngressSocket(settings.ingress.endpoint, 100_000)))
     system.start()
     return system
 

@@ -14,6 +14,7 @@ from messages.codec import packb, unpackb
 from messages.market import Tick
 from messages.system import Crash, Query
 from settings import Settings
+from supervisors.deps import Deps
 from supervisors.system import StartupError, System
 from tests.helpers import ctl, wait_until
 
@@ -24,8 +25,8 @@ T0 = 1_717_200_000_000_000_000  # 2024-06-01T00:00:00Z
 
 
 def start_system(settings: Settings) -> System:
-    system = System(settings, "live", {"ingress": IngressSocket(settings.ingress.endpoint, 100_000),
-                                       "symbols": settings.feed.symbols})
+    system = System(settings, "live", Deps.of(settings, "live",
+                                              ingress=IngressSocket(settings.ingress.endpoint, 100_000)))
     system.start()
     return system
 

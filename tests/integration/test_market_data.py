@@ -23,6 +23,7 @@ from messages.cryptofeed import encode_cryptofeed
 from messages.market import Tick
 from messages.system import Crash
 from settings import Settings
+from supervisors.deps import Deps
 from supervisors.modes import load_backtest_bars
 from supervisors.system import System
 from tests.conftest import free_endpoint
@@ -40,10 +41,9 @@ REPLAY_GRACE = {"buffer.grace_s": 5.0}
 
 
 def start_system(settings: Settings) -> System:
-    resources = {"ingress": IngressSocket(settings.ingress.endpoint, 1_000_000), "symbols": settings.feed.symbols}
-    if settings.ingress.cryptofeed:
-        resources["cryptofeed"] = IngressSocket(settings.ingress.cryptofeed, 1_000_000)
-    system = System(settings, "live", resources)
+    cryptofeed = IngressSocket(settings.ingress.cryptofeed, 1_000_000) if settings.ingress.cryptofeed else None
+    deps = Deps.of(settings, "live", ingress=IngressSocket(settings.ingress.endpoint, 1_000_000), cryptofeed=cryptofeed)
+    system = System(settings, "live", deps)
     system.start()
     return system
 

@@ -16,6 +16,7 @@ from actors.store.history import load_bar_file, select_range
 from messages.codec import encode_bar
 from messages.market import Bar
 from settings import SAMPLE_DATA, Settings, load_settings
+from supervisors.deps import Deps
 from supervisors.modes import run_backtest
 from supervisors.system import System
 from tests.helpers import run_cli, wait_until
@@ -104,8 +105,8 @@ def minute_bars(start: int, count: int) -> list[Bar]:
 
 def run_live_bars(settings: Settings, batch: list[Bar]) -> dict:
     """Start a live system, publish ``batch`` into its ingress, drain, return the model's view, stop."""
-    system = System(settings, "live", {"ingress": IngressSocket(settings.ingress.endpoint, 100_000),
-                                       "symbols": settings.feed.symbols})
+    system = System(settings, "live", Deps.of(settings, "live",
+                                              ingress=IngressSocket(settings.ingress.endpoint, 100_000)))
     system.start()
     try:
         at_start = system.query("model", "models")

@@ -35,9 +35,11 @@ def batch(ticks: int, seq: int = 1, millis: int = 0) -> MarketBatch:
 class Worker(SupervisedActor):
     """Forwards batches to the sink, taking its time first for a batch with a negative seq."""
 
+    gate: threading.Event  # set per test on a subclass (see ``tree``)
+
     def handle(self, message: Any) -> Any:
         if isinstance(message, MarketBatch):
-            gate: threading.Event = self.ctx.resources["gate"]
+            gate = self.gate
             timeout = message.recv_ns / 1000 if message.recv_ns else 20.0
             if message.seq == -1:
                 with self.waiting("a test lock"):
@@ -57,9 +59,12 @@ class Sink(SupervisedActor):
         return None
 
 
-TREE = SupervisorSpec("root", "one_for_one", (
-    SupervisorSpec("pair", "rest_for_one", (ChildSpec("sink", Sink), ChildSpec("worker", Worker))),
-))
+def tree(gate: threading.Event) -> SupervisorSpec:
+    """The test tree, its worker waiting on ``gate``."""
+    worker = type("GatedWorker", (Worker,), {"gate": gate})
+    return SupervisorSpec("root", "one_for_one", (
+        SupervisorSpec("pair", "rest_for_one", (ChildSpec("sink", Sink), ChildSpec("worker", worker))),
+    ))
 
 
 def start(stuck_timeout_s: float = 0.5) -> tuple[System, threading.Event]:
@@ -68,7 +73,7 @@ def start(stuck_timeout_s: float = 0.5) -> tuple[System, threading.Event]:
         "supervisor.stuck_timeout_s": stuck_timeout_s, "supervisor.stop_timeout_s": 2.0,
     })
     gate = threading.Event()
-    system = System(settings, "backtest", {"gate": gate}, tree=TREE)
+    system = System(settings, "backtest", tree=tree(gate))
     system.start()
     return system, gate
 

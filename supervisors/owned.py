@@ -1,0 +1,58 @@
+"""What an actor owns beyond one incarnation: the state it keeps across restarts and the view it shows
+the rest of the system (``health`` reads views, typed, each written by its one owner only)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+__all__ = ["FeedView", "OverloadSource", "Owned", "RiskView"]
+
+T = TypeVar("T")
+
+
+class Owned:
+    """One actor's slot, built once per actor name by the system and handed only to that actor's
+    incarnations: ``kept``, its state that outlives an incarnation, and ``view``, what it shows."""
+
+    __slots__ = ("kept", "view")
+
+    def __init__(self) -> None:
+        self.kept: Any = None
+        self.view: Any = None
+
+    def keep(self, kind: type[T], make: Callable[[], T]) -> T:
+        """Return the kept state of type ``kind``, made by ``make`` the first time it is asked for."""
+        if not isinstance(self.kept, kind):
+            self.kept = make()
+        return self.kept
+
+    def shown(self, kind: type[T]) -> T | None:
+        """Return the view shown, if it is a ``kind``."""
+        view = self.view
+        return view if isinstance(view, kind) else None
+
+
+class OverloadSource(Protocol):
+    """Flow control as health reads it."""
+
+    def view(self, now_ns: int) -> dict[str, Any]:
+        """What ``health`` shows under ``overload``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FeedView:
+    """What the feed shows: the watched symbols with no data for a while, and its flow control."""
+
+    stale: tuple[str, ...] = ()
+    flow: OverloadSource | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RiskView:
+    """What the executor shows: whether trading is halted (kill switch, records that cannot be stored) and why."""
+
+    halted: bool = False
+    reason: str = ""
