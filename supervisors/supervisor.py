@@ -27,58 +27,18 @@ from typing import Any, Protocol
 import pykka
 from loguru import logger
 
-from messages.pipeline import MarketBatch, Persist
-from messages.system import ChildFailed, DeadLetter, Heartbeat, Publish
+from messages.system import ChildFailed, Heartbeat, Publish
 from settings import Settings
 from supervisors import mailbox
-from supervisors.actor import ChildContext, SupervisedActor, drain_inbox
+from supervisors.accounting import dead_letter_for, market_load, record_dead_letter
+from supervisors.actor import ChildContext, drain_inbox
 from supervisors.health import ActorStats, Counters
 from supervisors.policy import RestartPolicy, SupervisorPolicy
 from supervisors.registry import Registry
+from supervisors.spec import ChildSpec, RestartChild, StopChildren, SupervisorSpec
 
 __all__ = ["ChildSpec", "RestartChild", "Runtime", "StopChildren", "Supervisor", "SupervisorSpec", "dead_letter_for",
-           "market_load", "record_dead_letter"]
-
-
-@dataclass(frozen=True, slots=True)
-class ChildSpec:
-    """A worker: its name, actor class and child type."""
-
-    name: str
-    actor: type[SupervisedActor]
-    kind: str = "permanent"
-
-
-@dataclass(frozen=True, slots=True)
-class SupervisorSpec:
-    """A supervisor: its name, strategy and children (workers or supervisors), in start order."""
-
-    name: str
-    strategy: str
-    children: tuple[ChildSpec | SupervisorSpec, ...]
-    kind: str = "permanent"
-    why: str = ""
-
-    def workers(self) -> list[str]:
-        """Every worker under this supervisor, in start order."""
-        names: list[str] = []
-        for child in self.children:
-            names.extend(child.workers() if isinstance(child, SupervisorSpec) else [child.name])
-        return names
-
-
-@dataclass(frozen=True, slots=True)
-class StopChildren:
-    """Stop every child in reverse start order, each within ``timeout`` seconds."""
-
-    timeout: float
-
-
-@dataclass(frozen=True, slots=True)
-class RestartChild:
-    """Replace a running child with a fresh incarnation (its queue is kept)."""
-
-    name: str
+           "market_load", "record_dead_letter"]  # the specs and the accounting are re-exported from their modules
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -116,31 +76,6 @@ class Runtime(Protocol):
     def register_supervisor(self, name: str, ref: pykka.ActorRef) -> None: ...
     def orphaned(self, failed: ChildFailed) -> None: ...
     def count_dropped(self, messages: list[Any]) -> None: ...
-
-
-def market_load(message: Any) -> tuple[int, int]:
-    """The ticks and the bars (as counted in ``bars``: frames) a message carries; (0, 0) if none."""
-    if isinstance(message, MarketBatch):
-        return len(message.ticks), sum(len(frame) for frame in message.frames)
-    return 0, 0
-
-
-def dead_letter_for(name: str, error: str, message: Any, ts: int) -> DeadLetter:
-    """Describe a message an actor failed on."""
-    if isinstance(message, MarketBatch):
-        ticks = len(message.ticks)
-    else:
-        ticks = len(getattr(message, "messages", ()))
-    summary = repr(message)[:200] if message is not None else "failure outside a message (start-up)"
-    return DeadLetter(name, ts, error, type(message).__name__, summary, ticks)
-
-
-def record_dead_letter(runtime: Runtime, name: str, error: str, message: Any) -> None:
-    """Count, log and store (through the store actor) a message ``name`` failed on."""
-    letter = dead_letter_for(name, error, message, time.time_ns())
-    runtime.counters.add(dead_letters=1, ticks_dead_lettered=letter.ticks, bars_dead_lettered=market_load(message)[1])
-    logger.error("{} failed on {}: {}; message dead-lettered", name, letter.message_type, error)
-    runtime.registry.tell("store", Persist(dead_letters=(letter,)))
 
 
 @dataclass(eq=False)
