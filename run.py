@@ -197,7 +197,7 @@ def _check_database(settings: Any, live: bool = False) -> Any:
 def cmd_live(args: argparse.Namespace) -> int:
     """Run live."""
     from actors.store.errors import StorageError
-    from supervisors.modes import StopRequest, run_live
+    from supervisors.modes import StopRequest, live_preflight, run_live
     from supervisors.system import StartupError
 
     settings = _settings(args, {
@@ -219,8 +219,9 @@ def cmd_live(args: argparse.Namespace) -> int:
         # the simulator's made-up market gets its own database: trading.db holds real history only
         settings = settings.with_values({"store.db": SIM_DB})
     try:
+        live_preflight(settings)  # endpoints and CURVE first: a refusal there leaves nothing behind
         lock = _check_database(settings, live=True)
-    except StorageError as exc:
+    except (StartupError, StorageError) as exc:
         return _fail(f"cannot start: {exc}")
     stop = StopRequest()
     for signum in (signal.SIGINT, signal.SIGTERM):

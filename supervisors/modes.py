@@ -17,7 +17,7 @@ import pykka
 from loguru import logger
 from tqdm import tqdm
 
-from actors.control.security import control_security, ingress_security
+from actors.control.security import CurveKeys, control_security, ingress_security
 from actors.feed.actor import IngressSocket
 from actors.feed.replay import ReplayPlan, in_flight
 from actors.feed.replay_actor import StartReplay
@@ -35,7 +35,7 @@ from supervisors.deps import Deps
 from supervisors.system import StartupError, System
 
 __all__ = ["ACCOUNTING", "BacktestFailed", "LiveResult", "StopRequest", "bars_lost", "check_endpoints_free",
-           "load_backtest_bars", "run_backtest", "run_live"]
+           "live_preflight", "load_backtest_bars", "run_backtest", "run_live"]
 
 
 class StopRequest(threading.Event):
@@ -80,9 +80,11 @@ def _summary(system: System, previous: int, elapsed: float) -> tuple[str, int]:
     return line, c["ticks_received"]
 
 
-def run_live(settings: Settings, duration: float | None, stop: threading.Event | None = None) -> LiveResult:
-    """Run live until ``duration`` passes, ``stop`` is set, or a shutdown request or fatal failure."""
-    control, feed = settings.control, settings.feed
+def live_preflight(settings: Settings) -> tuple[CurveKeys | None, CurveKeys | None]:
+    """Check what a live run needs before it touches anything: its endpoints free, and CURVE where a
+    socket is bound off loopback. Return the control's and the ingress's keys (None: plain sockets);
+    StartupError (one line) otherwise. Nothing is bound, written or locked."""
+    control = settings.control
     check_endpoints_free(settings)
     try:
         curve = control_security((control.endpoint, control.events), control.curve_secret_key, control.curve_clients)
@@ -91,9 +93,16 @@ def run_live(settings: Settings, duration: float | None, stop: threading.Event |
                                          settings.ingress.insecure)
     except ValueError as exc:
         raise StartupError(str(exc)) from None
-    if ingress_curve is not None and feed.source == "sim":
+    if ingress_curve is not None and settings.feed.source == "sim":
         raise StartupError("the built-in simulator cannot publish into a CURVE ingress; use --feed external, "
                            "or bind the ingress to loopback")
+    return curve, ingress_curve
+
+
+def run_live(settings: Settings, duration: float | None, stop: threading.Event | None = None) -> LiveResult:
+    """Run live until ``duration`` passes, ``stop`` is set, or a shutdown request or fatal failure."""
+    feed = settings.feed
+    curve, ingress_curve = live_preflight(settings)
     sim_clock, prices = None, {}
     if feed.source == "sim":  # its ticks are judged by its own compressed clock, not the wall clock
         start_ns, prices = _stored_end(settings)

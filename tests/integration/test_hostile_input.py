@@ -171,13 +171,15 @@ def test_subscribe_validates_like_the_wire_and_changes_nothing_on_an_error(live_
         system.stop()
 
 
-def test_an_ingress_off_loopback_without_curve_is_refused_in_one_line() -> None:
+def test_an_ingress_off_loopback_without_curve_is_refused_in_one_line(tmp_path: Path) -> None:
     port = free_endpoint().rsplit(":", 1)[1]
     result = run_cli("live", "--feed", "external", "--ingress", f"tcp://0.0.0.0:{port}", "--control", free_endpoint(),
-                     "--events", free_endpoint(), "--db", "unused.db", "--duration", "5", "--log-level", "WARNING")
+                     "--events", free_endpoint(), "--db", str(tmp_path / "unused.db"), "--duration", "5",
+                     "--log-level", "WARNING")
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "refusing to bind tcp://0.0.0.0:" in lines[0] and "--insecure-ingress" in lines[0], lines
+    assert list(tmp_path.iterdir()) == []  # refused before the database or its lock was touched
     with pytest.raises(ValueError, match="requires CURVE"):
         ingress_security(("tcp://127.0.0.1:1", "tcp://10.0.0.1:2"), "", "", False)
     assert ingress_security(("tcp://10.0.0.1:2",), "", "", True) is None
