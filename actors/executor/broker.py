@@ -26,7 +26,7 @@ from itertools import repeat
 import numpy as np
 
 from actors.executor.equity import EquityCurve, mark_to_market
-from actors.executor.fills import first_bar_fill, tick_fill
+from actors.executor.fills import tick_fill
 from actors.executor.orderbook import DecidedIds, PendingOrder, copy_open
 from actors.executor.portfolio import Portfolio, Trade
 from actors.executor.records import RecordLog
@@ -287,22 +287,8 @@ class PaperBroker:
 
     def _schedule_bar_fill(self, pending: PendingOrder, key: str, f_idx: int, frame: BarFrame, opens_at: np.ndarray,
                            start: int, events: list) -> None:
-        first = start
-        if start >= len(opens_at) or opens_at[start] < pending.active_ts:
-            first = max(start, int(np.searchsorted(opens_at, pending.active_ts, side="left")))
-        available = len(frame) - first
-        if pending.skip_bars >= available:
-            pending.skip_bars -= max(0, available)
-            if len(opens_at):  # the skipped bars are spent: never offer them again
-                pending.active_ts = max(pending.active_ts, int(opens_at[-1]) + 1)
-            return
-        if pending.skip_bars:
-            pending.active_ts = max(pending.active_ts, int(opens_at[first + pending.skip_bars - 1]) + 1)
-        first += pending.skip_bars
-        pending.skip_bars = 0
-        hit = first_bar_fill(pending.order, frame.open, frame.high, frame.low, first, self.slippage)
+        hit = pending.bar_fill(frame, opens_at, start, self.slippage)
         if hit is None:
-            pending.active_ts = int(opens_at[-1]) + 1 if len(opens_at) else pending.active_ts
             return
         j, price = hit
         self._prices[key] = price
