@@ -1,9 +1,10 @@
 """The paper account's order book: the orders still open, and every client id already decided on.
 
 An open order waits for its time (latency), for bars of its symbol to pass (latency in bars) and, when
-written ahead, for the store to commit it (its mark); it knows which bar of a frame first fills it. Client ids are deterministic, so the set of ids
-decided on is what makes a decision seen twice trade only once; it is kept as an append-only log that
-checkpoints share, the set rebuilt from the log when first asked after a copy.
+written ahead, for the store to commit it (its mark); it knows which bar of a frame first fills it.
+Client ids are deterministic, so the set of ids decided on is what makes a decision seen twice trade
+only once; it is kept as an append-only log that checkpoints share, the set rebuilt from the log when
+first asked after a copy.
 """
 
 from __future__ import annotations
