@@ -10,24 +10,28 @@ With ``write_ahead`` (live), an order left open by the batch that decided it may
 the store has committed it: the batch's ``mark`` names it, and ``confirm(mark)`` (on the store's
 word) arms it. An order a later bar of the same batch fills (bars already seen, as in a burst)
 is stored with its fill, in one transaction.
+
+The parts live beside it: the open orders and the ids decided on in ``orderbook``, the write-ahead
+marks in ``writeahead``, equity marked to market and the curve in ``equity``, the fill prices in
+``fills``, positions in ``portfolio``, the limits in ``risk``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
-import math
 from bisect import bisect_right
-from collections import deque
 from dataclasses import dataclass, field
 from itertools import repeat
 
 import numpy as np
 
-from actors.executor.fills import first_bar_fill, tick_fill
+from actors.executor.equity import EquityCurve, mark_to_market
+from actors.executor.fills import tick_fill
+from actors.executor.orderbook import DecidedIds, PendingOrder, copy_open
 from actors.executor.portfolio import Portfolio, Trade
 from actors.executor.records import RecordLog
 from actors.executor.risk import RiskEngine, RiskLimits
+from actors.executor.writeahead import WriteAhead
 from messages.market import BarFrame, Tick, timeframe_ns
 from messages.trading import BUY, SELL, Fill, Order, Signal
 
@@ -51,15 +55,6 @@ class BrokerConfig:
 
 
 @dataclass(slots=True)
-class _Pending:
-    order: Order
-    active_ts: int          # earliest time the order may fill
-    skip_bars: int          # bars of its symbol still to let pass (latency in bars)
-    batch: int              # batch in which it was accepted (ticks fill it from the next batch)
-    mark: int = 0           # write-ahead mark it waits for the store to commit (0: free to fill)
-
-
-@dataclass(slots=True)
 class BatchResult:
     """What one batch produced."""
 
@@ -77,25 +72,19 @@ class PaperBroker:
     def __init__(self, config: BrokerConfig, keep_equity: int | None = None, keep_records: int | None = None,
                  write_ahead: bool = False) -> None:
         self.config = config
-        self.write_ahead = write_ahead
-        self.mark = 0                 # the last write-ahead mark handed out
+        self.ahead = WriteAhead(write_ahead)
         self.fee = config.fee_bps / 1e4
         self.slippage = config.slippage_bps / 1e4
         self.latency_ns = int(config.latency_ms * 1e6)
         self.portfolio = Portfolio(config.cash, keep_records)
         self.risk = RiskEngine(config.limits)
-        self.pending: dict[str, _Pending] = {}       # client_id -> open order
+        self.pending: dict[str, PendingOrder] = {}       # client_id -> open order
         self.orders: RecordLog[Order] = RecordLog(maxlen=keep_records)
         self.fills: RecordLog[Fill] = RecordLog(maxlen=keep_records)
-        self._seen: set[str] | None = set()      # client ids decided on (built from the log after a restore)
-        self._seen_log: RecordLog[str] = RecordLog()
-        self._new_ids: list[str] = []              # ... added to the log at the end of each batch
+        self.decided = DecidedIds()
         self.duplicates = 0
         self.batches = 0
-        self.keep_equity = keep_equity
-        self._eq_ts: deque[np.ndarray] = deque()
-        self._eq_val: deque[np.ndarray] = deque()
-        self._eq_len = 0
+        self.curve = EquityCurve(keep_equity)
         self.bars_marked = 0      # bar closes marked to market
         self.bars_exposed = 0     # ... of which with any position open
 
@@ -133,27 +122,32 @@ class PaperBroker:
     @property
     def seen(self) -> set[str]:
         """Every client id decided on, so a decision seen twice never trades twice."""
-        if self._seen is None:
-            self._seen = set(self._seen_log)
-        return self._seen
+        return self.decided.ids
 
-    def _mark_seen(self, client_id: str) -> None:
-        self.seen.add(client_id)
-        self._new_ids.append(client_id)
+    @property
+    def write_ahead(self) -> bool:
+        """Whether new orders wait for the store to commit them before they fill."""
+        return self.ahead.enabled
+
+    @property
+    def mark(self) -> int:
+        """The last write-ahead mark handed out."""
+        return self.ahead.mark
 
     def copy(self) -> PaperBroker:
         """An independent copy (for checkpoints), in time independent of the run's length: the
         record logs are shared append-only lists, equity arrays are never changed."""
         twin = PaperBroker.__new__(PaperBroker)
-        for name in ("config", "fee", "slippage", "latency_ns", "duplicates", "batches", "keep_equity", "_eq_len",
-                     "bars_marked", "bars_exposed", "write_ahead", "mark"):
+        for name in ("config", "fee", "slippage", "latency_ns", "duplicates", "batches", "bars_marked",
+                     "bars_exposed"):
             setattr(twin, name, getattr(self, name))
+        twin.ahead = self.ahead.copy()
         twin.portfolio = self.portfolio.copy()
         twin.risk = self.risk.copy()
-        twin.pending = {k: dataclasses.replace(p) for k, p in self.pending.items()}
+        twin.pending = copy_open(self.pending)
         twin.orders, twin.fills = self.orders.copy(), self.fills.copy()
-        twin._seen, twin._seen_log, twin._new_ids = None, self._seen_log.copy(), []
-        twin._eq_ts, twin._eq_val = deque(self._eq_ts), deque(self._eq_val)
+        twin.decided = self.decided.copy()
+        twin.curve = self.curve.copy()
         return twin
 
     def equity_now(self) -> float:
@@ -162,25 +156,18 @@ class PaperBroker:
 
     def equity_curve(self) -> tuple[np.ndarray, np.ndarray]:
         """Equity at every bar close seen (bounded to ``keep_equity`` points in live)."""
-        if not self._eq_ts:
-            return np.empty(0, dtype=np.int64), np.empty(0)
-        return np.concatenate(self._eq_ts), np.concatenate(self._eq_val)
+        return self.curve.curve()
 
     # -- write-ahead ------------------------------------------------------------------------------
 
     def confirm(self, mark: int) -> int:
         """The store committed everything up to ``mark``: the orders waiting for it may fill.
         Return how many were armed."""
-        armed = 0
-        for pending in self.pending.values():
-            if 0 < pending.mark <= mark:
-                pending.mark = 0
-                armed += 1
-        return armed
+        return self.ahead.confirm(self.pending, mark)
 
     def unconfirmed(self) -> int:
         """The highest write-ahead mark an open order still waits for (0: none)."""
-        return max((p.mark for p in self.pending.values()), default=0)
+        return self.ahead.unconfirmed(self.pending)
 
     # -- restoring ----------------------------------------------------------------------------------
 
@@ -191,12 +178,10 @@ class PaperBroker:
             self.fills.append(fill)
         filled = {f.client_id for f in fills}
         for order in orders:
-            if order.client_id not in self.seen:
-                self.seen.add(order.client_id)
-                self._seen_log.append(order.client_id)
+            self.decided.restore(order.client_id)
             self.orders.append(order)
             if order.status in ("submitted", "accepted") and order.client_id not in filled:
-                self.pending[order.client_id] = _Pending(order, order.ts + self.latency_ns, 0, -1)
+                self.pending[order.client_id] = PendingOrder(order, order.ts + self.latency_ns, 0, -1)
             else:  # a later state of the same order (filled, rejected, cancelled) closes it
                 self.pending.pop(order.client_id, None)
         self.portfolio.marks.update(marks)
@@ -225,12 +210,8 @@ class PaperBroker:
             self._mark_into(result, frames, steps, cash_before, qty_before)
         self.orders.extend(result.orders)
         self.fills.extend(result.fills)
-        if self._new_ids:
-            self._seen_log.extend(self._new_ids)
-            self._new_ids.clear()
-        if self.write_ahead and any(p.mark > self.mark for p in self.pending.values()):
-            self.mark += 1
-            result.mark = self.mark
+        self.decided.end_batch()
+        result.mark = self.ahead.end_batch(self.pending)
         return result
 
     def _mark_into(self, result: BatchResult, frames: tuple[BarFrame, ...], steps: list,
@@ -304,24 +285,10 @@ class PaperBroker:
                 if fill is not None:
                     steps.append((int(frame.ts[i]), fill.symbol, portfolio.cash, portfolio.qty(fill.symbol)))
 
-    def _schedule_bar_fill(self, pending: _Pending, key: str, f_idx: int, frame: BarFrame, opens_at: np.ndarray,
+    def _schedule_bar_fill(self, pending: PendingOrder, key: str, f_idx: int, frame: BarFrame, opens_at: np.ndarray,
                            start: int, events: list) -> None:
-        first = start
-        if start >= len(opens_at) or opens_at[start] < pending.active_ts:
-            first = max(start, int(np.searchsorted(opens_at, pending.active_ts, side="left")))
-        available = len(frame) - first
-        if pending.skip_bars >= available:
-            pending.skip_bars -= max(0, available)
-            if len(opens_at):  # the skipped bars are spent: never offer them again
-                pending.active_ts = max(pending.active_ts, int(opens_at[-1]) + 1)
-            return
-        if pending.skip_bars:
-            pending.active_ts = max(pending.active_ts, int(opens_at[first + pending.skip_bars - 1]) + 1)
-        first += pending.skip_bars
-        pending.skip_bars = 0
-        hit = first_bar_fill(pending.order, frame.open, frame.high, frame.low, first, self.slippage)
+        hit = pending.bar_fill(frame, opens_at, start, self.slippage)
         if hit is None:
-            pending.active_ts = int(opens_at[-1]) + 1 if len(opens_at) else pending.active_ts
             return
         j, price = hit
         self._prices[key] = price
@@ -331,10 +298,11 @@ class PaperBroker:
 
     def _decide(self, signal: Signal, when: int, frames: tuple[BarFrame, ...], result: BatchResult) -> Order | None:
         client_id = f"{signal.strategy}:{signal.symbol}:{signal.timeframe}:{signal.ts}:{signal.side}"
-        if client_id in self.seen:
+        decided = self.decided
+        if client_id in decided.ids:
             self.duplicates += 1
             return None
-        self._mark_seen(client_id)
+        decided.add(client_id)
         position = self.portfolio.positions.get(signal.symbol)
         held = position.qty if position is not None else 0.0
         qty, why = self._size(signal, held, when, frames)
@@ -349,8 +317,8 @@ class PaperBroker:
             return None
         accepted = Order(*fields, "accepted", "", signal.limit_price, signal.stop_price)
         orders.append(accepted)
-        self.pending[client_id] = _Pending(accepted, when + self.latency_ns, self.config.latency_bars, self.batches,
-                                           self.mark + 1 if self.write_ahead else 0)
+        self.pending[client_id] = PendingOrder(accepted, when + self.latency_ns, self.config.latency_bars,
+                                               self.batches, self.ahead.next_mark())
         return accepted
 
     def _equity_at(self, when: int, frames: tuple[BarFrame, ...]) -> float:
@@ -423,11 +391,11 @@ class PaperBroker:
         for symbol, position in list(self.portfolio.positions.items()):
             side = SELL if position.qty > 0 else BUY
             client_id = f"risk:{symbol}:flatten:{when}"
-            self._mark_seen(client_id)
+            self.decided.add(client_id)
             order = Order(client_id, "risk", symbol, side, abs(position.qty), when, status="accepted",
                           reason=f"flatten: {reason}")
             self._record(order, result)
-            self.pending[client_id] = _Pending(order, when, 0, self.batches - 1)
+            self.pending[client_id] = PendingOrder(order, when, 0, self.batches - 1)
 
     # -- equity -----------------------------------------------------------------------------------------
 
@@ -438,43 +406,10 @@ class PaperBroker:
         if not nonempty:
             return np.empty(0, dtype=np.int64), np.empty(0)
         marks = self.portfolio.marks
-        timeline = np.asarray(nonempty[0].ts) if len(nonempty) == 1 else np.unique(np.concatenate([f.ts for f in nonempty]))
-        equity = np.full(len(timeline), cash_before)
-        if steps:
-            step_ts = np.array([s[0] for s in steps], dtype=np.int64)
-            step_cash = np.array([s[2] for s in steps])
-            idx = np.searchsorted(step_ts, timeline, side="right") - 1
-            equity = np.where(idx >= 0, step_cash[np.maximum(idx, 0)], cash_before)
-        held = set(qty_before) | {s[1] for s in steps}
-        exposed = np.zeros(len(timeline), dtype=bool)
-        for symbol in sorted(held):
-            qty0 = qty_before.get(symbol, 0.0)
-            sym_steps = [s for s in steps if s[1] == symbol]
-            if sym_steps:
-                s_ts = np.array([s[0] for s in sym_steps], dtype=np.int64)
-                s_qty = np.array([s[3] for s in sym_steps])
-                idx = np.searchsorted(s_ts, timeline, side="right") - 1
-                qty = np.where(idx >= 0, s_qty[np.maximum(idx, 0)], qty0)
-            else:
-                qty = np.full(len(timeline), qty0)
-            prices = np.full(len(timeline), marks.get(symbol, math.nan))
-            for frame in nonempty:
-                if frame.symbol == symbol:
-                    j = np.searchsorted(frame.ts, timeline, side="right") - 1
-                    prices = np.where(j >= 0, np.asarray(frame.close)[np.maximum(j, 0)], prices)
-            equity = equity + np.where(qty != 0.0, qty * prices, 0.0)
-            exposed |= qty != 0.0
+        timeline, equity, exposed = mark_to_market(nonempty, steps, cash_before, qty_before, marks)
         self.bars_marked += len(timeline)
-        self.bars_exposed += int(exposed.sum())
+        self.bars_exposed += exposed
         for frame in nonempty:
             marks[frame.symbol] = float(frame.close[-1])
-        self._record_equity(timeline, equity)
+        self.curve.record(timeline, equity)
         return timeline, equity
-
-    def _record_equity(self, ts: np.ndarray, values: np.ndarray) -> None:
-        self._eq_ts.append(ts)
-        self._eq_val.append(values)
-        self._eq_len += len(ts)
-        while self.keep_equity is not None and self._eq_len - len(self._eq_ts[0]) >= self.keep_equity:
-            self._eq_len -= len(self._eq_ts.popleft())
-            self._eq_val.popleft()
