@@ -73,6 +73,7 @@ class IngressSettings:
     max_timeframes: int = 8        # distinct bar timeframes a peer may send per symbol
     max_sources: int = 1024        # distinct src values whose seq is followed (least recently seen forgotten)
     insecure: bool = False         # allow an off-loopback ingress without CURVE (live --insecure-ingress)
+    max_publishers: int = 16       # connections each ingress socket holds at once; more are refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,6 +325,7 @@ def _validate(s: Settings) -> None:
     check(s.ingress.max_age_s >= 0, "ingress.max_age_s", "must be >= 0 (0 = off)")
     check(s.ingress.max_timeframes >= 1, "ingress.max_timeframes", "must be at least 1")
     check(s.ingress.max_sources >= 1, "ingress.max_sources", "must be at least 1")
+    check(1 <= s.ingress.max_publishers <= 1024, "ingress.max_publishers", "must be in [1, 1024]")
     check(s.feed.max_symbols >= 1, "feed.max_symbols", "must be at least 1")
     for key, endpoint in (("ingress.endpoint", s.ingress.endpoint), ("ingress.cryptofeed", s.ingress.cryptofeed),
                           ("control.endpoint", s.control.endpoint), ("control.events", s.control.events)):

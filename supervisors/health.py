@@ -124,7 +124,7 @@ class Counters:
         "ticks_dead_lettered", "ticks_dropped_at_stop", "bars_received", "bars_accepted", "bars_rejected",
         "seq_gaps", "bars", "bars_read", "bars_processed", "bars_dead_lettered", "bars_dropped_at_stop", "signals",
         "orders", "fills", "dead_letters", "hangs", "late_output_dropped", "ticks_duplicate", "bars_late",
-        "stale_episodes", "seq_sources_evicted", "ticks_refused",
+        "stale_episodes", "seq_sources_evicted", "ticks_refused", "publishers_refused",
         "orders_stored", "fills_stored",
     )
 

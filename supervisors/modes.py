@@ -108,8 +108,10 @@ def run_live(settings: Settings, duration: float | None, stop: threading.Event |
         start_ns, prices = _stored_end(settings)
         sim_clock = CompressedClock(time.time_ns() // MINUTE_NS * MINUTE_NS if start_ns is None else start_ns,
                                     feed.sim_speed)
-    ingress = IngressSocket(settings.ingress.endpoint, settings.ingress.rcvhwm, ingress_curve)
-    cryptofeed = (IngressSocket(settings.ingress.cryptofeed, settings.ingress.rcvhwm, ingress_curve)
+    ingress = IngressSocket(settings.ingress.endpoint, settings.ingress.rcvhwm, ingress_curve,
+                            settings.ingress.max_publishers)
+    cryptofeed = (IngressSocket(settings.ingress.cryptofeed, settings.ingress.rcvhwm, ingress_curve,
+                                settings.ingress.max_publishers)
                   if settings.ingress.cryptofeed else None)
     try:  # bound here, before anything starts; the feed's thread takes them over
         for sock in (ingress, cryptofeed):

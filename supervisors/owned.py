@@ -44,10 +44,12 @@ class OverloadSource(Protocol):
 
 @dataclass(frozen=True, slots=True, eq=False)
 class FeedView:
-    """What the feed shows: the watched symbols with no data for a while, and its flow control."""
+    """What the feed shows: the watched symbols with no data for a while, its flow control, and the
+    connections open on each ingress socket."""
 
     stale: tuple[str, ...] = ()
     flow: OverloadSource | None = None
+    publishers: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -227,7 +227,7 @@ class System:
         else:
             status = "degraded"
         return {"status": status, "mode": self.mode, "actors": actors, "risk": risk, "stale": stale, "late": late,
-                "overload": overload, "durability": {"ok": self.durability is None, "reason": self.durability or ""},
+                "overload": overload, "publishers": dict(feed.publishers), "durability": {"ok": self.durability is None, "reason": self.durability or ""},
                 "fatal": self.fatal, "tree": {"root": self._node(self.tree)}}
 
     def _shown(self, actor: str, kind: type[V]) -> V | None:

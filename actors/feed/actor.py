@@ -6,14 +6,15 @@ import ctypes
 import ctypes.util
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import zmq
 
-from actors.control.security import CurveKeys, CurveServer
+from actors.control.security import CurveKeys
 from actors.feed.flow import FlowControl
 from actors.feed.ingress import Ingest, IngestResult, WatchList, ingress_limits
+from actors.feed.publishers import PublisherGate
 from actors.feed.stale import StaleWatch
 from messages.codec import MAX_INGRESS_READ
 from messages.pipeline import Drain, MarketBatch
@@ -53,44 +54,53 @@ class IngressSocket:
     the system after the feed has stopped.
     """
 
-    def __init__(self, endpoint: str, rcvhwm: int, curve: CurveKeys | None = None) -> None:
+    def __init__(self, endpoint: str, rcvhwm: int, curve: CurveKeys | None = None, max_publishers: int = 16) -> None:
         self.endpoint = endpoint
         self.rcvhwm = rcvhwm
         self.curve = curve
+        self.max_publishers = max_publishers
         self._socket: zmq.Socket | None = None
-        self._auth: CurveServer | None = None
+        self._gate: PublisherGate | None = None
 
     def socket(self) -> zmq.Socket:
-        """Return the socket, binding it on first use (a CURVE server with ``curve``: in its own
-        context, whose authenticator does not clash with the control socket's)."""
+        """Return the socket, binding it on first use: in its own context, whose ZAP handler (the
+        publisher gate, which also checks CURVE keys with ``curve``) clashes with no other socket's."""
         if self._socket is None:
-            if self.curve is not None:
-                self._auth = CurveServer(zmq.Context(), self.curve)
-            sock = (self._auth.auth.context if self._auth is not None else zmq.Context.instance()).socket(zmq.SUB)
-            if self._auth is not None:
-                self._auth.secure(sock)
+            sock = zmq.Context().socket(zmq.SUB)
             sock.setsockopt(zmq.LINGER, 0)
+            if self.curve is not None:
+                sock.curve_secretkey = self.curve.secret
+                sock.curve_publickey = self.curve.public
+                sock.curve_server = True
             sock.setsockopt(zmq.RCVHWM, self.rcvhwm)
             sock.setsockopt(zmq.MAXMSGSIZE, MAX_INGRESS_READ)  # a peer sending a larger frame is cut off unread
             sock.setsockopt(zmq.SUBSCRIBE, b"")
+            self._socket = sock
+            self._gate = PublisherGate(sock.context, sock, self.max_publishers, self.endpoint,
+                                       self.curve.clients_dir if self.curve is not None else None)
             try:
                 sock.bind(self.endpoint)
             except zmq.ZMQError as exc:
-                sock.close(0)
                 self.close()
                 raise OSError(f"cannot bind ingress {self.endpoint}: {exc}") from exc
-            self._socket = sock
         return self._socket
 
+    def publishers(self) -> tuple[int, int]:
+        """The connections open now, and the publishers refused (over ``max_publishers``) since the last call."""
+        if self._gate is None:
+            return 0, 0
+        return self._gate.connected(), self._gate.take_refused()
+
     def close(self) -> None:
-        """Close the socket (after the feed has stopped)."""
+        """Close the socket and stop its gate (after the feed has stopped)."""
         if self._socket is not None:
+            context = self._socket.context
             self._socket.close(0)
             self._socket = None
-        if self._auth is not None:
-            self._auth.stop()
-            self._auth.auth.context.term()
-            self._auth = None
+            if self._gate is not None:
+                self._gate.stop()
+                self._gate = None
+            context.term()
 
 
 _NOBLOCK = int(zmq.NOBLOCK)
@@ -141,6 +151,9 @@ class FeedActor(SupervisedActor):
         self.poller = zmq.Poller()
         self.poller.register(self.socket, zmq.POLLIN)
         self.cryptofeed = deps.cryptofeed.socket() if deps.cryptofeed is not None else None
+        self.ingresses = {"ingress": deps.need("ingress")}
+        if deps.cryptofeed is not None:
+            self.ingresses["cryptofeed"] = deps.cryptofeed
         if self.cryptofeed is not None:
             self.poller.register(self.cryptofeed, zmq.POLLIN)
         state = self.ctx.keep(FeedState, self._first_state)
@@ -324,6 +337,19 @@ class FeedActor(SupervisedActor):
                 self.ctx.counters.add(stale_episodes=len(newly))
                 self.log.warning("no data for {:g}s from {}: stale", self.ctx.settings.feed.stale_s, ", ".join(newly))
                 self._publish_stale(newly, [])
+            self._check_publishers()
+
+    def _check_publishers(self) -> None:
+        """Count the publishers the ingress sockets refused, and show how many are connected."""
+        connected = []
+        for name, ingress in self.ingresses.items():
+            count, refused = ingress.publishers()
+            connected.append((name, count))
+            if refused:
+                self.ctx.counters.add(publishers_refused=refused)
+        if tuple(connected) != self.shown.publishers:
+            self.shown = replace(self.shown, publishers=tuple(connected))
+            self.ctx.show(self.shown)
 
     def _publish_overload(self) -> None:
         """Say on the events socket that an overload episode began or ended."""
@@ -335,7 +361,7 @@ class FeedActor(SupervisedActor):
         stale = tuple(sorted(self.stale.stale))
         if stale == self.shown.stale:
             return
-        self.shown = FeedView(stale, self.flow)
+        self.shown = replace(self.shown, stale=stale)
         self.ctx.show(self.shown)
         if recovered:
             self.log.info("data again from {}", ", ".join(recovered))
