@@ -30,8 +30,6 @@ SAMPLE_DATA = Path(__file__).resolve().parent / "data" / "sample_2024_1h.csv.gz"
 SIM_DB = "sim.db"  # live --feed sim stores here unless a database is named
 
 
-
-
 _HOST = re.compile(r"\*|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9._-]{0,252})?")
 
 

@@ -20,8 +20,8 @@ from messages.system import ChildFailed, Crash, Hang, Heartbeat, Internal, Publi
 from settings import Settings
 from supervisors import mailbox
 from supervisors.clock import Clock
-from supervisors.errors import InjectedCrash
 from supervisors.deps import Deps
+from supervisors.errors import InjectedCrash
 from supervisors.health import ActorStats, Counters
 from supervisors.owned import Owned
 from supervisors.registry import Address, Registry
@@ -30,8 +30,6 @@ __all__ = ["ChildContext", "IncarnationCounters", "InjectedCrash", "SupervisedAc
            "publish_all"]
 
 T = TypeVar("T")
-
-
 
 
 class IncarnationCounters:

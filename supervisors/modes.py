@@ -30,8 +30,8 @@ from messages.pipeline import Drain
 from messages.system import Query
 from settings import SAMPLE_DATA, Settings
 from supervisors.clock import SimClock
-from supervisors.errors import BacktestFailed
 from supervisors.deps import Deps
+from supervisors.errors import BacktestFailed
 from supervisors.system import StartupError, System
 
 __all__ = ["ACCOUNTING", "BacktestFailed", "LiveResult", "StopRequest", "bars_lost", "check_endpoints_free",
@@ -255,8 +255,6 @@ def load_backtest_bars(data: str | None, db_path: str, start_ns: int | None, end
         raise DataError(f"no {timeframe} bars in the database or the bundled sample (which has "
                         f"{', '.join(sorted(set(sample['timeframe'])))} bars)")
     return select_range(sample, start_ns, end_ns, symbols), f"bundled sample {SAMPLE_DATA.name}"
-
-
 
 
 ACCOUNTING = ("bars", "bars_read", "bars_processed", "bars_dead_lettered", "bars_dropped_at_stop", "signals", "orders",

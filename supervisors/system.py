@@ -17,8 +17,8 @@ from settings import Settings
 from supervisors.actor import ChildContext
 from supervisors.clock import Clock, LiveClock
 from supervisors.deps import Deps
-from supervisors.health import ActorStats, Counters
 from supervisors.errors import StartupError
+from supervisors.health import ActorStats, Counters
 from supervisors.owned import FeedView, Owned, RiskView
 from supervisors.registry import Registry
 from supervisors.supervisor import (RestartChild, StopChildren, Supervisor, SupervisorSpec, market_load,
@@ -28,8 +28,6 @@ from supervisors.tree import PIPELINE, tree_for
 __all__ = ["StartupError", "System"]
 
 V = TypeVar("V")
-
-
 
 
 class System:

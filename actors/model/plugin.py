@@ -32,8 +32,6 @@ from supervisors.errors import PluginError
 __all__ = ["PluginError", "PluginModel", "load_plugin"]
 
 
-
-
 def load_plugin(path: str) -> Any:
     """Import ``"package.module:attr"`` and return the attribute; PluginError if that fails."""
     module_name, colon, attr = path.partition(":")

@@ -30,8 +30,6 @@ DURABILITY = {
 """Primary result codes that are durability failures, with a short name each."""
 
 
-
-
 def _code(exc: BaseException) -> int | None:
     code = getattr(exc, "sqlite_errorcode", None)
     return None if code is None else code & 0xFF

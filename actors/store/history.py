@@ -18,8 +18,6 @@ _PRICES = ("open", "high", "low", "close")
 _UNITS = ((86_400, "d"), (3_600, "h"), (60, "m"), (1, "s"))
 
 
-
-
 def parse_date(text: str, name: str, end_of_day: bool = False) -> int:
     """Parse ``YYYY-MM-DD`` or an ISO timestamp (UTC) to ns; a bare date with ``end_of_day``
     means the following midnight."""

@@ -50,8 +50,6 @@ ParamValue = int | float | bool
 _FILE_KEYS = ("name", "symbols", "params")
 
 
-
-
 class StrategyRule(Protocol):
     """What the strategy actor needs from a rule."""
 

@@ -534,8 +534,6 @@ def test_last_bars_are_the_latest_oldest_first_and_the_summary_counts_them(db: D
     assert db.bar_summary("NOPE", "1h") == (0, None, None)
 
 
-
-
 def test_finest_per_symbol_keeps_each_symbols_finest_timeframe() -> None:
     bars = pd.DataFrame({"symbol": ["A", "A", "B", "B", "A"], "timeframe": ["5m", "1m", "1h", "1d", "1m"],
                          "ts": [5, 1, 60, 1440, 2]})
