@@ -160,6 +160,11 @@ class Counters:
         with self._lock:
             return self._values[name]
 
+    def values(self, *names: str) -> tuple[int, ...]:
+        """Return several counters, read together (consistent with each other)."""
+        with self._lock:
+            return tuple(self._values[name] for name in names)
+
     def snapshot(self) -> dict[str, Any]:
         """Return every counter and ``rejected_by_reason``, consistently."""
         with self._lock:

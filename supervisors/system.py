@@ -14,6 +14,7 @@ from loguru import logger
 from messages.pipeline import Drain
 from messages.system import ChildFailed, Crash, Hang, Heartbeat, Publish, Query, Watch
 from settings import Settings
+from supervisors.accounting import market_load, record_dead_letter
 from supervisors.actor import ChildContext
 from supervisors.clock import Clock, LiveClock
 from supervisors.deps import Deps
@@ -21,8 +22,8 @@ from supervisors.errors import StartupError
 from supervisors.health import ActorStats, Counters
 from supervisors.owned import FeedView, Owned, RiskView
 from supervisors.registry import Registry
-from supervisors.supervisor import (RestartChild, StopChildren, Supervisor, SupervisorSpec, market_load,
-                                    record_dead_letter)
+from supervisors.spec import RestartChild, StopChildren, SupervisorSpec
+from supervisors.supervisor import Supervisor
 from supervisors.tree import PIPELINE, tree_for
 
 __all__ = ["StartupError", "System"]
@@ -225,7 +226,8 @@ class System:
         else:
             status = "degraded"
         return {"status": status, "mode": self.mode, "actors": actors, "risk": risk, "stale": stale, "late": late,
-                "overload": overload, "publishers": dict(feed.publishers), "durability": {"ok": self.durability is None, "reason": self.durability or ""},
+                "overload": overload, "publishers": dict(feed.publishers),
+                "durability": {"ok": self.durability is None, "reason": self.durability or ""},
                 "fatal": self.fatal, "tree": {"root": self._node(self.tree)}}
 
     def _shown(self, actor: str, kind: type[V]) -> V | None:

@@ -229,9 +229,8 @@ class FeedActor(SupervisedActor):
     def _admit(self) -> bool:
         """Whether the pipeline can take more: ticks in flight and the store's backlog under their
         bounds (see FlowControl). The start of an overload episode is logged and published."""
-        counters = self.ctx.counters
-        in_flight = (counters.get("ticks_accepted") - counters.get("ticks_processed")
-                     - counters.get("ticks_dead_lettered"))
+        accepted, processed, dead = self.ctx.counters.values("ticks_accepted", "ticks_processed", "ticks_dead_lettered")
+        in_flight = accepted - processed - dead
         flow = self.flow
         episodes = flow.episodes
         admitted = flow.admit(in_flight, self.store.mailbox(), time.monotonic_ns())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from supervisors.health import ActorStats, LatencyWindow
+from supervisors.health import ActorStats, Counters, LatencyWindow
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -43,3 +43,11 @@ def test_each_actor_record_has_its_own_window() -> None:
     a, b = ActorStats("buffer"), ActorStats("feature")
     a.latency.add(1_000)
     assert a.latency.summary()["samples"] == 1 and b.latency.summary() == {"samples": 0}
+
+
+def test_several_counters_are_read_together() -> None:
+    counters = Counters()
+    counters.add(ticks_accepted=5, ticks_processed=3, ticks_dead_lettered=1)
+    assert counters.values("ticks_accepted", "ticks_processed", "ticks_dead_lettered") == (5, 3, 1)
+    with pytest.raises(KeyError):
+        counters.values("no_such_counter")
