@@ -219,7 +219,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         # the simulator's made-up market gets its own database: trading.db holds real history only
         settings = settings.with_values({"store.db": SIM_DB})
     try:
-        live_preflight(settings)  # endpoints and CURVE first: a refusal there leaves nothing behind
+        checked = live_preflight(settings)  # endpoints and CURVE first: a refusal there leaves nothing behind
         lock = _check_database(settings, live=True)
     except (StartupError, StorageError) as exc:
         return _fail(f"cannot start: {exc}")
@@ -230,7 +230,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     # passes skip it instead of walking it again every time, which stalled the pipeline for tens of ms
     gc.freeze()
     try:
-        result = run_live(settings, args.duration, stop)
+        result = run_live(settings, args.duration, stop, checked)
     except StartupError as exc:
         return _fail(f"cannot start: {exc}")
     except StorageError as exc:

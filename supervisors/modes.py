@@ -99,10 +99,12 @@ def live_preflight(settings: Settings) -> tuple[CurveKeys | None, CurveKeys | No
     return curve, ingress_curve
 
 
-def run_live(settings: Settings, duration: float | None, stop: threading.Event | None = None) -> LiveResult:
-    """Run live until ``duration`` passes, ``stop`` is set, or a shutdown request or fatal failure."""
+def run_live(settings: Settings, duration: float | None, stop: threading.Event | None = None,
+             checked: tuple[CurveKeys | None, CurveKeys | None] | None = None) -> LiveResult:
+    """Run live until ``duration`` passes, ``stop`` is set, or a shutdown request or fatal failure.
+    ``checked``: what ``live_preflight`` returned, when the caller ran it already."""
     feed = settings.feed
-    curve, ingress_curve = live_preflight(settings)
+    curve, ingress_curve = checked if checked is not None else live_preflight(settings)
     sim_clock, prices = None, {}
     if feed.source == "sim":  # its ticks are judged by its own compressed clock, not the wall clock
         start_ns, prices = _stored_end(settings)
