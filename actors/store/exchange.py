@@ -4,7 +4,8 @@ calling it with retries.
 ``open_venue`` builds ccxt's exchange class with its rate limiter on. ``rebase_urls`` moves every
 endpoint of a venue (``urls['api']``: REST and, in ccxt.pro, websocket) onto one base URL, for
 testnets, proxies and loopback doubles. ``Retry.call`` repeats a call that met a rate limit (HTTP
-429/418), an unavailable venue (5xx) or a network error, with exponential backoff and jitter, and
+429/418), an unavailable venue (5xx) or a network error (ccxt's ``OperationFailed`` family, the errors
+it says a repeat may cure), with exponential backoff and jitter, and
 turns the last failure into one line (:class:`VenueError`).
 """
 
@@ -110,7 +111,7 @@ class Retry:
         while True:
             try:
                 return fn()
-            except ccxt.NetworkError as exc:  # 429/418, 5xx, timeouts, connection errors
+            except ccxt.OperationFailed as exc:  # ccxt's errors a repeat may cure: 429/418, 5xx, timeouts, network
                 if attempt >= self.retries:
                     raise VenueError(f"{exchange.id}: {what} failed after {attempt + 1} tries: "
                                      f"{type(exc).__name__}: {_one_line(exc)}") from exc

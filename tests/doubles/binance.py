@@ -15,6 +15,7 @@ answers them late. Every request is logged (``requests``, ``count``) so tests co
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import threading
 import time
@@ -56,10 +57,12 @@ class BinanceDouble:
     """The double: ``start()`` it (or use it as a context manager), point ccxt at ``url``, ``stop()`` it."""
 
     def __init__(self, symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT"), page_max: int = 1000,
-                 clock_start_ms: int | None = None, listed_ms: int = 1_483_228_800_000) -> None:
+                 clock_start_ms: int | None = None, listed_ms: int = 1_483_228_800_000,
+                 outages: tuple[tuple[int, int], ...] = ()) -> None:
         self.markets = {s.replace("/", ""): tuple(s.split("/")) for s in symbols}
         self.page_max = page_max
         self.listed_ms = listed_ms  # no bar opens before this (2017-01-01 by default)
+        self.outages = outages  # (from_ms, to_ms): no bar opens in [from, to), as when a venue was down
         self._clock = (clock_start_ms, time.monotonic())
         self._lock = threading.Lock()
         self._log: list[Request] = []
@@ -138,15 +141,20 @@ class BinanceDouble:
         return [open_ms, f"{o:.8f}", f"{h:.8f}", f"{lo:.8f}", f"{c:.8f}", f"{volume:.8f}", open_ms + step_ms - 1,
                 f"{volume * c:.8f}", 10 + i % 7, f"{volume / 2:.8f}", f"{volume * c / 2:.8f}", "0"]
 
-    def fail(self, path: str, status: int, times: int = 1, retry_after: float = 0) -> None:
-        """Answer the next ``times`` requests to ``path`` with HTTP ``status``."""
-        with self._lock:
-            self._faults.setdefault(path, deque()).extend([("fail", (status, retry_after))] * times)
+    def set_clock(self, start_ms: int) -> None:
+        """Set the double's clock to ``start_ms`` (it runs on at wall speed from there)."""
+        self._clock = (start_ms, time.monotonic())
 
-    def delay(self, path: str, seconds: float, times: int = 1) -> None:
-        """Answer the next ``times`` requests to ``path`` ``seconds`` late."""
+    def fail(self, path: str, status: int, times: int = 1, retry_after: float = 0, after: int = 0) -> None:
+        """Answer ``times`` requests to ``path`` with HTTP ``status``, once ``after`` more were answered as usual."""
         with self._lock:
-            self._faults.setdefault(path, deque()).extend([("delay", seconds)] * times)
+            queue = self._faults.setdefault(path, deque())
+            queue.extend([("pass", None)] * after + [("fail", (status, retry_after))] * times)
+
+    def delay(self, path: str, seconds: float, times: int = 1, after: int = 0) -> None:
+        """Answer ``times`` requests to ``path`` ``seconds`` late, once ``after`` more were answered as usual."""
+        with self._lock:
+            self._faults.setdefault(path, deque()).extend([("pass", None)] * after + [("delay", seconds)] * times)
 
     @property
     def requests(self) -> list[Request]:
@@ -169,6 +177,8 @@ class BinanceDouble:
         if fault is None:
             return None
         kind, value = fault
+        if kind == "pass":
+            return None
         if kind == "delay":
             await asyncio.sleep(value)
             return None
@@ -249,6 +259,7 @@ class BinanceDouble:
         else:
             first_open = -(-start // step) * step
         first_open = max(first_open, -(-self.listed_ms // step) * step)
-        opens = range(first_open, min(last_open, first_open + (limit - 1) * step) + 1, step)
+        opens = itertools.islice((t for t in range(first_open, last_open + 1, step)
+                                  if not any(a <= t < b for a, b in self.outages)), limit)
         self._record(request, 200)
         return web.json_response([self.bar(symbol, t, step) for t in opens])
