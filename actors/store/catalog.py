@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from actors.store import columnar
+from actors.store import columnar, schema
 from actors.store.bar_reads import BarReads
 from actors.store.history import iso_utc
 from actors.store.writer import Database
@@ -65,7 +65,7 @@ _MISSING = "CAST(ROUND(CAST(step AS REAL) / ?) AS INTEGER) - 1"
 
 
 def _has_sources(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='series_sources'").fetchone() is not None
+    return "series_sources" in schema.tables(conn)
 
 
 def recorded_source(conn: sqlite3.Connection, symbol: str, timeframe: str) -> tuple[str, str] | None:

@@ -10,6 +10,7 @@ records its source (the venue); bars from another source are never mixed into it
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -122,13 +123,15 @@ class _Series:
         """Fetch and store the bars closing in ``(lo, hi]``, page after page."""
         since = (lo - self.step) // _MS + 1  # the first bar that closes after lo opens at or after this
         while True:
-            page = self.retry.call(self.exchange, f"fetch_ohlcv {self.symbol} {self.timeframe} after {_iso((since - 1) * _MS + self.step)}",
-                                   lambda: self.exchange.fetch_ohlcv(self.symbol, self.timeframe, since, self.page_limit))
+            what = f"fetch_ohlcv {self.symbol} {self.timeframe} after {_iso((since - 1) * _MS + self.step)}"
+            page = self.retry.call(self.exchange, what, functools.partial(
+                self.exchange.fetch_ohlcv, self.symbol, self.timeframe, since, self.page_limit))
             self.pages += 1
             if not page:
                 return
             opens = np.array([row[0] for row in page], dtype=np.int64)
-            frame = pd.DataFrame(page, columns=list(_COLUMNS)).astype({"ts": np.int64, **dict.fromkeys(_COLUMNS[1:], np.float64)})
+            frame = pd.DataFrame([row[:6] for row in page], columns=list(_COLUMNS)).astype(
+                {"ts": np.int64, **dict.fromkeys(_COLUMNS[1:], np.float64)})
             frame["ts"] = (opens * _MS) + self.step
             keep = frame[(frame["ts"] > lo) & (frame["ts"] <= hi)].drop_duplicates("ts").sort_values("ts")
             if len(keep):

@@ -62,7 +62,8 @@ def open_venue(venue: str, url: str | None = None, timeout_s: float = 10.0) -> c
     out after ``timeout_s``; with ``url`` every endpoint rebased onto it. DataError for an unknown id."""
     if venue not in ccxt.exchanges:
         near = [name for name in ccxt.exchanges if name.startswith(venue[:3].lower())][:5]
-        hint = f"; did you mean {', '.join(near)}?" if near else f"; ccxt knows {len(ccxt.exchanges)} (e.g. binance, kraken)"
+        hint = (f"; did you mean {', '.join(near)}?" if near
+                else f"; ccxt knows {len(ccxt.exchanges)} (e.g. binance, kraken)")
         raise DataError(f"unknown venue {venue!r}{hint}")
     exchange = getattr(ccxt, venue)({"enableRateLimit": True, "timeout": int(timeout_s * 1000)})
     if url is not None:
