@@ -373,7 +373,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"summary": summary, "trades": report["trades"]}, indent=2))
     else:
-        _print_backtest(summary, source)
+        _print_backtest(summary, source, _series_used(bars, settings.store.db if source == f"database {settings.store.db}" else None))
     lost = bars_lost(c)
     if c["dead_letters"] or lost:
         return _fail(f"backtest incomplete: {c['dead_letters']:,} messages dead-lettered ({c['bars_dead_lettered']:,} "
@@ -381,8 +381,20 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _print_backtest(s: dict[str, Any], source: str) -> None:
+def _series_used(bars: Any, db: str | None) -> str:
+    """The replayed series, with the source the database ``db`` records for each (None: not from it)."""
+    from actors.store.catalog import series_used
+    from actors.store.reader import StoreReader
+
+    if db is None:
+        return series_used(bars)
+    with StoreReader(db) as reader:
+        return series_used(bars, reader if reader.present else None)
+
+
+def _print_backtest(s: dict[str, Any], source: str, series: str) -> None:
     print(f"backtest {s['start']} .. {s['end']}  ({s['bars']:,} bar closes, source: {source})")
+    print(f"  series        {series}")
     def num(value: float | None, spec: str) -> str:
         return "n/a" if value is None else format(value, spec)
 
@@ -436,10 +448,12 @@ def cmd_data(args: argparse.Namespace) -> int:
     from actors.store.reader import StoreReader
     from actors.store.writer import Database
 
-    db = _settings(args, {"store.db": args.db}).store.db
+    settings = _settings(args, {"store.db": args.db})
+    db = settings.store.db
     if args.action == "delete":
         if not stored(db):
             return _fail(f"no database at {db}")
+        _check_database(settings)
         writer = Database(db)
         try:
             deleted = catalog.delete_series(writer, args.symbol, args.timeframe)

@@ -24,7 +24,7 @@ from messages.market import timeframe_ns
 from supervisors.errors import DataError
 
 __all__ = ["Gap", "Series", "delete_series", "export_series", "find_gaps", "list_series", "record_source",
-           "recorded_source", "text_table"]
+           "recorded_source", "series_used", "text_table"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +174,18 @@ def delete_series(db: Database, symbol: str, timeframe: str | None = None) -> li
     db.commit()
     columnar.refresh(db.conn, [symbol], timeframe)
     return doomed
+
+
+def series_used(bars: pd.DataFrame, reads: BarReads | None = None, shown: int = 8) -> str:
+    """The series a replay of ``bars`` uses, as ``SYMBOL TIMEFRAME (source)`` (the source where ``reads``,
+    the database they came from, records one), the first ``shown`` of them named."""
+    pairs = bars[["symbol", "timeframe"]].drop_duplicates().itertuples(index=False)
+    names = []
+    for symbol, timeframe in pairs:
+        source = recorded_source(reads.conn, symbol, timeframe) if reads is not None else None
+        names.append(f"{symbol} {timeframe}" + (f" ({source[0]})" if source else ""))
+    more = f" and {len(names) - shown:,} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def text_table(headers: list[str], rows: list[list[Any]], right: set[int] | frozenset[int] = frozenset()) -> str:
