@@ -14,6 +14,7 @@ import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import ccxt
 import numpy as np
 import pandas as pd
 from loguru import logger
@@ -96,7 +97,7 @@ def _checked(page: pd.DataFrame, where: str) -> pd.DataFrame:
 class _Series:
     """The download of one symbol's series into ``db`` (one thread)."""
 
-    def __init__(self, exchange: object, retry: Retry, db: Database, symbol: str, timeframe: str,
+    def __init__(self, exchange: ccxt.Exchange, retry: Retry, db: Database, symbol: str, timeframe: str,
                  source: str, url: str, page_limit: int | None) -> None:
         self.exchange, self.retry, self.db = exchange, retry, db
         self.symbol, self.timeframe, self.source, self.url = symbol, timeframe, source, url
@@ -105,6 +106,7 @@ class _Series:
         self.pages = self.stored = 0
 
     def stored_closes(self) -> np.ndarray:
+        """The close times of the series' stored bars, in order."""
         rows = self.db.conn.execute("SELECT ts FROM bars WHERE symbol=? AND timeframe=? ORDER BY ts",
                                     (self.symbol, self.timeframe))
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
@@ -155,15 +157,15 @@ class _Series:
         self.stored += len(bars)
 
 
-def _check_request(exchange: object, symbols: Iterable[str], timeframe: str) -> None:
+def _check_request(exchange: ccxt.Exchange, symbols: Iterable[str], timeframe: str) -> None:
     """DataError (one line) for a timeframe or symbol the venue does not offer."""
-    venue = exchange.id  # type: ignore[attr-defined]
-    if not exchange.has.get("fetchOHLCV"):  # type: ignore[attr-defined]
+    venue = exchange.id
+    if not exchange.has.get("fetchOHLCV"):
         raise DataError(f"{venue} offers no OHLCV history through ccxt")
-    offered = exchange.timeframes or {}  # type: ignore[attr-defined]
+    offered = exchange.timeframes or {}
     if offered and timeframe not in offered:
         raise DataError(f"{venue} has no {timeframe} bars; it offers {', '.join(offered)}")
-    markets = exchange.markets or {}  # type: ignore[attr-defined]
+    markets = exchange.markets or {}
     unknown = [s for s in symbols if s not in markets]
     if unknown:
         sample = ", ".join(sorted(markets)[:5])
