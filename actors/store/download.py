@@ -68,22 +68,23 @@ class DownloadReport:
         return "\n".join(lines + [str(s) for s in self.series])
 
 
-def missing_spans(stored: np.ndarray, step: int, start: int, end: int) -> list[tuple[int, int]]:
-    """The close-time spans ``(lo, hi]`` of the range ``(start, end]`` that hold no stored bar, given the
-    stored close times ``stored`` (sorted, ns) and the bar length ``step``: before the first stored bar,
-    each gap between two (a step of two bars or more), after the last one."""
-    inside = stored[(stored > start) & (stored <= end)]
-    if not len(inside):
-        return [(start, end)] if end > start else []
-    spans = []
-    if inside[0] - step > start:
-        spans.append((start, int(inside[0]) - step))
-    steps = np.diff(inside)
-    for i in np.flatnonzero(np.rint(steps / step) >= 2).tolist():
-        spans.append((int(inside[i]), int(inside[i + 1]) - step))
-    if inside[-1] + step <= end:
-        spans.append((int(inside[-1]), end))
-    return spans
+def missing_spans(covered: Iterable[tuple[int, int]], step: int, start: int, end: int,
+                  phase: int = 0) -> list[tuple[int, int]]:
+    """The close-time spans ``(lo, hi]`` of the range ``(start, end]`` outside the ``covered`` ones (spans
+    fetched in full before), each holding at least one close time of the series' grid: the multiples of
+    ``step`` (ns) shifted by ``phase``."""
+    pieces, cursor = [], start
+    for lo, hi in sorted(covered):
+        if hi <= cursor:
+            continue
+        if lo >= end:
+            break
+        if lo > cursor:
+            pieces.append((cursor, lo))
+        cursor = hi
+    if cursor < end:
+        pieces.append((cursor, end))
+    return [(lo, hi) for lo, hi in pieces if lo + (phase - lo - 1) % step + 1 <= hi]
 
 
 def _checked(page: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -105,11 +106,12 @@ class _Series:
         self.page_limit = page_limit
         self.pages = self.stored = 0
 
-    def stored_closes(self) -> np.ndarray:
-        """The close times of the series' stored bars, in order."""
-        rows = self.db.conn.execute("SELECT ts FROM bars WHERE symbol=? AND timeframe=? ORDER BY ts",
-                                    (self.symbol, self.timeframe))
-        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+    def missing(self, start: int, end: int) -> list[tuple[int, int]]:
+        """What of ``(start, end]`` was never fetched in full (see ``missing_spans``)."""
+        first = self.db.conn.execute("SELECT ts FROM bars WHERE symbol=? AND timeframe=? LIMIT 1",
+                                     (self.symbol, self.timeframe)).fetchone()
+        phase = first[0] % self.step if first else 0
+        return missing_spans(catalog.coverage(self.db.conn, self.symbol, self.timeframe), self.step, start, end, phase)
 
     def check_source(self) -> None:
         """Refuse to mix this venue's bars into a series stored from elsewhere."""
@@ -122,8 +124,12 @@ class _Series:
                             "download into another --db")
 
     def fetch_span(self, lo: int, hi: int, bar: tqdm) -> None:
-        """Fetch and store the bars closing in ``(lo, hi]``, page after page."""
+        """Fetch and store the bars closing in ``(lo, hi]``, page after page, and record what was covered:
+        up to the last bar received, and through ``hi`` once no further bar can close in the span. Bars
+        missing before a page's first one count as missing at the venue unless they are more than the page
+        holds (a venue that lists the market later, or ignores where a page should start)."""
         since = (lo - self.step) // _MS + 1  # the first bar that closes after lo opens at or after this
+        reached = lo
         while True:
             what = f"fetch_ohlcv {self.symbol} {self.timeframe} after {_iso((since - 1) * _MS + self.step)}"
             page = self.retry.call(self.exchange, what, functools.partial(
@@ -131,30 +137,36 @@ class _Series:
             self.pages += 1
             if not page:
                 return
-            opens = np.array([row[0] for row in page], dtype=np.int64)
             frame = pd.DataFrame([row[:6] for row in page], columns=list(_COLUMNS)).astype(
                 {"ts": np.int64, **dict.fromkeys(_COLUMNS[1:], np.float64)})
-            frame["ts"] = (opens * _MS) + self.step
-            keep = frame[(frame["ts"] > lo) & (frame["ts"] <= hi)].drop_duplicates("ts").sort_values("ts")
-            if len(keep):
-                self.store(keep.reset_index(drop=True))
-                bar.update(len(keep))
-            last_close = int(opens.max()) * _MS + self.step
-            if last_close + self.step > hi or int(opens.max()) < since:
+            frame["ts"] = frame["ts"] * _MS + self.step
+            frame = frame.drop_duplicates("ts").sort_values("ts", kind="stable").reset_index(drop=True)
+            first, last = int(frame["ts"].iloc[0]), int(frame["ts"].iloc[-1])
+            if (first - reached) // self.step - 1 > len(frame):
+                reached = first - self.step  # a hole longer than the page: not taken as the venue's
+            done = last + self.step > hi
+            keep = frame[(frame["ts"] > lo) & (frame["ts"] <= hi)].reset_index(drop=True)
+            self.commit_page(keep, reached, hi if done else min(last, hi))
+            bar.update(len(keep))
+            reached = max(reached, min(last, hi))
+            if done or (last - self.step) // _MS < since:
                 return  # no further bar closes in the span, or the venue went no further
-            since = int(opens.max()) + 1
+            since = (last - self.step) // _MS + 1
 
-    def store(self, bars: pd.DataFrame) -> None:
-        """Check one page and upsert it with the series' source, in one transaction."""
-        bars = bars.assign(symbol=self.symbol)
-        where = f"{self.source} {self.symbol} {self.timeframe} bars {_iso(int(bars['ts'].iloc[0]))} .. " \
-                f"{_iso(int(bars['ts'].iloc[-1]))}"
-        bars = _checked(bars, where)
-        self.db.write_frames([BarFrame.from_columns(self.symbol, self.timeframe,
-                                                    **{k: bars[k].to_numpy() for k in _COLUMNS})])
+    def commit_page(self, bars: pd.DataFrame, lo: int, hi: int) -> None:
+        """Check one page's bars and upsert them with the series' source and the span they cover
+        (``(lo, hi]``), in one transaction."""
+        if len(bars):
+            where = (f"{self.source} {self.symbol} {self.timeframe} bars {_iso(int(bars['ts'].iloc[0]))} .. "
+                     f"{_iso(int(bars['ts'].iloc[-1]))}")
+            bars = _checked(bars.assign(symbol=self.symbol), where)
+            self.db.write_frames([BarFrame.from_columns(self.symbol, self.timeframe,
+                                                        **{k: bars[k].to_numpy() for k in _COLUMNS})])
+            self.stored += len(bars)
         catalog.record_source(self.db, self.symbol, self.timeframe, self.source, self.url)
+        if hi > lo:
+            catalog.record_coverage(self.db, self.symbol, self.timeframe, lo, hi)
         self.db.commit()
-        self.stored += len(bars)
 
 
 def _check_request(exchange: ccxt.Exchange, symbols: Iterable[str], timeframe: str) -> None:
@@ -210,7 +222,7 @@ def download(venue: str, symbols: Iterable[str], timeframe: str, start_ns: int, 
             series = _Series(exchange, retry, db, symbol, timeframe, venue, venue_url or "", limit)
             series.check_source()
             before = db.bar_summary(symbol, timeframe)[0]
-            spans = missing_spans(series.stored_closes(), step, start_ns, end)
+            spans = series.missing(start_ns, end)
             total = sum(max(1, (hi - lo) // step) for lo, hi in spans)
             logger.info("{} {} {}: {} span(s) to fetch, up to {:,} bars", venue, symbol, timeframe, len(spans), total)
             with tqdm(total=total, unit="bar", unit_scale=True, disable=None if progress else True,
