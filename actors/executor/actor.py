@@ -32,7 +32,12 @@ def broker_config(settings: Any, n_symbols: int) -> BrokerConfig:
 
 
 class ExecutorActor(SupervisedActor):
-    """Fills orders, tracks cash and positions, measures ingress-to-decision latency.
+    """Decides with the position the account holds, fills orders, tracks cash and positions,
+    measures ingress-to-decision latency.
+
+    The account is the one source of truth for positions: each frame's decider (from the
+    strategy) is asked at each bar's close with the position held then; the signals it gives
+    are stored and published here, with the orders they make.
 
     Live, an order is written ahead: it may fill only once the store has committed it. The
     orders of a batch go to the store with a ``Confirm`` marker; before a later batch that could
@@ -133,18 +138,20 @@ class ExecutorActor(SupervisedActor):
         broker = self.broker
         if batch.frames or (batch.ticks and broker.pending):
             self._dirty = True
-        result = broker.process(batch.frames, batch.signals, batch.ticks if broker.pending else ())
+        result = broker.process(batch.frames, batch.ticks if broker.pending else ())
         if batch.recv_ns:
             self.ctx.stats.latency.add(time.perf_counter_ns() - batch.recv_ns)
         bars = sum(len(f) for f in batch.frames)
         new_orders = sum(1 for o in result.orders if o.status == "submitted")
-        self.ctx.counters.add(ticks_processed=len(batch.ticks), bars_processed=bars, orders=new_orders,
-                              fills=len(result.fills))
-        if result.orders or result.fills or (self.store_equity and len(result.equity_ts)):
+        self.ctx.counters.add(ticks_processed=len(batch.ticks), bars_processed=bars, signals=len(result.signals),
+                              orders=new_orders, fills=len(result.fills))
+        if result.orders or result.fills or result.signals or (self.store_equity and len(result.equity_ts)):
             equity = tuple(zip(result.equity_ts.tolist(), result.equity.tolist(), strict=True)) if self.store_equity else ()
-            self.send("store", Persist(orders=tuple(result.orders), fills=tuple(result.fills), equity=equity))
+            self.send("store", Persist(signals=tuple(result.signals), orders=tuple(result.orders),
+                                       fills=tuple(result.fills), equity=equity))
         if result.mark:
             self._confirm(result.mark)
+        publish_all(self.ctx, "signal", result.signals)
         publish_all(self.ctx, "order", result.orders)
         publish_all(self.ctx, "fill", result.fills)
         for alert in result.alerts:

@@ -29,7 +29,6 @@ class BollingerBreakout(Rule):
     name = "bollinger_breakout"
 
     def __init__(self, period: int = 20, k: float = 2.0) -> None:
-        super().__init__()
         require(period_ok(period), f"period ({period}) must be >= 1")
         require(math.isfinite(k) and k > 0.0, f"k ({k:g}) must be a positive number")
         self.period, self.k = period, k

@@ -27,7 +27,6 @@ class MaModel(Rule):
     name = "ma_model"
 
     def __init__(self, fast: int = 10, slow: int = 30, threshold: float = 0.55) -> None:
-        super().__init__()
         require(period_ok(fast) and period_ok(slow), "periods fast and slow must be >= 1")
         require(fast < slow, f"fast ({fast}) must be less than slow ({slow})")
         require(0.5 <= threshold < 1.0, f"threshold ({threshold:g}) must be in [0.5, 1)")

@@ -27,7 +27,6 @@ class MacdRsi(Rule):
 
     def __init__(self, fast: int = 12, slow: int = 26, signal: int = 9, rsi: int = 14,
                  buy_below: float = 70.0, sell_above: float = 80.0) -> None:
-        super().__init__()
         require(all(period_ok(p) for p in (fast, slow, signal, rsi)), "periods fast, slow, signal and rsi must be >= 1")
         require(fast < slow, f"fast ({fast}) must be less than slow ({slow})")
         require(0.0 < buy_below <= 100.0, f"buy_below ({buy_below:g}) must be in (0, 100]")

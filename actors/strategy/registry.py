@@ -24,8 +24,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import numpy as np
-
 from actors.strategy.bollinger_breakout import BollingerBreakout
 from actors.strategy.ma_model import MaModel
 from actors.strategy.macd_rsi import MacdRsi
@@ -33,7 +31,7 @@ from actors.strategy.rsi_trend import RsiTrend
 from actors.strategy.sma_cross import SmaCross
 from actors.strategy.sr_breakout import SrBreakout
 from messages.market import SYMBOL_PATTERN, BarFrame
-from messages.trading import Signal
+from messages.trading import Decider
 from supervisors.errors import StrategyError
 
 __all__ = [
@@ -53,12 +51,12 @@ _FILE_KEYS = ("name", "symbols", "params")
 class StrategyRule(Protocol):
     """What the strategy actor needs from a rule."""
 
-    long: bool
     params: tuple[tuple[str, ParamValue], ...]
 
     def required_features(self) -> tuple[str, ...]: ...
     def needs_prediction(self) -> bool: ...
-    def update(self, frame: BarFrame) -> tuple[np.ndarray, list[Signal]]: ...
+    def evaluate(self, frame: BarFrame) -> Any: ...
+    def decider(self, frame: BarFrame) -> Decider: ...
 
 
 def _strategy(name: str) -> type:

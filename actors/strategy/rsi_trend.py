@@ -23,7 +23,6 @@ class RsiTrend(Rule):
     name = "rsi_trend"
 
     def __init__(self, rsi: int = 14, trend: int = 200, oversold: float = 30.0, overbought: float = 70.0) -> None:
-        super().__init__()
         require(period_ok(rsi) and period_ok(trend), "periods rsi and trend must be >= 1")
         require(0.0 <= oversold < overbought <= 100.0,
                 f"need 0 <= oversold ({oversold:g}) < overbought ({overbought:g}) <= 100")

@@ -26,7 +26,6 @@ class SrBreakout(Rule):
     name = "sr_breakout"
 
     def __init__(self, period: int = 20, exit_period: int = 10) -> None:
-        super().__init__()
         require(period_ok(period), f"period ({period}) must be >= 1")
         require(period_ok(exit_period), f"exit_period ({exit_period}) must be >= 1")
         self.period, self.exit_period = period, exit_period
