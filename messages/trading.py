@@ -45,6 +45,11 @@ class Signal(NamedTuple):
     order: str = "market"          # market | limit | stop
     limit_price: float = math.nan
     stop_price: float = math.nan
+    sizing: str = ""               # "" (executor.allocation) | equity (fraction) | qty (units) | risk (fraction
+    size: float = math.nan         # of equity lost at stop_loss)
+    stop_loss: float = math.nan    # protective orders attached to the position the order opens:
+    take_profit: float = math.nan  # prices; the first filled cancels the others
+    trail: float = math.nan        # trailing stop distance, a fraction of the best price since entry
 
 
 ORDER_STATES = ("submitted", "accepted", "rejected", "filled", "cancelled")

@@ -18,6 +18,7 @@ marks in ``writeahead``, equity marked to market and the curve in ``equity``, th
 
 from __future__ import annotations
 
+import copy
 import heapq
 from bisect import bisect_right
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from actors.executor.risk import RiskEngine, RiskLimits
 from actors.executor.writeahead import WriteAhead
 from messages.market import BarFrame, Tick, timeframe_ns
 from messages.trading import BUY, SELL, Fill, Order, Signal
+from supervisors.errors import StrategyFault
 
 __all__ = ["BatchResult", "BrokerConfig", "PaperBroker"]
 
@@ -52,6 +54,8 @@ class BrokerConfig:
     latency_bars: int = 0
     latency_ms: float = 0.0
     limits: RiskLimits = field(default_factory=RiskLimits)
+    strategy_restarts: int = 10      # faults of a strategy's code on one symbol restarted (fresh instance)...
+    strategy_within_ns: int = 60_000_000_000  # ...within this much bar time; one more stops it there
 
 
 @dataclass(slots=True)
@@ -64,6 +68,7 @@ class BatchResult:
     equity_ts: np.ndarray
     equity: np.ndarray
     alerts: list[str] = field(default_factory=list)
+    faults: list[StrategyFault] = field(default_factory=list)  # strategy code that raised, in order
     mark: int = 0                   # write-ahead: the store must commit up to here before new orders fill
 
 
@@ -88,6 +93,9 @@ class PaperBroker:
         self.curve = EquityCurve(keep_equity)
         self.bars_marked = 0      # bar closes marked to market
         self.bars_exposed = 0     # ... of which with any position open
+        self.strategies: dict[tuple[str, str], Any] = {}   # per-bar strategy instances, with the account
+        self.fault_times: dict[tuple[str, str], tuple[int, ...]] = {}
+        self.stopped: dict[tuple[str, str], str] = {}       # (symbol, timeframe) -> why its strategy stopped
 
     # -- views and copies ---------------------------------------------------------------------
 
@@ -149,6 +157,8 @@ class PaperBroker:
         twin.orders, twin.fills = self.orders.copy(), self.fills.copy()
         twin.decided = self.decided.copy()
         twin.curve = self.curve.copy()
+        twin.strategies = copy.deepcopy(self.strategies)
+        twin.fault_times, twin.stopped = dict(self.fault_times), dict(self.stopped)
         return twin
 
     def equity_now(self) -> float:
@@ -259,6 +269,8 @@ class PaperBroker:
         self._prices: dict[str, float] = {}  # the fill price of each scheduled bar fill
         self._batch_closes: dict[str, list[tuple[list[int], list[float]]]] = {}
         self._cursors = [0] * len(frames)    # the generation of each frame's cursor
+        self._frames = frames
+        self._deciders = [self._decider(frame) for frame in frames]
         opens = [np.asarray(f.ts) - timeframe_ns(f.timeframe) for f in frames]  # open time of every bar
         events: list[tuple[int, int, int, int, Any]] = []  # (time, kind, frame, bar, generation or client id)
         by_symbol: dict[str, list[int]] = {}
@@ -269,7 +281,7 @@ class PaperBroker:
                 # written ahead and not yet committed: only bars of the batch that decided it
                 if pending.order.symbol == frame.symbol and (not pending.mark or pending.batch == self.batches):
                     self._schedule_bar_fill(pending, key, f_idx, frame, opens[f_idx], 0, events)
-            if frame.decider is not None:
+            if self._deciders[f_idx] is not None:
                 by_symbol.setdefault(frame.symbol, []).append(f_idx)
                 self._arm(f_idx, frame, 0, events)
         heapq.heapify(events)
@@ -280,7 +292,12 @@ class PaperBroker:
             if kind == 0:
                 if key != cursors[f_idx]:
                     continue  # a fill moved this cursor on
-                signal = frame.decider.decide(i, portfolio.qty(frame.symbol))
+                try:
+                    signal = self._deciders[f_idx].decide(i, portfolio.qty(frame.symbol))
+                except StrategyFault as fault:
+                    self._fault(frame, when, fault, result)
+                    self._arm(f_idx, frame, i + 1, events)
+                    continue
                 order = None if signal is None else self._decide(signal, when, frames, result)
                 if order is not None and order.client_id in pending_orders:
                     # a later bar of this batch may fill it, written ahead or not: those bars are already
@@ -299,10 +316,37 @@ class PaperBroker:
                         moved = frames[other]
                         self._arm(other, moved, int(np.searchsorted(moved.ts, when, side="right")), events)
 
+    def _decider(self, frame: BarFrame) -> Any:
+        """The frame's decider; a per-bar strategy's bound to its instance here, with the account;
+        none where the strategy was stopped."""
+        decider = frame.decider
+        if decider is None or (frame.symbol, frame.timeframe) in self.stopped:
+            return None
+        bind = getattr(decider, "bind", None)
+        return bind(self.strategies) if bind is not None else decider
+
+    def _fault(self, frame: BarFrame, when: int, fault: StrategyFault, result: BatchResult) -> None:
+        """Strategy code raised at ``when``: drop its instance (the next bar gets a fresh one, as a
+        restarted actor would); past the restart intensity, stop it on this symbol and timeframe."""
+        key = (frame.symbol, frame.timeframe)
+        result.faults.append(fault)
+        self.strategies.pop(key, None)
+        config = self.config
+        times = tuple(t for t in self.fault_times.get(key, ()) if when - t < config.strategy_within_ns) + (when,)
+        self.fault_times[key] = times
+        if len(times) > config.strategy_restarts:
+            self.stopped[key] = str(fault)
+        for f_idx, other in enumerate(self._frames):
+            if (other.symbol, other.timeframe) == key:
+                self._deciders[f_idx] = self._decider(other)
+
     def _arm(self, f_idx: int, frame: BarFrame, start: int, events: list) -> None:
         """Point the frame's cursor at the next bar its decider names for the position held now."""
         self._cursors[f_idx] += 1
-        i = frame.decider.first(start, self.portfolio.qty(frame.symbol)) if start < len(frame) else len(frame)
+        decider = self._deciders[f_idx]
+        if decider is None or start >= len(frame):
+            return
+        i = decider.first(start, self.portfolio.qty(frame.symbol))
         if i < len(frame):
             heapq.heappush(events, (int(frame.ts[i]), 0, f_idx, i, self._cursors[f_idx]))
 

@@ -32,6 +32,7 @@ import numpy as np
 from actors.strategy.base import Evaluation
 from messages.market import BarFrame, readonly
 from messages.trading import BUY, SELL, Candidates, Signal
+from supervisors.errors import StrategyFault
 
 __all__ = ["Bar", "Order", "PerBar", "Strategy", "StrategyFault"]
 
@@ -65,10 +66,6 @@ class Order(NamedTuple):
     take_profit: float = NAN
     trail: float = NAN          # trailing stop distance, a fraction of the price (0.05 = 5%)
     reason: str = ""
-
-
-class StrategyFault(Exception):
-    """User strategy code raised: one line naming the file, line and exception."""
 
 
 class Strategy:
