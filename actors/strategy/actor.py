@@ -6,7 +6,8 @@ import copy
 import dataclasses
 from typing import Any
 
-from actors.strategy.registry import StrategyRule, strategy_plan
+from actors.strategy.api import Strategy
+from actors.strategy.registry import strategy_plan
 from messages.market import BarFrame
 from messages.pipeline import Drain, MarketBatch
 from supervisors.actor import SupervisedActor
@@ -36,7 +37,7 @@ class StrategyActor(SupervisedActor):
         """Read the strategy plan (actor thread)."""
         self.plan = strategy_plan(self.ctx.settings.strategy)
         self.timeframes = frozenset(self.ctx.settings.strategy.timeframes)
-        self.rules: dict[tuple[str, str], StrategyRule] = {}
+        self.rules: dict[tuple[str, str], Strategy] = {}
         self._dirty = False
 
     def snapshot(self) -> Any:
@@ -72,7 +73,7 @@ class StrategyActor(SupervisedActor):
     def _traded(self, frame: BarFrame) -> bool:
         return frame.timeframe in self.timeframes if self.timeframes else not frame.derived
 
-    def _rule(self, frame: BarFrame) -> StrategyRule:
+    def _rule(self, frame: BarFrame) -> Strategy:
         key = (frame.symbol, frame.timeframe)
         rule = self.rules.get(key)
         if rule is None:

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import sys
 import traceback
+from pathlib import Path
 from collections.abc import Mapping
 from typing import Any, ClassVar, NamedTuple
 
@@ -38,6 +40,7 @@ __all__ = ["Bar", "Order", "PerBar", "Strategy", "StrategyFault"]
 
 ParamValue = int | float | bool
 NAN = math.nan
+_PROJECT = str(Path(__file__).resolve().parents[2]) + os.sep
 
 
 class Bar(NamedTuple):
@@ -276,8 +279,7 @@ def describe_fault(cls: type, exc: BaseException, bar: Bar) -> str:
             f"(in next() at the {bar.symbol} {bar.timeframe} bar closing {when}Z)")
 
 
-def user_traceback(cls: type, exc: BaseException) -> str:
-    """The traceback of ``exc`` cut to the frames in the strategy's own file."""
-    source = getattr(sys.modules.get(cls.__module__), "__file__", None)
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == source]
+def user_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` cut to the frames in user code (outside this project)."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(_PROJECT)]
     return "".join(traceback.format_list(frames)) + "".join(traceback.format_exception_only(type(exc), exc))

@@ -16,7 +16,8 @@ import math
 
 import numpy as np
 
-from actors.strategy.base import Evaluation, Rule, last, prediction_of, previous, require
+from actors.strategy.api import ParamValue, Strategy
+from actors.strategy.base import Evaluation, last, prediction_of, previous, require
 from messages.market import BarFrame
 from messages.trading import BUY
 
@@ -25,17 +26,22 @@ __all__ = ["SmaCross"]
 UP, DOWN = "fast crossed above slow", "fast crossed below slow"
 
 
-class SmaCross(Rule):
+class SmaCross(Strategy):
     """Buy when the fast average crosses above the slow one; sell when it crosses below."""
 
     name = "sma_cross"
 
-    def __init__(self, fast: int = 10, slow: int = 30, min_prob: float = 0.0) -> None:
-        require(1 <= fast < slow, f"need 1 <= fast ({fast}) < slow ({slow})")
-        require(0.0 <= min_prob < 1.0, f"min_prob ({min_prob:g}) must be in [0, 1)")
-        self.fast, self.slow, self.min_prob = fast, slow, min_prob
-        self.fast_key, self.slow_key = f"sma_{fast}", f"sma_{slow}"
+    params = {"fast": 10, "slow": 30, "min_prob": 0.0}
+
+    def __init__(self, **values: ParamValue) -> None:
+        super().__init__(**values)
+        self.fast_key, self.slow_key = f"sma_{self.fast}", f"sma_{self.slow}"
         self._prev_diff = math.nan
+
+    def check(self) -> None:
+        """Refuse a bad combination of parameters."""
+        require(1 <= self.fast < self.slow, f"need 1 <= fast ({self.fast}) < slow ({self.slow})")
+        require(0.0 <= self.min_prob < 1.0, f"min_prob ({self.min_prob:g}) must be in [0, 1)")
 
     def required_features(self) -> tuple[str, ...]:
         """The two averages."""
