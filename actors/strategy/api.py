@@ -79,7 +79,10 @@ class Strategy:
     indicators: ClassVar[tuple[str, ...]] = ()
     uses_model: ClassVar[bool] = False             # whether ``frame.prediction`` / ``ind["prob_up"]`` is read
 
-    def __init__(self, **values: ParamValue) -> None:
+    def __init__(self, *args: ParamValue, **values: ParamValue) -> None:
+        if len(args) > len(self.params):
+            raise ValueError(f"{len(args)} parameters given, {len(self.params)} known")
+        values = {**dict(zip(self.params, args)), **values}  # positional ones in the order of ``params``
         unknown = [key for key in values if key not in self.params]
         if unknown:
             raise ValueError(f"no parameter {unknown[0]!r}")

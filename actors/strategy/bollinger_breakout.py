@@ -31,8 +31,8 @@ class BollingerBreakout(Strategy):
 
     params = {"period": 20, "k": 2.0}
 
-    def __init__(self, **values: ParamValue) -> None:
-        super().__init__(**values)
+    def __init__(self, *args: ParamValue, **values: ParamValue) -> None:
+        super().__init__(*args, **values)
         suffix = f"{self.period}_{number_text(self.k)}"
         self.keys = (f"bb_up_{suffix}", f"bb_mid_{suffix}", f"bb_low_{suffix}", f"bb_pctb_{suffix}", f"bb_width_{suffix}")
 

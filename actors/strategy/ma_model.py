@@ -30,8 +30,8 @@ class MaModel(Strategy):
     params = {"fast": 10, "slow": 30, "threshold": 0.55}
     uses_model = True
 
-    def __init__(self, **values: ParamValue) -> None:
-        super().__init__(**values)
+    def __init__(self, *args: ParamValue, **values: ParamValue) -> None:
+        super().__init__(*args, **values)
         self.fast_key, self.slow_key = f"sma_{self.fast}", f"sma_{self.slow}"
 
     def check(self) -> None:

@@ -28,8 +28,8 @@ class MacdRsi(Strategy):
 
     params = {"fast": 12, "slow": 26, "signal": 9, "rsi": 14, "buy_below": 70.0, "sell_above": 80.0}
 
-    def __init__(self, **values: ParamValue) -> None:
-        super().__init__(**values)
+    def __init__(self, *args: ParamValue, **values: ParamValue) -> None:
+        super().__init__(*args, **values)
         suffix = f"{self.fast}_{self.slow}_{self.signal}"
         self.keys = (f"macd_{suffix}", f"macd_signal_{suffix}", f"macd_hist_{suffix}", f"rsi_{self.rsi}")
         self._prev_hist = math.nan

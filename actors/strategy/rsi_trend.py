@@ -25,8 +25,8 @@ class RsiTrend(Strategy):
 
     params = {"rsi": 14, "trend": 200, "oversold": 30.0, "overbought": 70.0}
 
-    def __init__(self, **values: ParamValue) -> None:
-        super().__init__(**values)
+    def __init__(self, *args: ParamValue, **values: ParamValue) -> None:
+        super().__init__(*args, **values)
         self.rsi_key, self.trend_key = f"rsi_{self.rsi}", f"sma_{self.trend}"
 
     def check(self) -> None:

@@ -33,8 +33,8 @@ class SmaCross(Strategy):
 
     params = {"fast": 10, "slow": 30, "min_prob": 0.0}
 
-    def __init__(self, **values: ParamValue) -> None:
-        super().__init__(**values)
+    def __init__(self, *args: ParamValue, **values: ParamValue) -> None:
+        super().__init__(*args, **values)
         self.fast_key, self.slow_key = f"sma_{self.fast}", f"sma_{self.slow}"
         self._prev_diff = math.nan
 

@@ -28,8 +28,8 @@ class SrBreakout(Strategy):
 
     params = {"period": 20, "exit_period": 10}
 
-    def __init__(self, **values: ParamValue) -> None:
-        super().__init__(**values)
+    def __init__(self, *args: ParamValue, **values: ParamValue) -> None:
+        super().__init__(*args, **values)
         self.high_key, self.low_key = f"hh_{self.period}", f"ll_{self.exit_period}"
         self._prev_high = math.nan
         self._prev_low = math.nan
