@@ -1,9 +1,10 @@
 """History from an exchange: OHLCV bars through ccxt's ``fetch_ohlcv``, page by page, into the database.
 
-For each symbol only what is missing in the requested range is asked for: before the first stored
-bar, the gaps between stored bars, after the last one (see :func:`missing_spans`), so a repeat of a
-download asks for at most the newest page. Each page is checked and stored in its own transaction as
-it arrives, so an interrupted download keeps what it fetched and the next one resumes after it. The
+For each symbol only what lies outside the spans fetched in full before is asked for (see
+:func:`missing_spans`), so a repeat of a download asks for at most the newest page, and bars the venue
+does not have are not asked for again. Each page is checked and stored, with the span it covers, in its
+own transaction as it arrives, so an interrupted download keeps what it fetched and the next one
+resumes after it. The
 bar still forming on the venue (its close time after the venue's clock) is never stored. Each series
 records its source (the venue); bars from another source are never mixed into it.
 """
@@ -87,8 +88,10 @@ def missing_spans(covered: Iterable[tuple[int, int]], step: int, start: int, end
     return [(lo, hi) for lo, hi in pieces if lo + (phase - lo - 1) % step + 1 <= hi]
 
 
-def _checked(page: pd.DataFrame, where: str) -> pd.DataFrame:
-    """The page's bars if they pass the store's checks on bars; DataError naming the bad ones."""
+def _checked(page: pd.DataFrame, timeframe: str, where: str) -> pd.DataFrame:
+    """The page's bars (close times in ``ts``) as the store takes bars in: here, as they are if they pass
+    its checks on bar values, else a DataError naming the bad ones. This is the one place a download
+    meets the store's rules for incoming bars."""
     problems = _row_problems(page, np.array([_iso(t) for t in page["ts"].tolist()], dtype=object))
     if problems:
         raise DataError(f"{where}: " + "; ".join(problems).replace(" at rows ", " at bars closing "))
@@ -159,7 +162,7 @@ class _Series:
         if len(bars):
             where = (f"{self.source} {self.symbol} {self.timeframe} bars {_iso(int(bars['ts'].iloc[0]))} .. "
                      f"{_iso(int(bars['ts'].iloc[-1]))}")
-            bars = _checked(bars.assign(symbol=self.symbol), where)
+            bars = _checked(bars.assign(symbol=self.symbol), self.timeframe, where)
             self.db.write_frames([BarFrame.from_columns(self.symbol, self.timeframe,
                                                         **{k: bars[k].to_numpy() for k in _COLUMNS})])
             self.stored += len(bars)
