@@ -128,10 +128,9 @@ def list_series(reads: BarReads, symbol: str | None = None) -> list[Series]:
 
 def _one_series(reads: BarReads, symbol: str, timeframe: str | None) -> Series:
     """The stored series of ``symbol`` (of ``timeframe``, or its only one); DataError naming what is there."""
-    every = list_series(reads)
-    mine = [s for s in every if s.symbol == symbol]
+    mine = list_series(reads, symbol)
     if not mine:
-        known = sorted({s.symbol for s in every})
+        known = [row[0] for row in reads.conn.execute("SELECT DISTINCT symbol FROM bars ORDER BY symbol")]
         raise DataError(f"no bars of {symbol} in {reads.path}" +
                         (f"; stored: {', '.join(known)}" if known else "; it holds no bars"))
     if timeframe is None:
@@ -160,7 +159,7 @@ def export_series(reads: BarReads, symbol: str, path: str | Path, timeframe: str
     ``ingest`` and ``backtest --data`` read them back."""
     target = Path(path)
     suffixes = "".join(target.suffixes[-2:]).lower()
-    if not (suffixes.endswith((".csv", ".csv.gz", ".parquet"))):
+    if not suffixes.endswith((".csv", ".csv.gz", ".parquet")):
         raise DataError(f"--out {target}: name a .csv, .csv.gz or .parquet file")
     if not target.parent.is_dir():
         raise DataError(f"--out {target}: folder {target.parent} does not exist")
