@@ -14,9 +14,10 @@ on how bars are batched.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import ClassVar, NamedTuple, Protocol
 
 import numpy as np
 
@@ -88,7 +89,13 @@ class Fill(NamedTuple):
 
 
 class Decider(Protocol):
-    """What a strategy would do at each bar's close of one frame, asked with the position held."""
+    """What a strategy would do at each bar's close of one frame, asked with the position held.
+
+    ``asks_while_open``: whether it is asked while an order of its symbol is open (a per-bar
+    strategy is asked at every bar; a rule's candidates wait for that order's fill or cancel).
+    """
+
+    asks_while_open: bool
 
     def first(self, start: int, position: float) -> int:
         """The first bar at or after ``start`` where a decision may be taken while ``position`` is
@@ -108,10 +115,10 @@ class Decider(Protocol):
 class Candidates:
     """A long-only rule's conditions for a frame, computed in one vectorised step.
 
-    ``buy[i]`` / ``sell[i]``: bar ``i`` would buy while flat (or cover while short) / sell while
-    long. ``inputs`` are the columns recorded with a signal; ``explain(side, i, inputs)`` says in
-    words why. The executor visits only the candidates of the side that matters for the position
-    it holds, so Python runs once per candidate taken, not once per bar.
+    ``buy`` / ``sell``: the bars (indices, ascending) that would buy while flat (or cover while
+    short) / sell while long. ``inputs`` are the columns recorded with a signal; ``explain(side,
+    i, inputs)`` says in words why. The executor visits only the candidates of the side that
+    matters for the position it holds, so Python runs once per candidate taken, not once per bar.
     """
 
     strategy: str
@@ -120,21 +127,22 @@ class Candidates:
     timeframe: str
     ts: np.ndarray
     close: np.ndarray
-    buy: np.ndarray          # bar indices, ascending
-    sell: np.ndarray         # bar indices, ascending
+    buy: tuple[int, ...]
+    sell: tuple[int, ...]
     inputs: tuple[tuple[str, np.ndarray], ...]
     explain: Callable[[str, int, dict[str, np.ndarray]], str]
+    asks_while_open: ClassVar[bool] = False
 
     def first(self, start: int, position: float) -> int:
         """The next buy candidate while flat or short, the next sell candidate while long."""
         bars = self.sell if position > 0 else self.buy
-        k = int(np.searchsorted(bars, start))
-        return int(bars[k]) if k < len(bars) else len(self.ts)
+        k = bisect_left(bars, start)
+        return bars[k] if k < len(bars) else len(self.ts)
 
     def decide(self, i: int, position: float) -> Signal | None:
         """A buy while flat or short, a sell while long, if bar ``i`` is a candidate of that side."""
         side, bars = (SELL, self.sell) if position > 0 else (BUY, self.buy)
-        k = int(np.searchsorted(bars, i))
+        k = bisect_left(bars, i)
         if k == len(bars) or bars[k] != i:
             return None
         inputs = dict(self.inputs)
@@ -144,9 +152,8 @@ class Candidates:
 
     def slice(self, start: int, stop: int) -> Candidates:
         """The candidates of bars ``start:stop``, renumbered from 0."""
-        def cut(bars: np.ndarray) -> np.ndarray:
-            lo, hi = np.searchsorted(bars, [start, stop])
-            return bars[lo:hi] - start
+        def cut(bars: tuple[int, ...]) -> tuple[int, ...]:
+            return tuple(i - start for i in bars[bisect_left(bars, start):bisect_left(bars, stop)])
 
         return Candidates(self.strategy, self.params, self.symbol, self.timeframe, self.ts[start:stop],
                           self.close[start:stop], cut(self.buy), cut(self.sell),

@@ -733,8 +733,8 @@ def test_written_ahead_bars_already_in_the_deciding_batch_fill_as_without(loss_l
 def candidates(frame: BarFrame, buy: list[int], sell: list[int]) -> BarFrame:
     """``frame`` with a long-only rule's candidates: buys at ``buy``, sells at ``sell``."""
     return dataclasses.replace(frame, decider=Candidates(
-        "sma_cross", (), frame.symbol, frame.timeframe, frame.ts, frame.close, readonly(np.array(buy)),
-        readonly(np.array(sell)), (("close", frame.close),), lambda side, i, inputs: f"{side} at {inputs['close'][i]:g}"))
+        "sma_cross", (), frame.symbol, frame.timeframe, frame.ts, frame.close, tuple(buy), tuple(sell),
+        (("close", frame.close),), lambda side, i, inputs: f"{side} at {inputs['close'][i]:g}"))
 
 
 RISING = [100.0, 100.0, 100.0, 250.0, 250.0, 250.0, 250.0]
