@@ -247,80 +247,100 @@ def clean_bars(frame: pd.DataFrame, timeframe: str, tz: str | None = None, stric
     n = len(frame)
     ts = frame["ts"].to_numpy(dtype=np.int64)
     line_of = None if lines is None else np.asarray(lines)
-    by_line = line_of is not None
     findings: list[Finding] = []
     keep = np.ones(n, dtype=bool)
 
     def note(kind: str, reason: str, mask: np.ndarray) -> None:
         positions = np.flatnonzero(mask)
         if len(positions):
-            findings.append(Finding(kind, reason, len(positions), _labels(positions, line_of, ts, tz), by_line))
+            findings.append(Finding(kind, reason, len(positions), _labels(positions, line_of, ts, tz),
+                                    line_of is not None))
 
-    prices = np.column_stack([frame[c].to_numpy(dtype=np.float64) for c in PRICES]) if n else np.empty((0, 4))
-    volume = frame["volume"].to_numpy(dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        for reason, mask in (
-            ("missing or non-numeric price/volume", np.isnan(prices).any(axis=1) | np.isnan(volume)),
-            ("infinite price/volume", np.isinf(prices).any(axis=1) | np.isinf(volume)),
-            ("price <= 0", (prices <= 0).any(axis=1)),
-            ("negative volume", volume < 0),
-        ):
-            mask &= keep
-            note("bad_values", reason, mask)
-            keep &= ~mask
-
-    zone = tz or "UTC"
+    columns = {c: frame[c].to_numpy(dtype=np.float64) for c in (*PRICES, "volume")}
+    for reason, mask in _bad_values(columns):
+        mask &= keep
+        note("bad_values", reason, mask)
+        keep &= ~mask
     off = keep & (_wall(ts, tz) % length != 0)
-    off_reason = f"bar {ts_label} time not on a whole {timeframe} boundary ({zone})"
     if off.sum() * 2 > keep.sum() > 0:
-        first = int(np.flatnonzero(off)[0])
-        hint = ("; check --tz, --ts-label and --timeframe" if tz else
-                "; if the exchange keeps another time zone, name it with --tz ZONE (and check --ts-label and --timeframe)")
-        raise DataError(f"{source}: {int(off.sum()):,} of {int(keep.sum()):,} bars{f' of {symbol}' if symbol else ''} "
-                        f"are off the {timeframe} grid of {zone} (the first, "
-                        f"{'row ' + str(int(line_of[first])) if by_line else 'bar'} at {format_time(int(ts[first]), tz)}, "
-                        f"is not on a whole {timeframe} boundary): that is not a vendor's stray rows{hint}")
-    note("off_grid", off_reason, off)
+        raise DataError(_mostly_off(source, symbol, timeframe, tz, off, keep, ts, line_of))
+    note("off_grid", f"bar {ts_label} time not on a whole {timeframe} boundary ({tz or 'UTC'})", off)
     keep &= ~off
-
     kept = np.flatnonzero(keep)
-    series = pd.DataFrame(np.column_stack([prices, volume])[kept], columns=[*PRICES, "volume"])
-    series.insert(0, "ts", ts[kept])
-    same_time = series.duplicated("ts", keep=False).to_numpy()
-    if same_time.any():  # the last row of each time gives its values; copies of them beyond the first go
+    same_time = pd.Series(ts[kept]).duplicated(keep=False).to_numpy()
+    if same_time.any():
         rows = kept[same_time]
-        group = series[same_time]
-        final = group.groupby("ts", sort=False).transform("last")
-        conflicting = ~(group.drop(columns="ts") == final).all(axis=1).to_numpy()
-        exact = ~conflicting & group.duplicated(keep="first").to_numpy()
+        exact, conflicting = _duplicates(ts[rows], {c: v[rows] for c, v in columns.items()})
         note("exact_duplicates", "exact duplicate bars", _spread(rows, exact, n))
         note("conflicting_duplicates", "conflicting duplicate bars (same time, other values)",
              _spread(rows, conflicting, n))
         keep[rows[exact | conflicting]] = False
+        kept = np.flatnonzero(keep)
 
-    out = frame.iloc[np.flatnonzero(keep)].copy()
+    out = frame.iloc[kept].copy() if len(kept) < n else frame.copy()
     for name in (*PRICES, "volume"):
-        out[name] = out[name].to_numpy(dtype=np.float64)
-    top = np.maximum(out["open"].to_numpy(), out["close"].to_numpy())
-    bottom = np.minimum(out["open"].to_numpy(), out["close"].to_numpy())
-    high, low = out["high"].to_numpy(), out["low"].to_numpy()
-    loose = (high < top * (1 - TOLERANCE)) | (low > bottom * (1 + TOLERANCE))
-    kept_at = np.flatnonzero(keep)
-    note("ohlc_repaired", "high/low do not contain open and close", _spread(kept_at, loose, n))
-    if loose.any():
-        out["high"] = np.where(loose, np.maximum(high, top), high)
-        out["low"] = np.where(loose, np.minimum(low, bottom), low)
-
-    findings.sort(key=lambda f: list(KINDS).index(f.kind))
-    label_ts = out["ts"].to_numpy(dtype=np.int64)
+        out[name] = columns[name][kept]
+    high, low, loose = _widened(columns, kept)
+    note("ohlc_repaired", "high/low do not contain open and close", _spread(kept, loose, n))
+    out["high"], out["low"] = high, low
+    label_ts = ts[kept]
     out["ts"] = close_times(label_ts, timeframe, tz, ts_label)
     out_of_order = int((label_ts[1:] < np.maximum.accumulate(label_ts)[:-1]).sum()) if len(label_ts) else 0
-    out = out.sort_values("ts", kind="stable").reset_index(drop=True)
+    out = (out.sort_values("ts", kind="stable") if out_of_order else out).reset_index(drop=True)
+    findings.sort(key=lambda f: list(KINDS).index(f.kind))
     report = CleaningReport(source, symbol, timeframe, tz, n, len(out), tuple(findings), out_of_order,
                             find_gaps(out["ts"].to_numpy(dtype=np.int64), timeframe, tz))
     if strict and report.cleaned:
         raise DataError(f"{source}: {report.problems()}")
     return out, report
+
+
+def _bad_values(columns: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
+    """The rows with bad values, by reason, in the order they are reported."""
+    prices = [columns[c] for c in PRICES]
+    volume = columns["volume"]
+    with np.errstate(invalid="ignore"):
+        return [
+            ("missing or non-numeric price/volume", np.logical_or.reduce([np.isnan(v) for v in (*prices, volume)])),
+            ("infinite price/volume", np.logical_or.reduce([np.isinf(v) for v in (*prices, volume)])),
+            ("price <= 0", np.logical_or.reduce([v <= 0 for v in prices])),
+            ("negative volume", volume < 0),
+        ]
+
+
+def _mostly_off(source: str, symbol: str, timeframe: str, tz: str | None, off: np.ndarray, keep: np.ndarray,
+                ts: np.ndarray, lines: np.ndarray | None) -> str:
+    """Why a series with most bars off the grid is refused, and what to check."""
+    first = int(np.flatnonzero(off)[0])
+    where = f"row {int(lines[first])}" if lines is not None else "bar"
+    hint = ("check --tz, --ts-label and --timeframe" if tz else
+            "if the exchange keeps another time zone, name it with --tz ZONE (and check --ts-label and --timeframe)")
+    return (f"{source}: {int(off.sum()):,} of {int(keep.sum()):,} bars{f' of {symbol}' if symbol else ''} are off "
+            f"the {timeframe} grid of {tz or 'UTC'} (the first, {where} at {format_time(int(ts[first]), tz)}, is not "
+            f"on a whole {timeframe} boundary): that is not a vendor's stray rows; {hint}")
+
+
+def _duplicates(ts: np.ndarray, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Of rows that share their time with another: the exact duplicates and the conflicting ones. The
+    last row of each time gives its values; rows with other values conflict, and copies of those values
+    beyond the first are exact duplicates."""
+    group = pd.DataFrame({"ts": ts, **columns})
+    final = group.groupby("ts", sort=False).transform("last")
+    conflicting = ~(group.drop(columns="ts") == final).all(axis=1).to_numpy()
+    exact = ~conflicting & group.duplicated(keep="first").to_numpy()
+    return exact, conflicting
+
+
+def _widened(columns: dict[str, np.ndarray], kept: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """High and low of the kept rows, widened to contain open and close where they miss them by more
+    than :data:`TOLERANCE`, and which rows those are."""
+    open_, high, low, close = (columns[c][kept] for c in PRICES)
+    top, bottom = np.maximum(open_, close), np.minimum(open_, close)
+    loose = (high < top * (1 - TOLERANCE)) | (low > bottom * (1 + TOLERANCE))
+    if loose.any():
+        high = np.where(loose, np.maximum(high, top), high)
+        low = np.where(loose, np.minimum(low, bottom), low)
+    return high, low, loose
 
 
 def _spread(positions: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:

@@ -52,10 +52,11 @@ def iso_utc_many(ts: Iterable[int] | np.ndarray) -> list[str]:
 def infer_timeframe(ts: np.ndarray) -> str:
     """The timeframe of evenly spaced bar times, e.g. ``"1h"`` (from the most common spacing between
     distinct times, so duplicates do not count)."""
-    distinct = np.unique(ts)
-    if len(distinct) < 2:
+    steps = np.diff(np.sort(ts))
+    steps = steps[steps > 0]
+    if not len(steps):
         raise DataError("cannot infer the timeframe from fewer than two bars")
-    steps, counts = np.unique(np.diff(distinct), return_counts=True)
+    steps, counts = np.unique(steps, return_counts=True)
     step_s = int(steps[np.argmax(counts)]) // 1_000_000_000
     for unit_s, unit in _UNITS:
         if step_s >= unit_s and step_s % unit_s == 0:
@@ -114,22 +115,28 @@ def read_bar_file(path: str | Path, symbol: str | None = None, ts_label: str = "
         out["timeframe"] = raw["timeframe"].astype(str).to_numpy()
         if timeframe is not None and (out["timeframe"] != timeframe).any():
             raise DataError(f"{path}: timeframe is not {timeframe} at rows {_rows(out['timeframe'] != timeframe, lines)}")
+    keys = ["symbol", "timeframe"] if "timeframe" in out.columns else ["symbol"]
+    series = [out] if (out[keys].nunique() == 1).all() else [group for _, group in out.groupby(keys, sort=False)]
     parts, reports = [], []
-    for (sym, *_), group in out.groupby(["symbol", "timeframe"] if "timeframe" in out.columns else ["symbol"],
-                                        sort=False):
-        frame = group if "timeframe" in group.columns else group.assign(
-            timeframe=timeframe or infer_timeframe(group["ts"].to_numpy()))
-        cleaned, report = clean_bars(frame, str(frame["timeframe"].iloc[0]), tz, ts_label=ts_label,
-                                     lines=lines[group.index.to_numpy()], source=str(path), symbol=str(sym))
+    for group in series:
+        if "timeframe" not in group.columns:
+            group = group.assign(timeframe=timeframe or infer_timeframe(group["ts"].to_numpy()))
+        cleaned, report = clean_bars(group, str(group["timeframe"].iloc[0]), tz, ts_label=ts_label,
+                                     lines=lines[group.index.to_numpy()], source=str(path),
+                                     symbol=str(group["symbol"].iloc[0]))
         parts.append(cleaned)
         reports.append(report)
     if strict and any(r.cleaned for r in reports):
         raise DataError(f"{path}: " + "; ".join(
             (f"{r.symbol}: " if len(reports) > 1 else "") + r.problems() for r in reports if r.cleaned))
-    bars = pd.concat(parts, ignore_index=True)[["symbol", "ts", *_PRICES, "volume", "timeframe"]]
+    if len(parts) == 1:
+        bars = parts[0][["symbol", "ts", *_PRICES, "volume", "timeframe"]]
+    else:
+        bars = pd.concat(parts, ignore_index=True)[["symbol", "ts", *_PRICES, "volume", "timeframe"]]
+        bars = bars.sort_values(["ts", "symbol"], kind="stable").reset_index(drop=True)
     if bars.empty:
         raise DataError(f"{path}: no bars left after cleaning")
-    return bars.sort_values(["ts", "symbol"], kind="stable").reset_index(drop=True), reports
+    return bars, reports
 
 
 def load_bar_file(path: str | Path, symbol: str | None = None, ts_label: str = "close",
