@@ -307,6 +307,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     problem = _out_problem(args.out) if args.out else ""
     if problem:
         return _fail(f"--out {args.out}: {problem}", EXIT_USAGE)
+    if not args.data and (args.tz or args.ts_label != "close"):
+        return _fail("--ts-label and --tz say how to read a --data FILE; give one, or leave them out", EXIT_USAGE)
     _check_database(settings)
     start = parse_date(args.start, "--from")
     end = parse_date(args.end, "--to", end_of_day=True) if args.end else None

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from actors.store.cleaning import CleaningReport, check_zone, clean_bars
+from actors.store.cleaning import CleaningReport, check_zone, clean_bars, format_time
 from messages.market import timeframe_ns
 from supervisors.errors import DataError
 
@@ -37,7 +37,7 @@ def parse_date(text: str, name: str, end_of_day: bool = False) -> int:
 
 def iso_utc(ts: int) -> str:
     """A time in ns since the epoch as ISO-8601 UTC, e.g. ``2024-01-01T01:00:00Z``."""
-    return pd.Timestamp(int(ts), unit="ns", tz="UTC").isoformat().replace("+00:00", "Z")
+    return format_time(ts)
 
 
 def iso_utc_many(ts: Iterable[int] | np.ndarray) -> list[str]:

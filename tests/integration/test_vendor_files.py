@@ -140,3 +140,10 @@ def test_missing_values_in_a_shipped_daily_file_are_dropped_and_named() -> None:
     assert report.problems() == "missing or non-numeric price/volume at rows 109, 284, 287, 288"
     assert (report.gaps.count, report.gaps.missing) == (3, 4)
     assert np.isfinite(bars[["open", "high", "low", "close", "volume"]].to_numpy()).all()
+
+
+def test_tz_and_ts_label_on_a_backtest_without_a_data_file_are_a_usage_error() -> None:
+    result = run_cli("backtest", "--from", "2024-01-01", "--tz", "Asia/Seoul")
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("run.py: error: --ts-label and --tz say how to read a --data FILE; give one, "
+                                     "or leave them out")
