@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["BTC_OFF_GRID_ROWS", "ERROR_ROW", "NOISE_ROWS", "btc_15m_file", "nflx_file", "seoul_daily_file"]
+__all__ = ["BTC_OFF_GRID_ROWS", "ERROR_ROW", "NOISE_HIGH_ROWS", "NOISE_LOW_ROWS", "NOISE_ROWS", "btc_15m_file", "nflx_file",
+           "seoul_daily_file"]
 
 BTC_OFF_GRID_ROWS = (2883, 5855, 8722)
 
