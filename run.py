@@ -89,6 +89,24 @@ def _timeframe(text: str) -> str:
     return text
 
 
+def _zone(text: str) -> str:
+    from actors.store.cleaning import check_zone
+    from supervisors.errors import DataError
+    try:
+        return check_zone(text) or "UTC"
+    except DataError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _file_time_options(parser: argparse.ArgumentParser) -> None:
+    """--ts-label and --tz: how to read a bar file's times (ingest, backtest --data)."""
+    parser.add_argument("--ts-label", choices=["open", "close"], default="close",
+                        help="whether the file's times are bar opens or closes (default close)")
+    parser.add_argument("--tz", type=_zone, metavar="ZONE", help="the exchange's time zone (IANA name, e.g. "
+                        "Asia/Seoul): times without a UTC offset are read in it, and bars of 1d and longer lie on "
+                        "its local midnight (default UTC)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
     parser = _Parser(prog="run.py", description="Actor-model trading engine: live, backtest, control.")
@@ -122,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--from", dest="start", required=True, metavar="DATE", help="first day, e.g. 2024-01-01")
     backtest.add_argument("--to", dest="end", metavar="DATE", help="last day (inclusive)")
     backtest.add_argument("--symbols", type=_symbols, help="symbols to replay (default: all in the data)")
-    backtest.add_argument("--data", metavar="FILE", help="bars from a .csv, .csv.gz or .parquet file")
+    backtest.add_argument("--data", metavar="FILE", help="bars from a .csv, .csv.gz or .parquet file (cleaned as "
+                          "ingest cleans it; see --ts-label and --tz)")
+    _file_time_options(backtest)
     backtest.add_argument("--db", metavar="PATH", help="sqlite database (default trading.db)")
     backtest.add_argument("--timeframe", type=_timeframe, help="timeframe to replay from the database "
                           "(default: each symbol's finest)")
@@ -132,14 +152,16 @@ def build_parser() -> argparse.ArgumentParser:
     _common(backtest)
 
     ingest = commands.add_parser("ingest", help="import historical bars into the database",
-                                 description="Validate a bar file (every bad row is named; nothing is written if "
-                                 "any is bad) and upsert it into the database, so backtest and live use it.")
+                                 description="Clean a bar file (known vendor artifacts dropped or repaired, each "
+                                 "counted and its rows named) and upsert it into the database, so backtest and "
+                                 "live use it.")
     ingest.add_argument("file", metavar="FILE", help="bars in .csv, .csv.gz or .parquet")
     ingest.add_argument("--symbol", required=True, help="the symbol the bars are of (picks it if the file has a "
                         "symbol column)")
     ingest.add_argument("--timeframe", type=_timeframe, help="bar length, e.g. 1m (default: inferred from the spacing)")
-    ingest.add_argument("--ts-label", choices=["open", "close"], default="close",
-                        help="whether the file's times are bar opens or closes (default close)")
+    _file_time_options(ingest)
+    ingest.add_argument("--strict", action="store_true", help="refuse the file, naming the rows, if anything "
+                        "would be cleaned; nothing is written")
     ingest.add_argument("--db", metavar="PATH", help="sqlite database (default trading.db)")
     _common(ingest)
 
@@ -285,12 +307,15 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     problem = _out_problem(args.out) if args.out else ""
     if problem:
         return _fail(f"--out {args.out}: {problem}", EXIT_USAGE)
+    if not args.data and (args.tz or args.ts_label != "close"):
+        return _fail("--ts-label and --tz say how to read a --data FILE; give one, or leave them out", EXIT_USAGE)
     _check_database(settings)
     start = parse_date(args.start, "--from")
     end = parse_date(args.end, "--to", end_of_day=True) if args.end else None
     if end is not None and end <= start:
         return _fail(f"--to {args.end} is before --from {args.start}", EXIT_USAGE)
-    bars, source = load_backtest_bars(args.data, settings.store.db, start, end, args.symbols, args.timeframe)
+    bars, source = load_backtest_bars(args.data, settings.store.db, start, end, args.symbols, args.timeframe,
+                                      args.ts_label, args.tz)
     from loguru import logger
     logger.info("replaying {:,} bars of {} from {}", len(bars), ",".join(bars["symbol"].unique()), source)
     logger.info("strategy: {}", strategy_plan(settings.strategy).describe())
@@ -340,7 +365,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     settings = _settings(args, {"store.db": args.db})
     _check_database(settings)
-    print(ingest_file(args.file, settings.store.db, args.symbol, args.timeframe, args.ts_label))
+    print(ingest_file(args.file, settings.store.db, args.symbol, args.timeframe, args.ts_label, tz=args.tz,
+                      strict=args.strict))
     return EXIT_OK
 
 
