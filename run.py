@@ -302,13 +302,15 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     c = report["counters"]
     summary = {**report["summary"], "bars_read": c["bars_read"], "bars_processed": c["bars_processed"],
                "bars_dead_lettered": c["bars_dead_lettered"], "dead_letters": c["dead_letters"]}
+    from actors.executor.output import backtest_document, strategy_rows, write_report
+    symbols = [str(s) for s in bars["symbol"].unique()]
+    document = backtest_document(report, strategy_rows(strategy_plan(settings.strategy), symbols), summary)
     if args.out:
-        from actors.executor.output import write_report
-        written = write_report(args.out, report["summary"], report["trades"], report["equity_ts"], report["equity"],
-                               f"Backtest: {', '.join(bars['symbol'].unique())} ({source})")
+        written = write_report(args.out, document, bars, report["equity_ts"], report["equity"],
+                               f"Backtest: {', '.join(symbols)} ({source})")
         logger.info("report written: {}", ", ".join(str(p) for p in written))
     if args.json:
-        print(json.dumps({"summary": summary, "trades": report["trades"]}, indent=2))
+        print(json.dumps(document, indent=2))
     else:
         _print_backtest(summary, source)
     lost = bars_lost(c)
@@ -327,11 +329,14 @@ def _print_backtest(s: dict[str, Any], source: str) -> None:
     print(f"  trades        {s['trades']}  (win rate {s['win_rate_pct']:.1f}%, profit factor "
           f"{num(s['profit_factor'], '.2f')}, average {num(s['avg_trade_pct'], '+.2f')}%, open positions "
           f"{s['open_positions']})")
-    print(f"  return        {s['total_return_pct']:+.2f}%  (CAGR {num(s['cagr_pct'], '+.2f')}%)")
+    cagr = "n/a" if s["cagr_pct"] is None else f"{s['cagr_pct']:+.2f}%"
+    print(f"  return        {s['total_return_pct']:+.2f}%  (CAGR {cagr})")
     print(f"  risk          Sharpe {num(s['sharpe'], '.2f')}  Sortino {num(s['sortino'], '.2f')}  "
           f"exposure {num(s['exposure_pct'], '.1f')}%")
     print(f"  max drawdown  {s['max_drawdown_pct']:.2f}%  (lasting {s['max_drawdown_days']:.1f} days)")
     print(f"  final equity  {s['final_equity']:,.2f}  (from {s['initial_cash']:,.2f})")
+    holding = "n/a" if s["avg_holding_hours"] is None else f"{s['avg_holding_hours']:,.1f} hours"
+    print(f"  fees          {s['fees']:,.2f}  (average holding time {holding})")
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
