@@ -86,6 +86,7 @@ def closes_by_symbol(bars: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarr
 
 
 def _png(ts: np.ndarray, equity: np.ndarray, benchmark: np.ndarray, title: str) -> bytes:
+    """Equity with the benchmark, and drawdown; ``title`` on top and in the file's Title text chunk."""
     times = pd.to_datetime(ts, utc=True)
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(11, 6.8), sharex=True, height_ratios=(3, 1.4))
     top.plot(times, equity, color="#1f5fa8", linewidth=1.1, label="equity")
@@ -99,7 +100,7 @@ def _png(ts: np.ndarray, equity: np.ndarray, benchmark: np.ndarray, title: str) 
     figure.suptitle(textwrap.fill(title, 120), fontsize=10)
     figure.tight_layout()
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
+    figure.savefig(buffer, format="png", dpi=110, metadata={"Title": title})
     plt.close(figure)
     return buffer.getvalue()
 
