@@ -1,7 +1,9 @@
-"""A control-socket client: one request, one reply, with a timeout."""
+"""Control-socket and events-socket clients: one request, one reply, with a timeout; or a tail of events."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import zmq
@@ -9,7 +11,7 @@ import zmq
 from actors.control.security import secure_client
 from messages.codec import encode_control, unpackb
 
-__all__ = ["request"]
+__all__ = ["events", "request"]
 
 
 def request(endpoint: str, message: dict[str, Any], timeout: float = 5.0,
@@ -37,3 +39,32 @@ def request(endpoint: str, message: dict[str, Any], timeout: float = 5.0,
     if not isinstance(reply, dict):
         raise ValueError(f"bad reply from {endpoint}: not a map")
     return reply
+
+
+def events(endpoint: str, topic: str = "", count: int | None = None, stop: threading.Event | None = None,
+           server_key: str | None = None, client_key: str | None = None) -> Iterator[tuple[str, Any]]:
+    """Yield ``(topic, event)`` from the events socket at ``endpoint`` for topics starting with ``topic``
+    (every topic when empty), until ``count`` events or ``stop`` is set. CURVE as in :func:`request`.
+    Events published before the subscription reached the socket are not seen (PUB/SUB)."""
+    sock = zmq.Context.instance().socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        if server_key or client_key:
+            if not (server_key and client_key):
+                raise ValueError("CURVE needs both the server public key and the client secret key")
+            secure_client(sock, server_key, client_key)
+        sock.setsockopt(zmq.SUBSCRIBE, topic.encode("utf-8"))
+        sock.connect(endpoint)
+        seen = 0
+        while count is None or seen < count:
+            if stop is not None and stop.is_set():
+                return
+            if not sock.poll(100, zmq.POLLIN):
+                continue
+            frames = sock.recv_multipart()
+            if len(frames) != 2:
+                continue  # not an event of this protocol
+            seen += 1
+            yield frames[0].decode("utf-8", "replace"), unpackb(frames[1])
+    finally:
+        sock.close(0)
