@@ -196,7 +196,7 @@ th, td { padding: 0.2rem 0.8rem; border-bottom: 1px solid #ddd; text-align: righ
 th { font-weight: 600; } table.summary th, table.params td:first-child, td:first-child { text-align: left; }
 p.note { color: #555; font-size: 0.9rem; margin: 0.3rem 0; }
 thead th:first-child, thead th:nth-child(2) { text-align: left; } td:nth-child(2) { text-align: left; }
-table.summary td, table.params td { text-align: right; }
+table.summary td, table.params td { text-align: right; } table.trades :is(td, th):nth-child(4) { text-align: left; }
 div.keys { display: flex; gap: 0.8rem; flex-wrap: wrap; margin: 0.8rem 0; }
 div.keys div { border: 1px solid #ddd; border-radius: 6px; padding: 0.4rem 0.9rem; min-width: 7rem; }
 div.keys span { display: block; font-size: 0.8rem; color: #555; } div.keys b { font-size: 1.15rem; }
