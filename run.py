@@ -431,10 +431,10 @@ def _ctl_events(args: argparse.Namespace) -> int:
 
     if args.args:
         return _fail(f"'ctl events' takes no KEY=VALUE arguments (got {args.args[0]!r}); use --topic", EXIT_USAGE)
-    sys.stderr.write(f"listening to {args.events}" + (f" for topics {args.topic}*" if args.topic else "")
-                     + (" (Ctrl-C to stop)" if args.count is None else "") + "\n")
-    try:
-        for topic, body in events(args.events, args.topic, args.count, None, args.server_key, args.client_key):
+    try:  # from the first line on: Ctrl-C as soon as it is read is the normal end
+        sys.stderr.write(f"listening to {args.events}" + (f" for topics {args.topic}*" if args.topic else "")
+                         + (" (Ctrl-C to stop)" if args.count is None else "") + "\n")
+        for topic, body in events(args.events, args.topic, args.count, args.server_key, args.client_key):
             line = json.dumps({"topic": topic, "event": body}, default=str) if args.json else event_line(topic, body)
             print(line, flush=True)
     except ValueError as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -176,6 +177,19 @@ def test_ctl_events_tails_the_events_socket(live: dict[str, Any]) -> None:
             if tail.poll() is None:
                 tail.kill()
                 tail.wait()
+
+
+def test_ctl_events_ends_cleanly_on_ctrl_c(live: dict[str, Any]) -> None:
+    tail = start_cli("ctl", "events", "--events", live["events"], "--topic", "health.")
+    try:
+        assert tail.stderr.readline().startswith(f"listening to {live['events']} for topics health.*")
+        tail.send_signal(signal.SIGINT)
+        assert tail.wait(timeout=10) == 0
+        assert tail.stderr.read() == ""  # no traceback, no error line
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.wait()
 
 
 def test_signals_outlive_a_restart_of_the_process(live: dict[str, Any]) -> None:
