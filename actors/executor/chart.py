@@ -107,8 +107,8 @@ def report_figure(closes: Mapping[str, tuple[np.ndarray, np.ndarray]], trades: l
         {"count": 1, "label": "1m", "step": "month", "stepmode": "backward"},
         {"count": 3, "label": "3m", "step": "month", "stepmode": "backward"},
         {"step": "all", "label": "all"}]})
-    figure.update_layout(title={"text": title, "x": 0.01, "y": 0.995, "font": {"size": 13}}, template="plotly_white", height=230 * len(symbols) + 520,
-                         margin={"l": 70, "r": 20, "t": 80, "b": 110}, hovermode="closest",
-                         legend={"orientation": "h", "y": -0.1 * 700 / (230 * len(symbols) + 520), "yanchor": "top",
-                                 "x": 0.0, "xanchor": "left"})
+    height = 230 * len(symbols) + 520  # px: each price panel 230, equity and drawdown the rest
+    figure.update_layout(title={"text": title, "x": 0.01, "y": 0.995, "font": {"size": 13}}, template="plotly_white",
+                         height=height, margin={"l": 70, "r": 20, "t": 80, "b": 110}, hovermode="closest",
+                         legend={"orientation": "h", "y": -70 / height, "yanchor": "top", "x": 0.0, "xanchor": "left"})
     return figure
