@@ -49,14 +49,14 @@ _LABELS = {
 
 
 def strategy_rows(plan: Any, symbols: Iterable[str]) -> list[dict[str, Any]]:
-    """Each strategy of ``plan`` (a StrategyPlan) that trades one of ``symbols``: name, every parameter
-    (defaults included), its symbols, and its one-line description."""
+    """Each strategy of ``plan`` (a StrategyPlan) that trades one of ``symbols``: its name (as in its signals and
+    order ids), every parameter (defaults included), its symbols, and its one-line description."""
     symbols = list(symbols)
     rows = []
     for spec in plan.specs:
         mine = [s for s in symbols if plan.for_symbol(s) == spec]
         if mine:
-            rows.append({"name": spec.name, "params": dict(spec.params), "symbols": mine,
+            rows.append({"name": type(spec.build()).strategy_name(), "params": dict(spec.params), "symbols": mine,
                          "description": spec.describe()})
     return rows
 
@@ -117,7 +117,7 @@ def _fmt(key: str, value: Any) -> str:
     """A figure as a person reads it: percentages with %, money to the cent, prices at their precision."""
     if value is None:
         return "n/a"
-    if isinstance(value, bool) or isinstance(value, str):
+    if isinstance(value, (bool, str)):
         return str(value)
     if key in _PERCENT:
         return f"{value:+.2f}%" if key in _SIGNED else f"{value:.2f}%"
