@@ -325,6 +325,8 @@ def test_summary_figures_are_computed_from_equity_and_trades() -> None:
         "profit_factor": 2.6,          # 13 / 5
         "avg_trade": 2.666667, "avg_trade_pct": 2.666667,  # 8 / 3 on 1 x 100 each
         "exposure_pct": None,
+        "fees": 0.0,                   # none given
+        "avg_holding_hours": 1.0,      # each trade held from T0 to T0 + 1 h
     }
 
 
