@@ -23,7 +23,7 @@ from actors.feed.replay import ReplayPlan, in_flight
 from actors.feed.replay_actor import StartReplay
 from actors.feed.publisher import MINUTE_NS, CompressedClock, run_simulator
 from actors.store.errors import StorageError
-from actors.store.history import DataError, finest_per_symbol, load_bar_file, select_range
+from actors.store.history import DataError, finest_per_symbol, load_bar_file, read_bar_file, select_range
 from actors.store.reader import StoreReader
 from actors.store.writer import clear_run
 from messages.pipeline import Drain
@@ -241,13 +241,18 @@ def _simulate(endpoint: str, symbols: tuple[str, ...], rate: float, speed: float
 
 
 def load_backtest_bars(data: str | None, db_path: str, start_ns: int | None, end_ns: int | None,
-                       symbols: tuple[str, ...] | None, timeframe: str | None = None) -> tuple[pd.DataFrame, str]:
-    """Bars for a backtest, and where they came from: ``data`` if given, else the database if it
-    has bars in the range, else the bundled sample. From the database, each symbol replays
-    ``timeframe``, or by default its finest stored timeframe in the range."""
+                       symbols: tuple[str, ...] | None, timeframe: str | None = None, ts_label: str = "close",
+                       tz: str | None = None) -> tuple[pd.DataFrame, str]:
+    """Bars for a backtest, and where they came from: ``data`` if given (cleaned as ``ingest`` cleans a
+    file, with ``ts_label`` and ``tz``; what was cleaned is logged), else the database if it has bars in
+    the range, else the bundled sample. From the database, each symbol replays ``timeframe``, or by
+    default its finest stored timeframe in the range."""
     if data:
         only = symbols[0] if symbols and len(symbols) == 1 else None
-        return select_range(load_bar_file(data, symbol=only), start_ns, end_ns, symbols), data
+        bars, reports = read_bar_file(data, symbol=only, ts_label=ts_label, tz=tz)
+        for report in reports:
+            logger.log("WARNING" if report.cleaned else "INFO", "{}", report)
+        return select_range(bars, start_ns, end_ns, symbols), data
     with StoreReader(db_path) as store:
         stored = store.replay_bars(symbols, start_ns, end_ns, timeframe)
     if stored is not None and not stored.empty:

@@ -5,10 +5,15 @@ Every reply is a map with ``ok``; errors are ``{"ok": false, "error": "..."}`` a
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from actors.feed.ingress import WatchList
+from actors.store.errors import StorageError
+from actors.store.reader import StoreReader
 from messages.market import check_symbols
+
+if TYPE_CHECKING:
+    from supervisors.deps import Deps
 
 __all__ = ["COMMANDS", "ControlView", "handle_request"]
 
@@ -18,6 +23,7 @@ class ControlView(Protocol):
 
     fault_injection: bool
     actor_names: tuple[str, ...]
+    deps: Deps
 
     def health(self) -> dict[str, Any]: ...
     def metrics(self) -> dict[str, Any]: ...
@@ -71,6 +77,19 @@ def _orders(request: dict[str, Any], view: ControlView) -> dict[str, Any]:
     return view.query("executor", "orders")
 
 
+MAX_SIGNALS = 1_000
+
+
+def _signals(request: dict[str, Any], view: ControlView) -> dict[str, Any]:
+    """The latest ``last`` signals (default 20, at most 1,000) with their reasons and inputs, from the store:
+    they outlive a restart of any actor or of the process, and need no subscriber to have been listening."""
+    last = request.get("last", 20)
+    if isinstance(last, bool) or not isinstance(last, int) or not 1 <= last <= MAX_SIGNALS:
+        raise ValueError(f'"last" must be a whole number from 1 to {MAX_SIGNALS:,}')
+    with StoreReader(view.deps.db_path, busy_ms=1_000) as store:  # never holds the control socket long
+        return {"signals": store.recent_signals(view.deps.run, last)}
+
+
 def _subscribe(request: dict[str, Any], view: ControlView) -> dict[str, Any]:
     return _change_watch(view, _symbols(request), ())
 
@@ -100,7 +119,7 @@ def _shutdown(request: dict[str, Any], view: ControlView) -> dict[str, Any]:
 
 COMMANDS = {
     "ping": _ping, "health": _health, "metrics": _metrics, "positions": _positions, "orders": _orders,
-    "subscribe": _subscribe, "unsubscribe": _unsubscribe, "restart": _restart, "crash": _crash,
+    "signals": _signals, "subscribe": _subscribe, "unsubscribe": _unsubscribe, "restart": _restart, "crash": _crash,
     "shutdown": _shutdown,
 }
 
@@ -113,7 +132,7 @@ def handle_request(request: dict[str, Any], view: ControlView) -> dict[str, Any]
         return {"ok": False, "error": f"unknown command {name!r}; valid: {', '.join(COMMANDS)}"}
     try:
         reply = command(request, view)
-    except (ValueError, PermissionError, LookupError) as exc:
+    except (ValueError, PermissionError, LookupError, StorageError) as exc:
         return {"ok": False, "error": str(exc)}
     except TimeoutError as exc:
         return {"ok": False, "error": f"timed out: {exc}"}

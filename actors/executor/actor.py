@@ -8,7 +8,7 @@ from typing import Any
 import pykka
 
 from actors.executor.broker import BrokerConfig, PaperBroker
-from actors.executor.report import summarize, trade_rows
+from actors.executor.report import fees_by_symbol, summarize, trade_rows
 from actors.executor.risk import RiskLimits
 from actors.strategy.api import user_traceback
 from actors.store.errors import StorageError
@@ -215,11 +215,14 @@ class ExecutorActor(SupervisedActor):
             return {"orders": [{"client_id": o.client_id, "symbol": o.symbol, "side": o.side, "qty": o.qty,
                                 "kind": o.kind, "ts": o.ts, "status": o.status, "reason": o.reason}
                                for o in list(broker.orders)[-100:]],
-                    "open": sorted(broker.pending)}
+                    "open": sorted(broker.pending),
+                    "fills": [{"client_id": f.client_id, "qty": f.qty, "price": f.price, "fee": f.fee, "ts": f.ts}
+                              for f in list(broker.fills)[-100:]]}
         if what == "report":
             ts, equity = broker.equity_curve()
             exposure = broker.bars_exposed / broker.bars_marked if broker.bars_marked else None
             summary = summarize(portfolio.initial_cash, ts, equity, list(broker.trades), len(portfolio.positions),
-                                exposure)
-            return {"summary": summary, "trades": trade_rows(broker.trades), "equity_ts": ts, "equity": equity}
+                                exposure, portfolio.fees)
+            return {"summary": summary, "trades": trade_rows(broker.trades), "equity_ts": ts, "equity": equity,
+                    "fees": fees_by_symbol(broker.fills)}
         raise ValueError(f"unknown query {what!r}; valid: positions, orders, report")

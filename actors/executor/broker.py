@@ -286,6 +286,7 @@ class PaperBroker:
                 self._arm(f_idx, frame, 0, events)
         heapq.heapify(events)
         pending_orders, prices, portfolio, cursors = self.pending, self._prices, self.portfolio, self._cursors
+        ts_lists: list[list[int] | None] = [None] * len(frames)
         while events:
             when, kind, f_idx, i, key = heapq.heappop(events)
             frame = frames[f_idx]
@@ -304,7 +305,7 @@ class PaperBroker:
                     # history, and the order goes to the store with its fill, in one transaction
                     self._schedule_bar_fill(pending_orders[order.client_id], order.client_id, f_idx, frame,
                                             opens[f_idx], i + 1, events)
-                self._arm(f_idx, frame, i + 1, events)
+                self._arm(f_idx, frame, i + 1, events)  # with an order now open, only a per-bar strategy is asked
             else:
                 pending = pending_orders.pop(key, None)
                 if pending is None:
@@ -312,9 +313,15 @@ class PaperBroker:
                 fill = self._execute(pending.order, prices.pop(key), when, result)
                 if fill is not None:
                     steps.append((int(frame.ts[i]), fill.symbol, portfolio.cash, portfolio.qty(fill.symbol)))
-                    for other in by_symbol.get(fill.symbol, ()):
-                        moved = frames[other]
-                        self._arm(other, moved, int(np.searchsorted(moved.ts, when, side="right")), events)
+                for other in by_symbol.get(pending.order.symbol, ()):  # filled or cancelled: asked again, from now
+                    closes = ts_lists[other]
+                    if closes is None:  # Python lists: a numpy call here would give up the GIL per fill
+                        closes = ts_lists[other] = frames[other].ts.tolist()
+                    self._arm(other, frames[other], bisect_right(closes, when), events)
+
+    def _has_open(self, symbol: str) -> bool:
+        """Whether an order of ``symbol`` is open."""
+        return any(p.order.symbol == symbol for p in self.pending.values()) if self.pending else False
 
     def _decider(self, frame: BarFrame) -> Any:
         """The frame's decider; a per-bar strategy's bound to its instance here, with the account;
@@ -343,11 +350,11 @@ class PaperBroker:
     def _arm(self, f_idx: int, frame: BarFrame, start: int, events: list) -> None:
         """Point the frame's cursor at the next bar its decider names for the position held now."""
         self._cursors[f_idx] += 1
-        decider = self._deciders[f_idx]
-        if decider is None or start >= len(frame):
-            return
+        decider, n = self._deciders[f_idx], len(frame.ts)
+        if decider is None or start >= n or (not decider.asks_while_open and self._has_open(frame.symbol)):
+            return  # a rule's candidates wait while an order of their symbol is open: its fill re-arms them
         i = decider.first(start, self.portfolio.qty(frame.symbol))
-        if i < len(frame):
+        if i < n:
             heapq.heappush(events, (int(frame.ts[i]), 0, f_idx, i, self._cursors[f_idx]))
 
     def _schedule_bar_fill(self, pending: PendingOrder, key: str, f_idx: int, frame: BarFrame, opens_at: np.ndarray,

@@ -22,8 +22,8 @@ from loguru import logger
 from tqdm import tqdm
 
 from actors.store import catalog
+from actors.store.cleaning import clean_bars
 from actors.store.exchange import Retry, open_venue
-from actors.store.history import _row_problems
 from actors.store.history import iso_utc as _iso
 from actors.store.writer import Database
 from messages.market import SYMBOL_PATTERN, BarFrame, timeframe_ns
@@ -38,7 +38,8 @@ _COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 @dataclass(frozen=True, slots=True)
 class SeriesDownload:
     """What a download did for one symbol: pages asked for, bars stored (``new`` of them not stored
-    before), and the series' extent afterwards (close times, ns; None if it is empty)."""
+    before), the series' extent afterwards (close times, ns; None if it is empty), and the rows the
+    cleaning dropped or repaired."""
 
     symbol: str
     timeframe: str
@@ -48,11 +49,13 @@ class SeriesDownload:
     rows: int
     first_ts: int | None
     last_ts: int | None
+    cleaned: int = 0
 
     def __str__(self) -> str:
         extent = f"{_iso(self.first_ts)} .. {_iso(self.last_ts)}" if self.first_ts is not None else "empty"
-        return (f"  {self.symbol} {self.timeframe}: {self.new:,} new bars from {self.pages} page request(s); "
-                f"{self.rows:,} stored, close times {extent}")
+        cleaned = f" ({self.cleaned:,} rows cleaned: see the log)" if self.cleaned else ""
+        return (f"  {self.symbol} {self.timeframe}: {self.new:,} new bars from {self.pages} page request(s)"
+                f"{cleaned}; {self.rows:,} stored, close times {extent}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,14 +91,14 @@ def missing_spans(covered: Iterable[tuple[int, int]], step: int, start: int, end
     return [(lo, hi) for lo, hi in pieces if lo + (phase - lo - 1) % step + 1 <= hi]
 
 
-def _checked(page: pd.DataFrame, timeframe: str, where: str) -> pd.DataFrame:
-    """The page's bars (close times in ``ts``) as the store takes bars in: here, as they are if they pass
-    its checks on bar values, else a DataError naming the bad ones. This is the one place a download
-    meets the store's rules for incoming bars."""
-    problems = _row_problems(page, np.array([_iso(t) for t in page["ts"].tolist()], dtype=object))
-    if problems:
-        raise DataError(f"{where}: " + "; ".join(problems).replace(" at rows ", " at bars closing "))
-    return page
+def _cleaned(page: pd.DataFrame, timeframe: str, where: str) -> tuple[pd.DataFrame, int]:
+    """The page's bars (close times in ``ts``) through the store's one cleaning path for incoming bars
+    (actors/store/cleaning.py): known artifacts dropped or repaired, and logged. Return the bars and
+    how many rows were dropped or repaired."""
+    bars, report = clean_bars(page, timeframe, source=where, symbol=str(page["symbol"].iloc[0]))
+    if report.cleaned:
+        logger.warning("{}", report)
+    return bars, sum(report.counts.values())
 
 
 class _Series:
@@ -107,7 +110,7 @@ class _Series:
         self.symbol, self.timeframe, self.source, self.url = symbol, timeframe, source, url
         self.step = timeframe_ns(timeframe)
         self.page_limit = page_limit
-        self.pages = self.stored = 0
+        self.pages = self.stored = self.cleaned = 0
 
     def missing(self, start: int, end: int) -> list[tuple[int, int]]:
         """What of ``(start, end]`` was never fetched in full (see ``missing_spans``)."""
@@ -157,12 +160,12 @@ class _Series:
             since = (last - self.step) // _MS + 1
 
     def commit_page(self, bars: pd.DataFrame, lo: int, hi: int) -> None:
-        """Check one page's bars and upsert them with the series' source and the span they cover
+        """Clean one page's bars and upsert them with the series' source and the span they cover
         (``(lo, hi]``), in one transaction."""
         if len(bars):
-            where = (f"{self.source} {self.symbol} {self.timeframe} bars {_iso(int(bars['ts'].iloc[0]))} .. "
-                     f"{_iso(int(bars['ts'].iloc[-1]))}")
-            bars = _checked(bars.assign(symbol=self.symbol), self.timeframe, where)
+            where = f"{self.source} page {_iso(int(bars['ts'].iloc[0]))} .. {_iso(int(bars['ts'].iloc[-1]))}"
+            bars, cleaned = _cleaned(bars.assign(symbol=self.symbol), self.timeframe, where)
+            self.cleaned += cleaned
             self.db.write_frames([BarFrame.from_columns(self.symbol, self.timeframe,
                                                         **{k: bars[k].to_numpy() for k in _COLUMNS})])
             self.stored += len(bars)
@@ -234,7 +237,7 @@ def download(venue: str, symbols: Iterable[str], timeframe: str, start_ns: int, 
                     series.fetch_span(lo, hi, bar)
             rows, first, last = db.bar_summary(symbol, timeframe)
             results.append(SeriesDownload(symbol, timeframe, series.pages, series.stored, rows - before, rows,
-                                          first, last))
+                                          first, last, series.cleaned))
     finally:
         db.refresh_bar_copy(symbols, timeframe)
         db.close()

@@ -10,10 +10,12 @@ yet, or has no tables yet, reads as an empty one. An error of the file is a one-
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import pandas as pd
 
@@ -96,6 +98,19 @@ class StoreReader(BarReads):
             return StoredAccount([], [], {})
         with self._reading():
             return read_account(self.conn, run)
+
+    def recent_signals(self, run: str, last: int) -> list[dict[str, Any]]:
+        """``run``'s latest ``last`` stored signals, oldest first, with their reasons, the inputs the rule
+        read and the strategy's parameters (``ctl signals``)."""
+        if not self._has("signals"):
+            return []
+        with self._reading():
+            rows = self.conn.execute(
+                "SELECT strategy, symbol, timeframe, ts, side, price, reason, inputs, params FROM signals "
+                "WHERE run=? ORDER BY ts DESC, symbol DESC, strategy DESC LIMIT ?", (run, last)).fetchall()
+        keys = ("strategy", "symbol", "timeframe", "ts", "side", "price", "reason")
+        return [{**dict(zip(keys, row[:7], strict=True)), "inputs": json.loads(row[7]), "params": json.loads(row[8])}
+                for row in reversed(rows)]
 
     # -- what the runners read before a system starts ----------------------------------------------
 

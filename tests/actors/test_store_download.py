@@ -210,3 +210,17 @@ def test_a_market_listed_after_the_start_is_asked_for_again_but_an_outage_is_not
     assert lo == listed * 10**6 and hi >= (t0 + 600 * minute) * 10**6  # the outage inside, taken as the venue's
     assert catalog.list_series(db)[0].missing == 5
     db.close()
+
+
+def test_a_page_goes_through_the_cleaning_path_and_says_so(tmp_path: Path) -> None:
+    t0, hour = 1_704_067_200_000, 3_600_000
+    klines = [BinanceDouble.kline(t0 + i * hour, hour, 10.0, 11.0, 9.0, 10.5, 1.0) for i in range(5)]
+    klines[2] = BinanceDouble.kline(t0 + 2 * hour, hour, 10.0, 10.2, 9.0, 10.5, 1.0)  # high below the close
+    with BinanceDouble(clock_start_ms=t0 + 10 * hour, recorded={"ABC/USDT": ("1h", klines)}) as venue:
+        report = download("binance", ["ABC/USDT"], "1h", t0 * 10**6, None, str(tmp_path / "x.db"), venue.url,
+                          Retry(backoff_s=0.01), progress=False)
+    assert [(s.new, s.cleaned) for s in report.series] == [(5, 1)]
+    assert "(1 rows cleaned: see the log)" in str(report)
+    db = Database(tmp_path / "x.db")
+    assert [b.high for b in db.last_bars("ABC/USDT", "1h", 5)] == [11.0, 11.0, 10.5, 11.0, 11.0]  # widened
+    db.close()
