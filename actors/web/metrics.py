@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 
 import numpy as np
-from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.core import CounterMetricFamily, GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
@@ -119,6 +120,8 @@ def metrics_registry(view: MetricsView) -> CollectorRegistry:
     return registry
 
 
-def render(registry: CollectorRegistry) -> bytes:
-    """The registry's metrics in the Prometheus text format 0.0.4."""
-    return generate_latest(registry)
+def render(registry: CollectorRegistry, accept: str) -> tuple[bytes, str]:
+    """The registry's metrics in the format the scraper's ``Accept`` header asks for (OpenMetrics, or
+    the Prometheus text format, 0.0.4 by default), and that format's content type."""
+    encode, content_type = choose_encoder(accept)
+    return encode(registry), content_type

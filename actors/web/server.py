@@ -18,7 +18,6 @@ from typing import Any
 
 from aiohttp import web
 from loguru import logger
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from actors.web.security import authorized
 
@@ -32,14 +31,15 @@ def _page() -> bytes:
 
 
 class WebServer:
-    """Serves ``state()`` (the dashboard's JSON) and ``metrics()`` (Prometheus text) on ``host:port``.
+    """Serves ``state()`` (the dashboard's JSON) and ``metrics(accept)`` (the metrics in the format an
+    ``Accept`` header asks for, and its content type) on ``host:port``.
 
     ``start`` returns once the socket is bound (OSError if it cannot be); ``stop`` ends the streams,
     closes the socket and joins the thread. ``failure`` says why the server ended on its own.
     """
 
     def __init__(self, host: str, port: int, token: str, push_s: float, state: Callable[[], dict[str, Any]],
-                 metrics: Callable[[], bytes]) -> None:
+                 metrics: Callable[[str], tuple[bytes, str]]) -> None:
         self.host, self.port, self.token, self.push_s = host, port, token, push_s
         self._state, self._metrics = state, metrics
         self._page = _page()
@@ -109,17 +109,19 @@ class WebServer:
         app.on_shutdown.append(self._end_streams)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
+        tasks: list[asyncio.Future[Any]] = []
         try:
             await web.TCPSite(runner, self.host, self.port).start()
             self._ready.set()
             pusher = asyncio.ensure_future(self._push())
-            stopping = asyncio.ensure_future(self._stopping.wait())
-            await asyncio.wait({pusher, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (pusher, stopping):
-                task.cancel()
-            if pusher.done() and not pusher.cancelled() and pusher.exception() is not None:
-                raise pusher.exception()  # type: ignore[misc]
+            tasks = [pusher, asyncio.ensure_future(self._stopping.wait())]
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if pusher.done():
+                pusher.result()  # raises what ended it
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await runner.cleanup()
 
     async def _read(self, read: Callable[[], Any]) -> Any:
@@ -140,8 +142,9 @@ class WebServer:
         return web.json_response(await self._read(self._state), headers=_HEADERS)
 
     async def _metrics_text(self, request: web.Request) -> web.Response:
-        body = await self._read(self._metrics)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, **_HEADERS})
+        accept = request.headers.get("Accept", "")
+        body, content_type = await self._read(lambda: self._metrics(accept))
+        return web.Response(body=body, headers={"Content-Type": content_type, **_HEADERS})
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         """One page's stream: an ``event: state`` with the whole state at every push, until it leaves."""
