@@ -7,6 +7,7 @@ file. The ticks are real prices: Alphabet's daily closes (GOOG, 2004-2013) shipp
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from supervisors.deps import Deps
 from supervisors.system import System
 from supervisors.tree import tree_for
 from tests.conftest import free_endpoint
-from tests.helpers import ctl, wait_until
+from tests.helpers import ROOT, ctl, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -147,6 +148,9 @@ def test_metrics_parse_as_prometheus_text_and_count_ticks_as_they_flow(web: tupl
         assert buckets == sorted(buckets), stage  # cumulative
         assert buckets[-1] == value(families, "actortrade_stage_latency_seconds_gcount", stage=stage) > 0
         assert value(families, "actortrade_stage_latency_seconds_gsum", stage=stage) > 0
+    exposed = {sample.name for family in families.values() for sample in family.samples}
+    grafana = set(re.findall(r"actortrade_\w+", (ROOT / "docs" / "grafana-dashboard.json").read_text()))
+    assert grafana and grafana <= exposed, grafana - exposed  # the example dashboard queries what is served
 
 
 def test_the_state_shows_the_tree_positions_signals_and_equity_of_a_real_run(web: tuple[System, str]) -> None:
