@@ -5,7 +5,6 @@ from the database (read-only, never through the store actor)."""
 from __future__ import annotations
 
 import math
-import sqlite3
 import time
 from typing import Any
 
@@ -44,7 +43,7 @@ def _records(db_path: str, run: str) -> dict[str, Any]:
         with StoreReader(db_path) as store:
             ts, equity = store.equity_tail(run, EQUITY_POINTS)
             return {"signals": store.recent_signals(run, SIGNALS), "equity": {"ts": ts, "equity": equity}, "error": ""}
-    except (StorageError, sqlite3.Error) as exc:
+    except StorageError as exc:
         return {"signals": [], "equity": {"ts": [], "equity": []}, "error": f"cannot read {db_path}: {exc}"}
 
 
