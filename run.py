@@ -12,6 +12,7 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -72,30 +73,28 @@ def _positive(text: str) -> float:
     return value
 
 
-def _endpoint(text: str) -> str:
-    from settings import check_endpoint
+def _valid(check: Callable[[str], Any], text: str) -> str:
+    """``text`` if ``check`` accepts it; its ValueError as argparse's one-line usage error."""
     try:
-        return check_endpoint(text)
+        check(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _endpoint(text: str) -> str:
+    from settings import check_endpoint
+    return _valid(check_endpoint, text)
 
 
 def _listen(text: str) -> str:
     from settings import check_listen
-    try:
-        check_listen(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+    return _valid(check_listen, text)
 
 
 def _timeframe(text: str) -> str:
     from messages.market import timeframe_ns
-    try:
-        timeframe_ns(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+    return _valid(timeframe_ns, text)
 
 
 def build_parser() -> argparse.ArgumentParser:

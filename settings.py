@@ -8,6 +8,7 @@ lists are comma-separated.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -22,7 +23,7 @@ from supervisors.errors import SettingsError
 __all__ = [
     "BacktestSettings", "ControlSettings", "ExecutorSettings", "FeatureSettings", "FeedSettings", "HttpSettings",
     "IngressSettings", "ModelSettings", "Settings", "SettingsError", "StoreSettings",
-    "StrategySettings", "SupervisorSettings", "check_endpoint", "check_listen", "load_settings",
+    "StrategySettings", "SupervisorSettings", "check_endpoint", "check_listen", "is_loopback_host", "load_settings",
 ]
 
 ENV_PREFIX = "TRADING_"
@@ -53,6 +54,16 @@ def check_endpoint(text: str) -> str:
     if not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ValueError(f"{text!r}: the port must be a number from 1 to 65535, not {port!r}")
     return text
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a host is reachable only from this machine (``localhost`` or a loopback address)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_listen(text: str) -> tuple[str, int] | None:

@@ -3,21 +3,10 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 
-from settings import check_listen
+from settings import check_listen, is_loopback_host
 
-__all__ = ["authorized", "http_access", "is_loopback_host"]
-
-
-def is_loopback_host(host: str) -> bool:
-    """Whether a host is reachable only from this machine (``localhost`` or a loopback address)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+__all__ = ["authorized", "http_access"]
 
 
 def http_access(listen: str, token: str) -> tuple[str, int] | None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from actors.web.security import authorized, http_access, is_loopback_host
-from settings import SettingsError, check_listen, load_settings
+from actors.web.security import authorized, http_access
+from settings import SettingsError, check_listen, is_loopback_host, load_settings
 
 pytestmark = pytest.mark.timeout(10)
 
