@@ -1,15 +1,26 @@
-"""Trading decisions and their consequences: signals, orders, fills.
+"""Trading decisions and their consequences: deciders, signals, orders, fills.
 
 Immutable like every message. NamedTuples rather than frozen dataclasses: a backtest builds one
 per decision, order state and fill, where construction cost counts (three to five times cheaper).
+
+The position is known in one place, the executor's account. A strategy therefore does not send
+decisions but a :class:`Decider` with each frame: what it would do at each bar's close given a
+position. The executor asks it in time order, at each bar's close, with the position it holds
+at that moment (fills, rejections and protective exits included), and turns the answer into an
+order. So a strategy never trades on a position it only assumes, and the decisions do not depend
+on how bars are batched.
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
-__all__ = ["BUY", "ORDER_STATES", "SELL", "Fill", "Order", "Signal"]
+import numpy as np
+
+__all__ = ["BUY", "ORDER_STATES", "SELL", "Candidates", "Decider", "Fill", "Order", "Signal"]
 
 BUY = "buy"
 SELL = "sell"
@@ -34,6 +45,11 @@ class Signal(NamedTuple):
     order: str = "market"          # market | limit | stop
     limit_price: float = math.nan
     stop_price: float = math.nan
+    sizing: str = ""               # "" (executor.allocation) | equity (fraction) | qty (units) | risk (fraction
+    size: float = math.nan         # of equity lost at stop_loss)
+    stop_loss: float = math.nan    # protective orders attached to the position the order opens:
+    take_profit: float = math.nan  # prices; the first filled cancels the others
+    trail: float = math.nan        # trailing stop distance, a fraction of the best price since entry
 
 
 ORDER_STATES = ("submitted", "accepted", "rejected", "filled", "cancelled")
@@ -69,3 +85,69 @@ class Fill(NamedTuple):
     price: float
     fee: float
     ts: int
+
+
+class Decider(Protocol):
+    """What a strategy would do at each bar's close of one frame, asked with the position held."""
+
+    def first(self, start: int, position: float) -> int:
+        """The first bar at or after ``start`` where a decision may be taken while ``position`` is
+        held; the frame's length if none. Bars skipped here are never asked."""
+        ...
+
+    def decide(self, i: int, position: float) -> Signal | None:
+        """The decision at bar ``i``'s close while ``position`` (signed quantity) is held, or None."""
+        ...
+
+    def slice(self, start: int, stop: int) -> Decider:
+        """The decider of bars ``start:stop``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Candidates:
+    """A long-only rule's conditions for a frame, computed in one vectorised step.
+
+    ``buy[i]`` / ``sell[i]``: bar ``i`` would buy while flat (or cover while short) / sell while
+    long. ``inputs`` are the columns recorded with a signal; ``explain(side, i, inputs)`` says in
+    words why. The executor visits only the candidates of the side that matters for the position
+    it holds, so Python runs once per candidate taken, not once per bar.
+    """
+
+    strategy: str
+    params: tuple[tuple[str, float | int | bool], ...]
+    symbol: str
+    timeframe: str
+    ts: np.ndarray
+    close: np.ndarray
+    buy: np.ndarray          # bar indices, ascending
+    sell: np.ndarray         # bar indices, ascending
+    inputs: tuple[tuple[str, np.ndarray], ...]
+    explain: Callable[[str, int, dict[str, np.ndarray]], str]
+
+    def first(self, start: int, position: float) -> int:
+        """The next buy candidate while flat or short, the next sell candidate while long."""
+        bars = self.sell if position > 0 else self.buy
+        k = int(np.searchsorted(bars, start))
+        return int(bars[k]) if k < len(bars) else len(self.ts)
+
+    def decide(self, i: int, position: float) -> Signal | None:
+        """A buy while flat or short, a sell while long, if bar ``i`` is a candidate of that side."""
+        side, bars = (SELL, self.sell) if position > 0 else (BUY, self.buy)
+        k = int(np.searchsorted(bars, i))
+        if k == len(bars) or bars[k] != i:
+            return None
+        inputs = dict(self.inputs)
+        return Signal(self.strategy, self.symbol, self.timeframe, int(self.ts[i]), side, float(self.close[i]),
+                      self.explain(side, i, inputs), tuple((key, float(values[i])) for key, values in self.inputs),
+                      self.params)
+
+    def slice(self, start: int, stop: int) -> Candidates:
+        """The candidates of bars ``start:stop``, renumbered from 0."""
+        def cut(bars: np.ndarray) -> np.ndarray:
+            lo, hi = np.searchsorted(bars, [start, stop])
+            return bars[lo:hi] - start
+
+        return Candidates(self.strategy, self.params, self.symbol, self.timeframe, self.ts[start:stop],
+                          self.close[start:stop], cut(self.buy), cut(self.sell),
+                          tuple((key, values[start:stop]) for key, values in self.inputs), self.explain)

@@ -132,7 +132,7 @@ class Counters:
         "seq_gaps", "bars", "bars_read", "bars_processed", "bars_dead_lettered", "bars_dropped_at_stop", "signals",
         "orders", "fills", "dead_letters", "hangs", "late_output_dropped", "ticks_duplicate", "bars_late",
         "stale_episodes", "seq_sources_evicted", "ticks_refused", "publishers_refused",
-        "orders_stored", "fills_stored",
+        "orders_stored", "fills_stored", "strategy_faults",
     )
 
     def __init__(self) -> None:

@@ -296,7 +296,11 @@ def run_backtest(settings: Settings, bars: pd.DataFrame, db_path: str, progress:
     failed = ""
     try:
         with _replay_collection():
-            return _replay(system, plan.bars, progress, faults)
+            report = _replay(system, plan.bars, progress, faults)
+        stopped = system.health()["risk"]["strategies_stopped"]
+        if not stopped:
+            return report
+        failed = next(iter(stopped.values()))  # a strategy's own code raised: its result would mislead
     except BacktestFailed as exc:
         failed = system.fatal or exc.reason
     finally:

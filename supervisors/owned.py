@@ -54,7 +54,9 @@ class FeedView:
 
 @dataclass(frozen=True, slots=True)
 class RiskView:
-    """What the executor shows: whether trading is halted (kill switch, records that cannot be stored) and why."""
+    """What the executor shows: whether trading is halted (kill switch, records that cannot be stored) and why,
+    and the strategies stopped on a symbol and timeframe because their code kept raising."""
 
     halted: bool = False
     reason: str = ""
+    strategies: tuple[tuple[str, str], ...] = ()

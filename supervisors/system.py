@@ -214,13 +214,13 @@ class System:
         states = {a["state"] for a in actors.values()} | {self.stats[s].state for s in self.supervisor_specs}
         halt = self._shown("executor", RiskView) or RiskView()
         feed = self._shown("feed", FeedView) or FeedView()
-        risk = {"halted": halt.halted, "reason": halt.reason}
+        risk = {"halted": halt.halted, "reason": halt.reason, "strategies_stopped": dict(halt.strategies)}
         stale = list(feed.stale)
         late = {name: a["condition"] for name, a in actors.items() if a["condition"] != "ok"}
         overload = feed.flow.view(time.monotonic_ns()) if feed.flow is not None else {"overloaded": False}
         if self.fatal or "failed" in states:
             status = "failed"
-        elif (states <= {"running"} and not halt.halted and not stale and not late
+        elif (states <= {"running"} and not halt.halted and not halt.strategies and not stale and not late
               and not overload["overloaded"]):
             status = "healthy"
         else:

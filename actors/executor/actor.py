@@ -10,29 +10,39 @@ import pykka
 from actors.executor.broker import BrokerConfig, PaperBroker
 from actors.executor.report import summarize, trade_rows
 from actors.executor.risk import RiskLimits
+from actors.strategy.api import user_traceback
 from actors.store.errors import StorageError
 from actors.store.reader import StoreReader
 from messages.pipeline import Drain, MarketBatch, Persist
 from messages.store import Confirm, HaltTrading
 from messages.system import Query
 from supervisors.actor import SupervisedActor, publish, publish_all
+from supervisors.errors import StrategyFault
 from supervisors.owned import RiskView
 
 __all__ = ["ExecutorActor", "broker_config"]
 
 
-def broker_config(settings: Any, n_symbols: int) -> BrokerConfig:
-    """The broker's configuration from the executor settings."""
-    e = settings.executor
+def broker_config(settings: Any, n_symbols: int, mode: str = "live") -> BrokerConfig:
+    """The broker's configuration from the executor settings. A strategy whose code raises is
+    restarted up to the supervisor's intensity in live, stopped at once in a backtest (which then
+    fails: a result with a broken strategy in it would mislead)."""
+    e, s = settings.executor, settings.supervisor
     return BrokerConfig(
         e.cash, e.fee_bps, e.fee_fixed, e.slippage_bps, e.allocation, n_symbols, e.allow_short, e.latency_bars,
         e.latency_ms, RiskLimits(e.max_position, e.max_notional, e.max_open_orders, e.max_orders_per_minute,
                                  e.daily_loss_pct),
+        s.max_restarts if mode == "live" else 0, int(s.within_s * 1e9),
     )
 
 
 class ExecutorActor(SupervisedActor):
-    """Fills orders, tracks cash and positions, measures ingress-to-decision latency.
+    """Decides with the position the account holds, fills orders, tracks cash and positions,
+    measures ingress-to-decision latency.
+
+    The account is the one source of truth for positions: each frame's decider (from the
+    strategy) is asked at each bar's close with the position held then; the signals it gives
+    are stored and published here, with the orders they make.
 
     Live, an order is written ahead: it may fill only once the store has committed it. The
     orders of a batch go to the store with a ``Confirm`` marker; before a later batch that could
@@ -52,7 +62,7 @@ class ExecutorActor(SupervisedActor):
         """Open the paper account; in live, rebuild it from the store first (actor thread)."""
         live = self.ctx.mode == "live"
         symbols = self.ctx.deps.symbols
-        self.broker = PaperBroker(broker_config(self.ctx.settings, len(symbols)),
+        self.broker = PaperBroker(broker_config(self.ctx.settings, len(symbols), self.ctx.mode),
                                   keep_equity=10_000 if live else None, keep_records=10_000 if live else None,
                                   write_ahead=live)
         self.halted = ""  # why trading stopped for good
@@ -133,30 +143,56 @@ class ExecutorActor(SupervisedActor):
         broker = self.broker
         if batch.frames or (batch.ticks and broker.pending):
             self._dirty = True
-        result = broker.process(batch.frames, batch.signals, batch.ticks if broker.pending else ())
+        result = broker.process(batch.frames, batch.ticks if broker.pending else ())
         if batch.recv_ns:
             self.ctx.stats.latency.add(time.perf_counter_ns() - batch.recv_ns)
         bars = sum(len(f) for f in batch.frames)
         new_orders = sum(1 for o in result.orders if o.status == "submitted")
-        self.ctx.counters.add(ticks_processed=len(batch.ticks), bars_processed=bars, orders=new_orders,
-                              fills=len(result.fills))
-        if result.orders or result.fills or (self.store_equity and len(result.equity_ts)):
+        self.ctx.counters.add(ticks_processed=len(batch.ticks), bars_processed=bars, signals=len(result.signals),
+                              orders=new_orders, fills=len(result.fills))
+        if result.orders or result.fills or result.signals or (self.store_equity and len(result.equity_ts)):
             equity = tuple(zip(result.equity_ts.tolist(), result.equity.tolist(), strict=True)) if self.store_equity else ()
-            self.send("store", Persist(orders=tuple(result.orders), fills=tuple(result.fills), equity=equity))
+            self.send("store", Persist(signals=tuple(result.signals), orders=tuple(result.orders),
+                                       fills=tuple(result.fills), equity=equity))
         if result.mark:
             self._confirm(result.mark)
+        for fault in result.faults:
+            self._strategy_fault(fault)
+        publish_all(self.ctx, "signal", result.signals)
         publish_all(self.ctx, "order", result.orders)
         publish_all(self.ctx, "fill", result.fills)
         for alert in result.alerts:
-            self.ctx.show(RiskView(True, alert))
+            self._show_risk(True, alert)
             self.log.critical("kill switch tripped: {}; open orders cancelled, positions being flattened", alert)
             publish(self.ctx, "health.executor", {"actor": self.name, "change": "kill_switch", "detail": alert})
+
+    def _strategy_fault(self, fault: StrategyFault) -> None:
+        """A strategy's code raised: one error naming its file and line, with the traceback cut to
+        the user's own frames; its instance was dropped (restarted) or, past the restart
+        intensity (at once in a backtest), stopped on that symbol and timeframe."""
+        self.ctx.counters.add(strategy_faults=1)
+        cause = fault.__cause__
+        frames = user_traceback(cause) if cause is not None else ""
+        self.log.error("{}{}", fault, "\n" + frames.rstrip() if frames else "")
+        stopped = self.broker.stopped
+        self._show_risk(*self._halt_state())
+        publish(self.ctx, "health.executor", {"actor": self.name, "change": "strategy_fault", "detail": str(fault),
+                                              "stopped": sorted(f"{s} {t}" for s, t in stopped)})
+
+    def _halt_state(self) -> tuple[bool, str]:
+        shown = self.ctx.owned.shown(RiskView)
+        return (shown.halted, shown.reason) if shown is not None else (False, "")
+
+    def _show_risk(self, halted: bool, reason: str) -> None:
+        """Show whether trading is halted and why, and the strategies stopped on a symbol."""
+        self.ctx.show(RiskView(halted, reason, tuple(
+            (f"{symbol} {timeframe}", why) for (symbol, timeframe), why in self.broker.stopped.items())))
 
     def _halt(self, reason: str) -> None:
         if self.halted:
             return
         self.halted = reason
-        self.ctx.show(RiskView(True, f"records cannot be stored: {reason}"))
+        self._show_risk(True, f"records cannot be stored: {reason}")
         self.log.critical("trading halted: no further order is decided, sent or filled ({})", reason)
         publish(self.ctx, "health.executor", {"actor": self.name, "change": "halted", "detail": reason})
 

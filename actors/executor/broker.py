@@ -18,10 +18,11 @@ marks in ``writeahead``, equity marked to market and the curve in ``equity``, th
 
 from __future__ import annotations
 
+import copy
 import heapq
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from itertools import repeat
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +35,7 @@ from actors.executor.risk import RiskEngine, RiskLimits
 from actors.executor.writeahead import WriteAhead
 from messages.market import BarFrame, Tick, timeframe_ns
 from messages.trading import BUY, SELL, Fill, Order, Signal
+from supervisors.errors import StrategyFault
 
 __all__ = ["BatchResult", "BrokerConfig", "PaperBroker"]
 
@@ -52,17 +54,21 @@ class BrokerConfig:
     latency_bars: int = 0
     latency_ms: float = 0.0
     limits: RiskLimits = field(default_factory=RiskLimits)
+    strategy_restarts: int = 10      # faults of a strategy's code on one symbol restarted (fresh instance)...
+    strategy_within_ns: int = 60_000_000_000  # ...within this much bar time; one more stops it there
 
 
 @dataclass(slots=True)
 class BatchResult:
     """What one batch produced."""
 
+    signals: list[Signal]           # the decisions taken, each with its inputs
     orders: list[Order]             # every order state change, in order
     fills: list[Fill]
     equity_ts: np.ndarray
     equity: np.ndarray
     alerts: list[str] = field(default_factory=list)
+    faults: list[StrategyFault] = field(default_factory=list)  # strategy code that raised, in order
     mark: int = 0                   # write-ahead: the store must commit up to here before new orders fill
 
 
@@ -87,6 +93,9 @@ class PaperBroker:
         self.curve = EquityCurve(keep_equity)
         self.bars_marked = 0      # bar closes marked to market
         self.bars_exposed = 0     # ... of which with any position open
+        self.strategies: dict[tuple[str, str], Any] = {}   # per-bar strategy instances, with the account
+        self.fault_times: dict[tuple[str, str], tuple[int, ...]] = {}
+        self.stopped: dict[tuple[str, str], str] = {}       # (symbol, timeframe) -> why its strategy stopped
 
     # -- views and copies ---------------------------------------------------------------------
 
@@ -148,6 +157,8 @@ class PaperBroker:
         twin.orders, twin.fills = self.orders.copy(), self.fills.copy()
         twin.decided = self.decided.copy()
         twin.curve = self.curve.copy()
+        twin.strategies = copy.deepcopy(self.strategies)
+        twin.fault_times, twin.stopped = dict(self.fault_times), dict(self.stopped)
         return twin
 
     def equity_now(self) -> float:
@@ -188,11 +199,11 @@ class PaperBroker:
 
     # -- processing -----------------------------------------------------------------------------------
 
-    def process(self, frames: tuple[BarFrame, ...], signals: tuple[Signal, ...],
-                ticks: tuple[Tick, ...] = ()) -> BatchResult:
-        """Fill what is open, turn signals into orders, mark equity, watch the loss limit."""
+    def process(self, frames: tuple[BarFrame, ...], ticks: tuple[Tick, ...] = ()) -> BatchResult:
+        """Fill what is open, ask the frames' deciders and turn their signals into orders, mark
+        equity, watch the loss limit."""
         self.batches += 1
-        result = BatchResult([], [], np.empty(0, dtype=np.int64), np.empty(0))
+        result = BatchResult([], [], [], np.empty(0, dtype=np.int64), np.empty(0))
         steps: list[tuple[int, str, float, float]] = []  # (time, symbol, cash after, qty after)
         cash_before = self.portfolio.cash
         qty_before = {s: p.qty for s, p in self.portfolio.positions.items()}
@@ -202,11 +213,11 @@ class PaperBroker:
             times = np.unique(np.concatenate([f.ts for f in frames if len(f)]))
             for t in times:  # bar by bar, so a tripped limit acts on the very next bar
                 sliced = tuple(f.slice(*np.searchsorted(f.ts, [t, t + 1])) for f in frames)
-                self._bars(tuple(f for f in sliced if len(f)), signals, result, steps)
+                self._bars(tuple(f for f in sliced if len(f)), result, steps)
                 cash_before, qty_before = self._mark_into(result, sliced, steps, cash_before, qty_before)
                 steps.clear()
         else:
-            self._bars(frames, signals, result, steps)
+            self._bars(frames, result, steps)
             self._mark_into(result, frames, steps, cash_before, qty_before)
         self.orders.extend(result.orders)
         self.fills.extend(result.fills)
@@ -246,12 +257,23 @@ class PaperBroker:
             if fill is not None:
                 steps.append((ts, fill.symbol, self.portfolio.cash, self.portfolio.qty(fill.symbol)))
 
-    def _bars(self, frames: tuple[BarFrame, ...], signals: tuple[Signal, ...], result: BatchResult, steps: list) -> None:
-        by_key = {(s.symbol, s.timeframe, s.ts): s for s in signals}
+    def _bars(self, frames: tuple[BarFrame, ...], result: BatchResult, steps: list) -> None:
+        """Decisions and bar fills of the batch, in time order (a decision at a bar's close before a
+        fill at the next open; at one instant sells before buys).
+
+        Each frame's decider is asked at the bars it names for the position the account holds
+        (its cursor); a fill of that symbol moves the cursors of the symbol's frames to the
+        first bar that closes after it, now with the new position. Events of a cursor that has
+        moved on are stale (their generation is old) and skipped.
+        """
         self._prices: dict[str, float] = {}  # the fill price of each scheduled bar fill
         self._batch_closes: dict[str, list[tuple[list[int], list[float]]]] = {}
+        self._cursors = [0] * len(frames)    # the generation of each frame's cursor
+        self._frames = frames
+        self._deciders = [self._decider(frame) for frame in frames]
         opens = [np.asarray(f.ts) - timeframe_ns(f.timeframe) for f in frames]  # open time of every bar
-        events: list[tuple[int, int, int, int, str]] = []  # (time, kind, frame, bar, client id or "")
+        events: list[tuple[int, int, int, int, Any]] = []  # (time, kind, frame, bar, generation or client id)
+        by_symbol: dict[str, list[int]] = {}
         for f_idx, frame in enumerate(frames):
             if len(frame) == 0:
                 continue
@@ -259,24 +281,30 @@ class PaperBroker:
                 # written ahead and not yet committed: only bars of the batch that decided it
                 if pending.order.symbol == frame.symbol and (not pending.mark or pending.batch == self.batches):
                     self._schedule_bar_fill(pending, key, f_idx, frame, opens[f_idx], 0, events)
-            if frame.signal is not None:
-                bars = np.flatnonzero(frame.signal)
-                events += zip(frame.ts[bars].tolist(), repeat(0), repeat(f_idx), bars.tolist(), repeat(""))
+            if self._deciders[f_idx] is not None:
+                by_symbol.setdefault(frame.symbol, []).append(f_idx)
+                self._arm(f_idx, frame, 0, events)
         heapq.heapify(events)
-        pending_orders, prices, portfolio = self.pending, self._prices, self.portfolio
+        pending_orders, prices, portfolio, cursors = self.pending, self._prices, self.portfolio, self._cursors
         while events:
             when, kind, f_idx, i, key = heapq.heappop(events)
             frame = frames[f_idx]
             if kind == 0:
-                signal = by_key.get((frame.symbol, frame.timeframe, when))
-                if signal is None:
+                if key != cursors[f_idx]:
+                    continue  # a fill moved this cursor on
+                try:
+                    signal = self._deciders[f_idx].decide(i, portfolio.qty(frame.symbol))
+                except StrategyFault as fault:
+                    self._fault(frame, when, fault, result)
+                    self._arm(f_idx, frame, i + 1, events)
                     continue
-                order = self._decide(signal, when, frames, result)
+                order = None if signal is None else self._decide(signal, when, frames, result)
                 if order is not None and order.client_id in pending_orders:
                     # a later bar of this batch may fill it, written ahead or not: those bars are already
                     # history, and the order goes to the store with its fill, in one transaction
                     self._schedule_bar_fill(pending_orders[order.client_id], order.client_id, f_idx, frame,
                                             opens[f_idx], i + 1, events)
+                self._arm(f_idx, frame, i + 1, events)
             else:
                 pending = pending_orders.pop(key, None)
                 if pending is None:
@@ -284,6 +312,43 @@ class PaperBroker:
                 fill = self._execute(pending.order, prices.pop(key), when, result)
                 if fill is not None:
                     steps.append((int(frame.ts[i]), fill.symbol, portfolio.cash, portfolio.qty(fill.symbol)))
+                    for other in by_symbol.get(fill.symbol, ()):
+                        moved = frames[other]
+                        self._arm(other, moved, int(np.searchsorted(moved.ts, when, side="right")), events)
+
+    def _decider(self, frame: BarFrame) -> Any:
+        """The frame's decider; a per-bar strategy's bound to its instance here, with the account;
+        none where the strategy was stopped."""
+        decider = frame.decider
+        if decider is None or (frame.symbol, frame.timeframe) in self.stopped:
+            return None
+        bind = getattr(decider, "bind", None)
+        return bind(self.strategies) if bind is not None else decider
+
+    def _fault(self, frame: BarFrame, when: int, fault: StrategyFault, result: BatchResult) -> None:
+        """Strategy code raised at ``when``: drop its instance (the next bar gets a fresh one, as a
+        restarted actor would); past the restart intensity, stop it on this symbol and timeframe."""
+        key = (frame.symbol, frame.timeframe)
+        result.faults.append(fault)
+        self.strategies.pop(key, None)
+        config = self.config
+        times = tuple(t for t in self.fault_times.get(key, ()) if when - t < config.strategy_within_ns) + (when,)
+        self.fault_times[key] = times
+        if len(times) > config.strategy_restarts:
+            self.stopped[key] = str(fault)
+        for f_idx, other in enumerate(self._frames):
+            if (other.symbol, other.timeframe) == key:
+                self._deciders[f_idx] = self._decider(other)
+
+    def _arm(self, f_idx: int, frame: BarFrame, start: int, events: list) -> None:
+        """Point the frame's cursor at the next bar its decider names for the position held now."""
+        self._cursors[f_idx] += 1
+        decider = self._deciders[f_idx]
+        if decider is None or start >= len(frame):
+            return
+        i = decider.first(start, self.portfolio.qty(frame.symbol))
+        if i < len(frame):
+            heapq.heappush(events, (int(frame.ts[i]), 0, f_idx, i, self._cursors[f_idx]))
 
     def _schedule_bar_fill(self, pending: PendingOrder, key: str, f_idx: int, frame: BarFrame, opens_at: np.ndarray,
                            start: int, events: list) -> None:
@@ -303,6 +368,7 @@ class PaperBroker:
             self.duplicates += 1
             return None
         decided.add(client_id)
+        result.signals.append(signal)
         position = self.portfolio.positions.get(signal.symbol)
         held = position.qty if position is not None else 0.0
         qty, why = self._size(signal, held, when, frames)
