@@ -12,6 +12,7 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -82,21 +83,28 @@ def _count(text: str) -> int:
     return value
 
 
-def _endpoint(text: str) -> str:
-    from settings import check_endpoint
+def _valid(check: Callable[[str], Any], text: str) -> str:
+    """``text`` if ``check`` accepts it; its ValueError as argparse's one-line usage error."""
     try:
-        return check_endpoint(text)
+        check(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _endpoint(text: str) -> str:
+    from settings import check_endpoint
+    return _valid(check_endpoint, text)
+
+
+def _listen(text: str) -> str:
+    from settings import check_listen
+    return _valid(check_listen, text)
 
 
 def _timeframe(text: str) -> str:
     from messages.market import timeframe_ns
-    try:
-        timeframe_ns(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+    return _valid(timeframe_ns, text)
 
 
 def _zone(text: str) -> str:
@@ -137,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="events PUB endpoint (default tcp://127.0.0.1:5557)")
     live.add_argument("--cryptofeed", type=_endpoint, metavar="ENDPOINT",
                       help="also bind a SUB here for cryptofeed's ZeroMQ backends")
+    live.add_argument("--http", type=_listen, metavar="HOST:PORT", help="serve the dashboard and /metrics here "
+                      "(default 127.0.0.1:8780; off: no HTTP server; off loopback only with http.token)")
     live.add_argument("--sim-rate", type=_positive, metavar="TICKS_PER_S", help="simulator ticks per second")
     live.add_argument("--sim-speed", type=_positive, metavar="X", help="simulated seconds per wall second")
     live.add_argument("--allow-fault-injection", action="store_true", help="accept 'ctl crash actor=NAME'")
@@ -243,7 +253,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     settings = _settings(args, {
         "feed.symbols": args.symbols, "feed.source": args.feed, "store.db": args.db,
         "ingress.endpoint": args.ingress, "control.endpoint": args.control, "control.events": args.events,
-        "ingress.cryptofeed": args.cryptofeed,
+        "ingress.cryptofeed": args.cryptofeed, "http.listen": args.http,
         "feed.sim_rate": args.sim_rate, "feed.sim_speed": args.sim_speed,
         "control.allow_fault_injection": True if args.allow_fault_injection else None,
         "ingress.insecure": True if args.insecure_ingress else None,

@@ -8,6 +8,7 @@ lists are comma-separated.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -20,9 +21,9 @@ from typing import Any
 from supervisors.errors import SettingsError
 
 __all__ = [
-    "BacktestSettings", "ControlSettings", "ExecutorSettings", "FeatureSettings", "FeedSettings",
+    "BacktestSettings", "ControlSettings", "ExecutorSettings", "FeatureSettings", "FeedSettings", "HttpSettings",
     "IngressSettings", "ModelSettings", "Settings", "SettingsError", "StoreSettings",
-    "StrategySettings", "SupervisorSettings", "check_endpoint", "load_settings",
+    "StrategySettings", "SupervisorSettings", "check_endpoint", "check_listen", "is_loopback_host", "load_settings",
 ]
 
 ENV_PREFIX = "TRADING_"
@@ -53,6 +54,30 @@ def check_endpoint(text: str) -> str:
     if not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ValueError(f"{text!r}: the port must be a number from 1 to 65535, not {port!r}")
     return text
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a host is reachable only from this machine (``localhost`` or a loopback address)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_listen(text: str) -> tuple[str, int] | None:
+    """Return ``(host, port)`` for an HTTP address ``HOST:PORT`` (HOST an address or a name, an IPv6
+    address in brackets; PORT 1-65535), or None for ``off``; else raise ValueError saying what is expected."""
+    if text.strip().lower() == "off":
+        return None
+    expected = f"{text!r} is not HOST:PORT like 127.0.0.1:8780 (or off)"
+    host, colon, port = text.rpartition(":")
+    if not colon or not host or host == "*" or not _HOST.fullmatch(host):
+        raise ValueError(expected)
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{text!r}: the port must be a number from 1 to 65535, not {port!r}")
+    return host.strip("[]"), int(port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +197,15 @@ class ControlSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """The dashboard and the Prometheus metrics ``live`` serves over HTTP."""
+
+    listen: str = "127.0.0.1:8780"  # HOST:PORT to serve on (live --http); "off" = no HTTP server
+    token: str = ""                # when set, every request must carry it; required off loopback (TRADING_HTTP_TOKEN)
+    push_s: float = 1.0            # seconds between the dashboard's updates
+
+
+@dataclass(frozen=True, slots=True)
 class SupervisorSettings:
     """Supervision of the actors."""
 
@@ -207,6 +241,7 @@ class Settings:
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     control: ControlSettings = field(default_factory=ControlSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
     supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
     backtest: BacktestSettings = field(default_factory=BacktestSettings)
 
@@ -370,6 +405,14 @@ def _validate(s: Settings) -> None:
     check(s.store.lock_patience_s > 0 and s.store.lock_patience_s == s.store.lock_patience_s,
           "store.lock_patience_s", "must be > 0")
     check(s.control.summary_s > 0, "control.summary_s", "must be > 0")
+    try:
+        check_listen(s.http.listen)
+    except ValueError as exc:
+        raise SettingsError(f"settings key 'http.listen': {exc}") from None
+    check(not s.http.token or len(s.http.token) >= 16, "http.token",
+          "must be at least 16 characters (make one with: python -c \"import secrets; print(secrets.token_urlsafe(24))\")")
+    check(s.http.token.isprintable() and " " not in s.http.token, "http.token", "must be printable, without spaces")
+    check(0.05 <= s.http.push_s <= 60, "http.push_s", "must be in [0.05, 60]")
     check(s.supervisor.stop_timeout_s > 0, "supervisor.stop_timeout_s", "must be > 0")
     check(s.supervisor.max_restarts >= 0, "supervisor.max_restarts", "must be >= 0")
     check(s.supervisor.within_s > 0, "supervisor.within_s", "must be > 0")

@@ -235,13 +235,22 @@ class System:
         owned = self.owned.get(actor)
         return owned.shown(kind) if owned is not None else None
 
+    def _stages(self) -> list[str]:
+        """The actors in pipeline order, those off the pipeline last."""
+        return sorted(self.actor_names, key=lambda n: PIPELINE.index(n) if n in PIPELINE else len(PIPELINE))
+
     def metrics(self) -> dict[str, Any]:
         """Counters; latency from ingress receive to the executor's decision, and to the end of each
         stage that timed a batch (in pipeline order), over each one's last 10,000 ingress batches."""
-        order = sorted(self.actor_names, key=lambda n: PIPELINE.index(n) if n in PIPELINE else len(PIPELINE))
-        stages = {name: self.stats[name].latency.summary() for name in order}
+        stages = {name: self.stats[name].latency.summary() for name in self._stages()}
         return {"counters": self.counters.snapshot(), "latency": stages.get("executor", {"samples": 0}),
                 "latency_by_stage": {name: lat for name, lat in stages.items() if lat["samples"]}}
+
+    def latency_histograms(self, bounds_ns: Any) -> dict[str, tuple[int, list[int], int]]:
+        """For each stage that timed a batch (pipeline order), over the same window as ``metrics``:
+        ``(samples, counts under each of bounds_ns, sum in ns)`` (see LatencyWindow.histogram)."""
+        histograms = {name: self.stats[name].latency.histogram(bounds_ns) for name in self._stages()}
+        return {name: histogram for name, histogram in histograms.items() if histogram[0]}
 
     def query(self, actor: str, what: str) -> Any:
         """Ask an actor for a read-only view."""

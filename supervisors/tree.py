@@ -4,6 +4,7 @@
 root (one_for_one)
 ├── execution (one_for_one): store, executor
 ├── control                                   (live only)
+├── web                                       (live with http.listen on)
 ├── signals (rest_for_one): feature, model, strategy
 └── market (rest_for_one): buffer, feed
 ```
@@ -17,6 +18,8 @@ Sinks start first, so every actor's downstream exists before it sends; stopping 
   every stage after it, so no stage keeps state derived from inputs its upstream no longer has.
 - market: the buffer's bars feed everything downstream; if it fails the feed restarts with it.
   The ingress socket belongs to the system, so nothing published meanwhile is lost.
+- web: the dashboard and /metrics read views and the database, never sit on the pipeline's path,
+  and restart alone, like control.
 - root: the groups are independent: a group that gives up (past its restart intensity) is
   restarted on its own, and past the root's intensity the system stops.
 """
@@ -32,6 +35,7 @@ from actors.feed.replay_actor import ReplayActor
 from actors.model.actor import ModelActor
 from actors.store.actor import StoreActor
 from actors.strategy.actor import StrategyActor
+from actors.web.actor import WebActor
 from supervisors.supervisor import ChildSpec, SupervisorSpec
 
 __all__ = ["PIPELINE", "tree_for"]
@@ -39,11 +43,13 @@ __all__ = ["PIPELINE", "tree_for"]
 PIPELINE = ("feed", "buffer", "feature", "model", "strategy", "executor")
 
 
-def tree_for(mode: str) -> SupervisorSpec:
-    """The root supervisor's spec for ``live`` or ``backtest``."""
+def tree_for(mode: str, web: bool = False) -> SupervisorSpec:
+    """The root supervisor's spec for ``live`` or ``backtest``; ``web``: with the HTTP server (live only)."""
     if mode == "live":
         feed = ChildSpec("feed", FeedActor)
         control: list[ChildSpec | SupervisorSpec] = [ChildSpec("control", ControlActor)]
+        if web:
+            control.append(ChildSpec("web", WebActor))
     elif mode == "backtest":
         feed = ChildSpec("feed", ReplayActor)
         control = []
