@@ -11,9 +11,14 @@ the store has committed it: the batch's ``mark`` names it, and ``confirm(mark)``
 word) arms it. An order a later bar of the same batch fills (bars already seen, as in a burst)
 is stored with its fill, in one transaction.
 
-The parts live beside it: the open orders and the ids decided on in ``orderbook``, the write-ahead
-marks in ``writeahead``, equity marked to market and the curve in ``equity``, the fill prices in
-``fills``, positions in ``portfolio``, the limits in ``risk``.
+An entry may carry protective orders (stop-loss, take-profit, trailing stop): submitted with it,
+accepted when it fills (for the filled quantity), watched here like any open order; the first filled
+cancels the others, and so do an exit the strategy decides and the kill switch. The broker emulates
+them on its side, backtest and live alike.
+
+The parts live beside it: the open orders, the ids decided on and the brackets in ``orderbook``, the
+write-ahead marks in ``writeahead``, equity marked to market and the curve in ``equity``, the fill
+prices in ``fills``, entry sizes in ``sizing``, positions in ``portfolio``, the limits in ``risk``.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from actors.executor.orderbook import (DecidedIds, PendingOrder, bracket_fill, c
 from actors.executor.portfolio import Portfolio, Trade
 from actors.executor.records import RecordLog
 from actors.executor.risk import RiskEngine, RiskLimits
+from actors.executor.sizing import entry_qty
 from actors.executor.writeahead import WriteAhead
 from messages.market import BarFrame, Tick, timeframe_ns
 from messages.trading import BUY, SELL, Fill, Order, Signal
@@ -72,40 +78,6 @@ class BatchResult:
     alerts: list[str] = field(default_factory=list)
     faults: list[StrategyFault] = field(default_factory=list)  # strategy code that raised, in order
     mark: int = 0                   # write-ahead: the store must commit up to here before new orders fill
-
-
-SIZINGS = ("", "equity", "qty", "risk")
-
-
-def entry_problem(signal: Signal) -> str | None:
-    """Why an entry's sizing or protective prices cannot be used, or None: a long's stop-loss must
-    be below its entry price and its take-profit above, a short's the other way round."""
-    sizing, size = signal.sizing, signal.size
-    if sizing not in SIZINGS:
-        return f"unknown sizing {sizing!r} (valid: equity, qty, risk)"
-    if sizing and not size > 0:
-        return f"{sizing} sizing needs a size > 0, got {size!r}"
-    if sizing == "risk" and signal.stop_loss != signal.stop_loss:
-        return "risk sizing needs a stop-loss"
-    if signal.trail == signal.trail and not 0.0 < signal.trail < 1.0:
-        return f"trailing stop {signal.trail!r} is not a fraction in (0, 1)"
-    entry = entry_price(signal, 0.0)
-    below, above = ("stop-loss", signal.stop_loss), ("take-profit", signal.take_profit)
-    if signal.side == SELL:
-        below, above = above, below
-    for (name, price), word in ((below, "below"), (above, "above")):
-        if price == price and not (price < entry if word == "below" else price > entry):
-            return f"{name} {price:g} is not {word} the entry price {entry:g}"
-    return None
-
-
-def entry_price(signal: Signal, slippage: float) -> float:
-    """The price an entry expects: its limit or stop price, else the decision's close; slipped
-    against the trader, except a limit's."""
-    price = signal.limit_price if signal.order == "limit" else signal.stop_price if signal.order == "stop" else signal.price
-    if signal.order == "limit":
-        return price
-    return price * (1.0 + slippage) if signal.side == BUY else price * (1.0 - slippage)
 
 
 class PaperBroker:
@@ -243,8 +215,10 @@ class PaperBroker:
             elif order.status == "accepted" and order.client_id not in filled and entry in filled:
                 trail = trail_of(order)  # a trailing stop: the best price from the stop last stored
                 best = order.stop_price / (1.0 - trail if order.side == SELL else 1.0 + trail)
-                self.pending[order.client_id] = PendingOrder(order, filled[entry].ts + self.latency_ns, 0, -1,
-                                                             group=entry, trail=trail, best=best)
+                active = max(filled[entry].ts, order.ts) + self.latency_ns  # a moved trailing stop: after the move
+                pending = PendingOrder(order, active, 0, -1, group=entry, trail=trail, best=best)
+                pending.order = order._replace(stop_price=pending.stop)  # the stored price, to the last bit
+                self.pending[order.client_id] = pending
         self.portfolio.marks.update(marks)
 
     # -- processing -----------------------------------------------------------------------------------
@@ -433,10 +407,15 @@ class PaperBroker:
                 self._schedule_bar_fill(first[1], first[0], f_idx, frame, self._opens[f_idx], 0, events)
 
     def _record_trails(self, result: BatchResult) -> None:
-        """Record each trailing stop the batch's bars moved, at its new price (so a restart resumes it)."""
+        """Record each trailing stop the batch's bars moved: at its new price, timed at the close of
+        the last bar that moved it (a restart resumes it from there, on later bars only)."""
         for pending in self.pending.values():
             if pending.trail == pending.trail and pending.stop != pending.order.stop_price:
-                pending.order = pending.order._replace(stop_price=pending.stop)
+                symbol = pending.order.symbol
+                moved = max((int(f.ts[-1]) for f in self._frames if f.symbol == symbol and len(f)), default=None)
+                if moved is None:
+                    continue  # no bar of its symbol in this batch: nothing moved it
+                pending.order = pending.order._replace(stop_price=pending.stop, ts=moved)
                 result.orders.append(pending.order)
 
     # -- decisions and orders -------------------------------------------------------------------------
@@ -499,10 +478,8 @@ class PaperBroker:
         return found
 
     def _size(self, signal: Signal, held: float, when: int, frames: tuple[BarFrame, ...]) -> tuple[float, str | None]:
-        """The quantity of the signal's order, or why there is none. An exit closes what is held; an
-        entry is sized by ``signal.sizing``: "" the configured allocation of equity, ``equity`` a
-        fraction of equity, ``qty`` units, ``risk`` the fraction of equity lost if the stop-loss is
-        hit. Equity is marked at the decision's close; a long never spends more than the cash."""
+        """The quantity of the signal's order, or why there is none: an exit closes all that is held,
+        an entry is sized as ``sizing`` says (protective orders don't stand in an exit's way)."""
         if self.pending and any(p.order.symbol == signal.symbol and not p.group for p in self.pending.values()):
             return 0.0, "an order for this symbol is still open"
         if signal.side == SELL and held > 0:
@@ -513,28 +490,9 @@ class PaperBroker:
             return 0.0, "already long" if held > 0 else "already short"
         if signal.side == SELL and not self.config.allow_short:
             return 0.0, "no position to sell (shorts are off)"
-        why = entry_problem(signal)
-        if why is not None:
-            return 0.0, why
-        config, sizing, long = self.config, signal.sizing, signal.side == BUY
-        price = signal.price * (1.0 + self.slippage) * (1.0 + self.fee)
-        if sizing in ("", "equity"):
-            fraction = (config.allocation or 1.0 / max(1, config.n_symbols)) if sizing == "" else signal.size
-            equity = self._equity_at(when, frames)
-            budget = min(self.portfolio.cash, equity * fraction) if long else equity * fraction
-            if budget <= config.fee_fixed or price <= 0:
-                return 0.0, "no cash"
-            return (budget - config.fee_fixed) / price, None
-        if sizing == "qty":
-            qty = signal.size
-        else:  # risk: the loss at the stop-loss, from the entry price the order expects
-            entry = entry_price(signal, self.slippage)
-            qty = self._equity_at(when, frames) * signal.size / abs(entry - signal.stop_loss)
-        if long:
-            qty = min(qty, (self.portfolio.cash - config.fee_fixed) / price)
-        if not qty > 0:
-            return 0.0, "no cash"
-        return qty, None
+        config = self.config
+        return entry_qty(signal, lambda: self._equity_at(when, frames), self.portfolio.cash,
+                         config.allocation or 1.0 / max(1, config.n_symbols), config.fee_fixed, self.fee, self.slippage)
 
     def _execute(self, pending: PendingOrder, price: float, when: int, result: BatchResult) -> Fill | None:
         """Fill ``pending`` (already taken out of the open orders) at ``price``. A protective order
