@@ -292,7 +292,7 @@ class PaperBroker:
         first bar that closes after it, now with the new position. Events of a cursor that has
         moved on are stale (their generation is old) and skipped.
         """
-        self._prices: dict[str, float] = {}  # the fill price of each scheduled bar fill
+        self._prices: dict[tuple[str, int], float] = {}  # the fill price of each scheduled bar fill, by frame
         self._batch_closes: dict[str, list[tuple[list[int], list[float]]]] = {}
         self._cursors = [0] * len(frames)    # the generation of each frame's cursor
         self._frames = frames
@@ -335,7 +335,7 @@ class PaperBroker:
                 pending = pending_orders.pop(key, None)
                 if pending is None:
                     continue
-                fill = self._execute(pending, prices.pop(key), when, result)
+                fill = self._execute(pending, prices.pop((key, f_idx)), when, result)
                 if fill is not None:
                     steps.append((int(frame.ts[i]), fill.symbol, portfolio.cash, portfolio.qty(fill.symbol)))
                     for other in by_symbol.get(fill.symbol, ()):
@@ -394,7 +394,7 @@ class PaperBroker:
             if hit is None:
                 return
             j, price = hit
-        self._prices[key] = price
+        self._prices[key, f_idx] = price
         heapq.heappush(events, (int(opens_at[j]), 1 if pending.order.side == SELL else 2, f_idx, j, key))
 
     def _schedule_bracket(self, fill: Fill, events: list) -> None:
