@@ -45,9 +45,9 @@ def entry_problem(signal: Signal) -> str | None:
 def entry_price(signal: Signal, slippage: float) -> float:
     """The price an entry expects: its limit or stop price, else the decision's close; slipped
     against the trader, except a limit's."""
-    price = signal.limit_price if signal.order == "limit" else signal.stop_price if signal.order == "stop" else signal.price
     if signal.order == "limit":
-        return price
+        return signal.limit_price
+    price = signal.stop_price if signal.order == "stop" else signal.price
     return price * (1.0 + slippage) if signal.side == BUY else price * (1.0 - slippage)
 
 

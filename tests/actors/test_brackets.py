@@ -11,6 +11,7 @@ import pytest
 
 from actors.executor.broker import BrokerConfig, PaperBroker
 from actors.executor.risk import RiskLimits
+from actors.strategy.api import Bar, Strategy
 from messages.market import BarFrame, Tick
 from messages.trading import BUY, SELL, Signal
 from tests.helpers import Scripted
@@ -420,3 +421,72 @@ def test_a_short_with_fees_balances_cash_trade_and_equity() -> None:
     assert b.cash == pytest.approx(10_000.0 - 52.05, rel=1e-12)
     ts, equity = b.equity_curve()
     assert np.allclose(equity, [10_000.0, 11_000.0 - 1.0 - 1_020.0, 10_000.0 - 52.05, 10_000.0 - 52.05])
+
+
+# ---------------------------------------------------------------------------------------------
+# Strategies written on the public API, through the executor
+
+
+class Bracketed(Strategy):
+    """Buy 10 at the first bar with a stop-loss and a take-profit; nothing else."""
+
+    params = {"stop": 95.0, "target": 110.0}
+
+    def next(self, bar: Bar, ind: dict, position: float) -> object:
+        if not position and bar.ts == close_ts(0):
+            return self.buy(qty=10, stop_loss=self.stop, take_profit=self.target)
+        return None
+
+
+class ShortTheTop(Strategy):
+    """Short at the first bar risking 1% of equity on a stop-loss 5 above the close; cover at bar 2."""
+
+    def next(self, bar: Bar, ind: dict, position: float) -> object:
+        if not position and bar.ts == close_ts(0):
+            return self.sell(risk=0.01, stop_loss=bar.close + 5.0)
+        if position < 0 and bar.ts == close_ts(2):
+            return "buy"
+        return None
+
+
+def run_strategy(strategy: Strategy, rows: list, **config: object) -> tuple[PaperBroker, object]:
+    frame = bars(rows)
+    b = broker(**config)
+    return b, b.process((dataclasses.replace(frame, decider=strategy.decider(frame)),))
+
+
+def test_a_bracket_strategy_fills_as_worked_by_hand() -> None:
+    rows = [*ENTRY_BARS, (103.0, 112.0, 102.0, 111.0), (111.0, 111.0, 111.0, 111.0)]
+    b, result = run_strategy(Bracketed(), rows)
+    # 10 bought at bar 1's open 100; bar 2 reaches the take-profit 110 (from 103): sold at 110
+    entry = f"Bracketed:BTCUSD:1h:{close_ts(0)}:buy"
+    assert [(f.client_id, f.side, f.qty, f.price, f.ts) for f in result.fills] == [
+        (entry, BUY, 10.0, 100.0, open_ts(1)), (f"{entry}:tp", SELL, 10.0, 110.0, open_ts(2))]
+    assert [(o.client_id, o.status) for o in result.orders if o.status == "cancelled"] == [(f"{entry}:sl", "cancelled")]
+    assert b.cash == 10_100.0 and b.positions == {}
+    # a lower target never reached: the stop-loss at 95 is, in a bar opening at 92: filled at the open
+    b, result = run_strategy(Bracketed(target=120.0), [*ENTRY_BARS, (92.0, 93.0, 90.0, 91.0)])
+    assert [(f.client_id, f.price) for f in result.fills][1] == (f"{entry}:sl", 92.0)
+    assert b.cash == 9_920.0
+
+
+def test_a_short_strategy_fills_as_worked_by_hand() -> None:
+    rows = [(100.0, 101.0, 99.0, 100.0),   # 0: short, 1% of 10,000 at risk over 105 - 100: 100 / 5 = 20 units
+            (100.0, 103.0, 97.0, 98.0),    # 1: sold 20 at the open 100 (103 < 105: the stop holds)
+            (98.0, 99.0, 94.0, 95.0),      # 2: "buy" at the close: the stop-loss is cancelled
+            (96.0, 97.0, 95.0, 96.0)]      # 3: bought back 20 at the open 96
+    b, result = run_strategy(ShortTheTop(), rows, allow_short=True)
+    entry = f"ShortTheTop:BTCUSD:1h:{close_ts(0)}:sell"
+    cover = f"ShortTheTop:BTCUSD:1h:{close_ts(2)}:buy"
+    assert [(f.client_id, f.side, f.qty, f.price, f.ts) for f in result.fills] == [
+        (entry, SELL, 20.0, 100.0, open_ts(1)), (cover, BUY, 20.0, 96.0, open_ts(3))]
+    assert [(o.client_id, o.reason) for o in result.orders if o.status == "cancelled"] == [
+        (f"{entry}:sl", f"exit {cover} accepted")]
+    (trade,) = b.trades
+    assert (trade.qty, trade.pnl) == (-20.0, 80.0)  # 20 x (100 - 96)
+    assert b.cash == 10_080.0
+    # the same short when the price runs up: stopped out at 105, a loss of 1% of equity, as sized
+    rows[1] = (100.0, 106.0, 99.0, 104.0)
+    b, result = run_strategy(ShortTheTop(), rows, allow_short=True)
+    assert [(f.client_id, f.price) for f in result.fills][1] == (f"{entry}:sl", 105.0)
+    assert b.trades[0].pnl == -100.0 and b.cash == 9_900.0
