@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from actors.executor.broker import BrokerConfig, PaperBroker
 from actors.executor.risk import RiskLimits
+from actors.store.reader import StoreReader
+from actors.store.writer import Database
 from actors.strategy.api import Bar, Strategy
 from messages.market import BarFrame, Tick
 from messages.trading import BUY, SELL, Signal
@@ -365,6 +368,31 @@ def test_protective_orders_come_back_from_the_store() -> None:
     assert [(f.client_id, f.price, f.ts) for f in result.fills] == [
         (f.client_id, pytest.approx(f.price, rel=1e-12), f.ts) for f in expected.fills]
     assert restored.cash == pytest.approx(original.cash, rel=1e-12) and restored.positions == {} == original.positions
+
+
+def test_protective_orders_come_back_from_a_real_store_file(tmp_path: Path) -> None:
+    original = broker()
+    first = original.process((bars(LONG_RUN, LONG_PLAN, 0, 2),))
+    second = original.process((bars(LONG_RUN, LONG_PLAN, 2, 3),))
+    db = Database(tmp_path / "store.db")  # what the store writes for each batch, one transaction each
+    for batch in (first, second):
+        db.write_orders("live", batch.orders)
+        db.write_fills("live", batch.fills, {o.client_id for o in batch.orders if o.status == "filled"})
+        db.commit()
+    db.close()
+    with StoreReader(tmp_path / "store.db") as store:
+        orders, fills, marks = store.account("live")
+    restored = broker()
+    restored.restore(orders, fills, marks)
+    entry = entry_id(0, BUY)
+    assert [(o.client_id, o.status, o.kind) for o in orders] == [
+        (entry, "filled", "market"), (f"{entry}:sl", "accepted", "stop"), (f"{entry}:trail", "accepted", "stop")]
+    assert restored.pending[f"{entry}:sl"].stop == 95.0
+    assert restored.pending[f"{entry}:trail"].stop == pytest.approx(108.0, rel=1e-12)
+    assert restored.positions["BTCUSD"].qty == 10.0 and restored.cash == 9_000.0
+    result = restored.process((bars(LONG_RUN, LONG_PLAN, 3, 6),))
+    assert [(f.client_id, f.price) for f in result.fills] == [(f"{entry}:trail", pytest.approx(108.0, rel=1e-12))]
+    assert restored.cash == pytest.approx(10_080.0, rel=1e-12)
 
 
 def test_a_bracket_waiting_for_its_entry_comes_back_from_the_store() -> None:
