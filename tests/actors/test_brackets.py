@@ -185,6 +185,17 @@ def test_the_bar_the_entry_fills_in_can_hit_the_stop() -> None:
     assert b.trades[0].pnl == -50.0
 
 
+def test_latency_delays_protective_orders_as_any_order() -> None:
+    rows = [(100.0, 101.0, 99.0, 100.0),   # 0: buy decided
+            (100.0, 101.0, 99.0, 100.0),   # 1: let pass (latency of one bar)
+            (100.0, 101.0, 94.0, 96.0),    # 2: bought at the open 100; the stop, sent now, is not in place yet
+            (96.0, 97.0, 94.0, 95.0),      # 3: the stop, one bar later, is hit at 95
+            (95.0, 95.0, 95.0, 95.0)]
+    b = broker(latency_bars=1)
+    result = b.process((bars(rows, {0: signal(rows, 0, BUY, **BRACKET)}),))
+    assert [(f.side, f.price, f.ts) for f in result.fills] == [(BUY, 100.0, open_ts(2)), (SELL, 95.0, open_ts(3))]
+
+
 # ---------------------------------------------------------------------------------------------
 # A trailing stop 10% under the highest high since entry
 
