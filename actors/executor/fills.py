@@ -3,7 +3,8 @@
 On bars (no ticks for the symbol): a market order fills at the open of the first bar that opens
 at or after the order became active (``latency_bars`` later); a limit order fills when a bar's
 range reaches the limit, at the limit, or at the open if the bar gapped through it; a stop order
-triggers when the range reaches the stop and fills at the stop, or at the open if it gapped.
+triggers when the range reaches the stop and fills at the stop, or at the open if it gapped; a
+trailing stop likewise, at the stop in force in that bar (moved by the bars closed before it).
 On ticks: market orders fill at the ask (buy) or bid (sell) of the first tick after the order
 became active; limits when the quote reaches them, at the quote; stops when the quote crosses
 them, at the quote. Slippage (bps) moves market and stop fills against the trader, but on bars
