@@ -349,7 +349,7 @@ def test_protective_orders_fill_the_same_however_the_bars_are_batched(cuts: tupl
 
 def test_protective_orders_survive_a_checkpoint_copy() -> None:
     b = broker()
-    b.process((bars(LONG_RUN, LONG_PLAN, 0, 3),))  # bought; the trailing stop at 94.5... then 108 after bar 2
+    b.process((bars(LONG_RUN, LONG_PLAN, 0, 3),))  # bought at 100; after bar 2 the trailing stop is at 108
     twin = b.copy()
     original = b.process((bars(LONG_RUN, LONG_PLAN, 3, 6),))
     assert set(twin.pending) == {f"{entry_id(0, BUY)}:sl", f"{entry_id(0, BUY)}:trail"}  # untouched by b
