@@ -170,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="events PUB endpoint (default tcp://127.0.0.1:5557)")
     live.add_argument("--cryptofeed", type=_endpoint, metavar="ENDPOINT",
                       help="also bind a SUB here for cryptofeed's ZeroMQ backends")
+    live.add_argument("--venue", metavar="ID", help="where orders go: paper (default) or a ccxt exchange id, e.g. "
+                      "binance; credentials from TRADING_VENUE_API_KEY / TRADING_VENUE_SECRET / "
+                      "TRADING_VENUE_PASSWORD or venue.key_file, never from the command line")
+    live.add_argument("--venue-url", type=_venue_url, metavar="URL", help="send every request of the venue to this "
+                      "base URL instead: a testnet, a proxy, a local double")
+    live.add_argument("--venue-sandbox", action="store_true", help="trade on the exchange's testnet (ccxt sandbox)")
     live.add_argument("--sim-rate", type=_positive, metavar="TICKS_PER_S", help="simulator ticks per second")
     live.add_argument("--sim-speed", type=_positive, metavar="X", help="simulated seconds per wall second")
     live.add_argument("--allow-fault-injection", action="store_true", help="accept 'ctl crash actor=NAME'")
@@ -209,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     ctl = commands.add_parser("ctl", help="talk to a running system over the control socket",
                               description="Send one command, e.g. 'ctl health' or 'ctl subscribe symbols=A,B'.")
     ctl.add_argument("cmd", metavar="COMMAND", help="ping, health, metrics, positions, orders, subscribe, "
-                     "unsubscribe, restart, crash, shutdown")
+                     "unsubscribe, restart, crash, shutdown, submit, cancel, flatten (e.g. ctl submit "
+                     "symbol=BTC/USDT side=buy qty=0.01 type=limit price=30000)")
     ctl.add_argument("args", nargs="*", metavar="KEY=VALUE", help="command arguments")
     ctl.add_argument("--json", action="store_true", help="print the raw reply as JSON")
     ctl.add_argument("--control", type=_endpoint, metavar="ENDPOINT", default="tcp://127.0.0.1:5556",
@@ -270,6 +277,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         "feed.sim_rate": args.sim_rate, "feed.sim_speed": args.sim_speed,
         "control.allow_fault_injection": True if args.allow_fault_injection else None,
         "ingress.insecure": True if args.insecure_ingress else None,
+        "venue.id": args.venue, "venue.url": args.venue_url, "venue.sandbox": True if args.venue_sandbox else None,
         **_strategy_overrides(args),
     })
     from loguru import logger
@@ -283,6 +291,9 @@ def cmd_live(args: argparse.Namespace) -> int:
         settings = settings.with_values({"store.db": SIM_DB})
     try:
         checked = live_preflight(settings)  # endpoints and CURVE first: a refusal there leaves nothing behind
+        if settings.venue.id != "paper":
+            from actors.venue.preflight import venue_preflight
+            logger.info(venue_preflight(settings))
         lock = _check_database(settings, live=True)
     except (StartupError, StorageError) as exc:
         return _fail(f"cannot start: {exc}")

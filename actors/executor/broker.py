@@ -56,6 +56,7 @@ class BrokerConfig:
     limits: RiskLimits = field(default_factory=RiskLimits)
     strategy_restarts: int = 10      # faults of a strategy's code on one symbol restarted (fresh instance)...
     strategy_within_ns: int = 60_000_000_000  # ...within this much bar time; one more stops it there
+    external: bool = False           # orders are filled by a venue (fills come in), never on paper
 
 
 @dataclass(slots=True)
@@ -96,6 +97,7 @@ class PaperBroker:
         self.strategies: dict[tuple[str, str], Any] = {}   # per-bar strategy instances, with the account
         self.fault_times: dict[tuple[str, str], tuple[int, ...]] = {}
         self.stopped: dict[tuple[str, str], str] = {}       # (symbol, timeframe) -> why its strategy stopped
+        self.blocked: dict[str, str] = {}                   # symbol -> why new orders are halted on it
 
     # -- views and copies ---------------------------------------------------------------------
 
@@ -159,6 +161,7 @@ class PaperBroker:
         twin.curve = self.curve.copy()
         twin.strategies = copy.deepcopy(self.strategies)
         twin.fault_times, twin.stopped = dict(self.fault_times), dict(self.stopped)
+        twin.blocked = dict(self.blocked)
         return twin
 
     def equity_now(self) -> float:
@@ -207,7 +210,7 @@ class PaperBroker:
         steps: list[tuple[int, str, float, float]] = []  # (time, symbol, cash after, qty after)
         cash_before = self.portfolio.cash
         qty_before = {s: p.qty for s, p in self.portfolio.positions.items()}
-        if ticks and self.pending:
+        if ticks and self.pending and not self.config.external:
             self._fill_on_ticks(ticks, result, steps)
         if self.config.limits.daily_loss_pct and sum(len(f) for f in frames) > 1:
             times = np.unique(np.concatenate([f.ts for f in frames if len(f)]))
@@ -352,6 +355,8 @@ class PaperBroker:
 
     def _schedule_bar_fill(self, pending: PendingOrder, key: str, f_idx: int, frame: BarFrame, opens_at: np.ndarray,
                            start: int, events: list) -> None:
+        if self.config.external:
+            return  # the venue fills it
         hit = pending.bar_fill(frame, opens_at, start, self.slippage)
         if hit is None:
             return
@@ -376,6 +381,8 @@ class PaperBroker:
         order = Order(*fields, "submitted", "", signal.limit_price, signal.stop_price)
         orders = result.orders  # into self.orders at the end of the batch
         orders.append(order)
+        if why is None and self.blocked:
+            why = self.blocked.get(signal.symbol)
         if why is None:
             why = self.risk.check(order, held, signal.price, len(self.pending))
         if why is not None:
