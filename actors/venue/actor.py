@@ -159,8 +159,7 @@ class VenueActor(SupervisedActor):
             price = order.limit_price if order.kind == "limit" else self.session.last_price(order.symbol)
             amount, limit = self.session.checked(order, price)
             self.book.track(order, amount)
-            with self.waiting(f"{self.settings.id}: placing {order.client_id}"):
-                placed = self.session.place(order, amount, limit)
+            placed = self.session.place(order, amount, limit)
         except OrderRefused as exc:
             self.book.tracked.pop(order.client_id, None)
             self._tell(VenueOrderUpdate(order._replace(status="rejected", reason=str(exc))))
@@ -182,8 +181,7 @@ class VenueActor(SupervisedActor):
             return
         tracked = self.book.tracked.get(order.client_id) or self.book.track(order)
         try:
-            with self.waiting(f"{self.settings.id}: cancelling {order.client_id}"):
-                state = self.session.cancel(tracked.order)
+            state = self.session.cancel(tracked.order)
         except VenueError as exc:
             self.log.error("cancel of {} failed: {}", order.client_id, exc)
             self._after_failure()
@@ -196,17 +194,16 @@ class VenueActor(SupervisedActor):
     # -- polling and reconciling ---------------------------------------------------------------------------
 
     def _poll(self) -> None:
-        try:
-            with self.waiting(f"{self.settings.id}: polling"):
-                for tracked in [t for t in self.book.open_orders() if not t.order_id]:
-                    self._refresh(tracked.order.client_id)  # fate unknown: ask by client id first
-                self._executions(self.kept.since_ms)
-                listed = self._adopt_open()
-                for tracked in [t for t in self.book.open_orders() if t.order_id not in listed]:
-                    self._closed_without_executions(tracked.order.client_id)
-                self._trigger_stops()
-                if time.monotonic() - self.last_reconcile >= self.settings.reconcile_s:
-                    self._account()
+        try:  # requests are short (venue.timeout_s); a venue failing repeatedly shows as slow, then the breaker
+            for tracked in [t for t in self.book.open_orders() if not t.order_id]:
+                self._refresh(tracked.order.client_id)  # fate unknown: ask by client id first
+            self._executions(self.kept.since_ms)
+            listed = self._adopt_open()
+            for tracked in [t for t in self.book.open_orders() if t.order_id not in listed]:
+                self._closed_without_executions(tracked.order.client_id)
+            self._trigger_stops()
+            if time.monotonic() - self.last_reconcile >= self.settings.reconcile_s:
+                self._account()
         except VenueError as exc:
             self.log.warning("poll of {} failed: {}", self.settings.id, exc)
             self._after_failure()
