@@ -239,3 +239,31 @@ def test_a_wrong_secret_exits_non_zero_with_one_line_about_authentication(tmp_pa
     assert len(errors) == 1 and errors[0].startswith("run.py: error: ") and "authentication" in errors[0], done.stderr
     assert "Traceback" not in done.stderr
     assert "not-the-secret" not in done.stderr + done.stdout
+
+
+def test_submit_cancel_and_flatten_work_on_paper_through_the_risk_checks(tmp_path: Path) -> None:
+    control = free_endpoint()
+    (tmp_path / "settings.toml").write_text("[executor]\nmax_position = 2.0\n")
+    process = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "live", "--feed", "sim", "--symbols", "SOLUSD",
+                                "--db", str(tmp_path / "paper.db"), "--settings", str(tmp_path / "settings.toml"),
+                                "--ingress", free_endpoint(), "--control", control, "--events", free_endpoint()],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        wait_for_control(control, process)
+        held = lambda: (ctl(control, "positions")["positions"].get("SOLUSD") or {}).get("qty", 0.0)  # noqa: E731
+        bought = ctl(control, "submit", symbol="SOLUSD", side="buy", qty=1.5)
+        assert bought["ok"] and bought["client_id"].startswith("manual:SOLUSD:")
+        wait_until(lambda: held() == pytest.approx(1.5), 20, "the paper fill")
+        refused = ctl(control, "submit", symbol="SOLUSD", side="buy", qty=1.0)
+        assert not refused["ok"] and "max position 2 exceeded" in refused["error"]
+        resting = ctl(control, "submit", symbol="SOLUSD", side="sell", qty=0.5, type="limit", price=1e6)
+        assert ctl(control, "cancel", client_id=resting["client_id"]) == {
+            "ok": True, "client_id": resting["client_id"], "cancelled": True}
+        assert not ctl(control, "cancel", client_id=resting["client_id"])["ok"]
+        assert not ctl(control, "submit", symbol="SOLUSD", side="buy", qty=-1)["ok"]
+        assert ctl(control, "flatten")["ok"]
+        wait_until(lambda: held() == 0.0, 20, "the position flattened")
+    finally:
+        if process.poll() is None:
+            ctl(control, "shutdown")
+            process.wait(timeout=30)
