@@ -1,4 +1,4 @@
-"""Command line: live | backtest | ingest | ctl | feed-sim | keys.
+"""Command line: live | backtest | ingest | download | data | ctl | feed-sim | keys.
 
 Thin: parse the arguments, load the settings, build and run the tree. User mistakes are
 one line on stderr and a non-zero exit, never a traceback.
@@ -125,6 +125,67 @@ def _file_time_options(parser: argparse.ArgumentParser) -> None:
                         "its local midnight (default UTC)")
 
 
+def _venue_url(text: str) -> str:
+    from actors.store.exchange import check_venue_url
+    try:
+        return check_venue_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return int(text)
+
+
+def _data_commands(commands: Any) -> None:
+    """``download`` and ``data list | gaps | export | delete``."""
+    download = commands.add_parser("download", help="download history from an exchange into the database",
+                                   description="Download OHLCV bars through ccxt into the database, page by page; "
+                                   "only what is not stored yet is fetched, so a repeat resumes or updates.")
+    download.add_argument("--venue", required=True, metavar="ID", help="a ccxt exchange id, e.g. binance, kraken")
+    download.add_argument("--symbols", required=True, type=_symbols, help="the venue's symbols, e.g. BTC/USDT,ETH/USDT "
+                          "(stored under these names)")
+    download.add_argument("--timeframe", required=True, type=_timeframe, help="bar length, e.g. 1m, 1h, 1d")
+    download.add_argument("--from", dest="start", required=True, metavar="DATE", help="first day, e.g. 2024-01-01")
+    download.add_argument("--to", dest="end", metavar="DATE", help="last day, inclusive (default: up to now)")
+    download.add_argument("--db", metavar="PATH", help="sqlite database (default trading.db)")
+    download.add_argument("--venue-url", type=_venue_url, metavar="URL", help="send every request of the venue "
+                          "(REST and websocket) to this base URL instead: a testnet, a proxy, a local double")
+    download.add_argument("--retries", type=_count, default=5, metavar="N",
+                          help="repeats of a request that met a rate limit, a 5xx or a network error (default 5)")
+    download.add_argument("--backoff", type=_positive, default=1.0, metavar="SECONDS",
+                          help="first wait before a repeat, doubled each time, with jitter (default 1)")
+    download.add_argument("--timeout", type=_positive, default=10.0, metavar="SECONDS",
+                          help="a request with no reply after this long fails and is repeated (default 10)")
+    _common(download)
+
+    data = commands.add_parser("data", help="what the database holds: list, gaps, export, delete",
+                               description="List the stored series, show a series' gaps, export or delete it.")
+    actions = data.add_subparsers(dest="action", required=True, parser_class=_Parser, metavar="ACTION")
+    listing = actions.add_parser("list", help="every stored series: extent, rows, gaps, source",
+                                 description="Every stored series (symbol and timeframe) with its first and last "
+                                 "bar (close times, UTC), rows, gaps (runs of missing bars) and source.")
+    gaps = actions.add_parser("gaps", help="a series' gaps, one per line",
+                              description="The runs of missing bars of one series, in time order.")
+    export = actions.add_parser("export", help="write a series to a CSV or Parquet file",
+                                description="Write one series to FILE (.csv, .csv.gz or .parquet), as ingest and "
+                                "backtest --data read it.")
+    delete = actions.add_parser("delete", help="delete a symbol's series",
+                                description="Delete the bars of a symbol (all its timeframes, or one) and say what "
+                                "was deleted. Asks nothing.")
+    for action in (gaps, export, delete):
+        action.add_argument("symbol", metavar="SYMBOL", help="the stored symbol, e.g. BTC/USDT")
+        action.add_argument("--timeframe", type=_timeframe, help="the series' timeframe (needed if several are stored)")
+    export.add_argument("--out", required=True, metavar="FILE", help="the file to write (.csv, .csv.gz or .parquet)")
+    for action in (listing, gaps, delete):
+        action.add_argument("--json", action="store_true", help="print JSON")
+    for action in (listing, gaps, export, delete):
+        action.add_argument("--db", metavar="PATH", help="sqlite database (default trading.db)")
+        _common(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
     parser = _Parser(prog="run.py", description="Actor-model trading engine: live, backtest, control.")
@@ -147,6 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also bind a SUB here for cryptofeed's ZeroMQ backends")
     live.add_argument("--http", type=_listen, metavar="HOST:PORT", help="serve the dashboard and /metrics here "
                       "(default 127.0.0.1:8780; off: no HTTP server; off loopback only with http.token)")
+    live.add_argument("--venue", metavar="ID", help="where orders go: paper (default) or a ccxt exchange id, e.g. "
+                      "binance; credentials from TRADING_VENUE_API_KEY / TRADING_VENUE_SECRET / "
+                      "TRADING_VENUE_PASSWORD or venue.key_file, never from the command line")
+    live.add_argument("--venue-url", type=_venue_url, metavar="URL", help="send every request of the venue to this "
+                      "base URL instead: a testnet, a proxy, a local double")
+    live.add_argument("--venue-sandbox", action="store_true", help="trade on the exchange's testnet (ccxt sandbox)")
     live.add_argument("--sim-rate", type=_positive, metavar="TICKS_PER_S", help="simulator ticks per second")
     live.add_argument("--sim-speed", type=_positive, metavar="X", help="simulated seconds per wall second")
     live.add_argument("--allow-fault-injection", action="store_true", help="accept 'ctl crash actor=NAME'")
@@ -185,11 +252,14 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--db", metavar="PATH", help="sqlite database (default trading.db)")
     _common(ingest)
 
+    _data_commands(commands)
+
     ctl = commands.add_parser("ctl", help="talk to a running system over the control socket",
                               description="Send one command, e.g. 'ctl health' or 'ctl subscribe symbols=A,B'; "
                               "'ctl events' tails the events socket instead.")
     ctl.add_argument("cmd", metavar="COMMAND", help="ping, health, metrics, positions, orders, signals, subscribe, "
-                     "unsubscribe, restart, crash, shutdown; or events")
+                     "unsubscribe, restart, crash, shutdown, submit, cancel, flatten (e.g. ctl submit "
+                     "symbol=BTC/USDT side=buy qty=0.01 type=limit price=30000); or events")
     ctl.add_argument("args", nargs="*", metavar="KEY=VALUE", help="command arguments")
     ctl.add_argument("--json", action="store_true", help="print the raw reply as JSON (events: one JSON per line)")
     ctl.add_argument("--control", type=_endpoint, metavar="ENDPOINT", default="tcp://127.0.0.1:5556",
@@ -257,6 +327,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         "feed.sim_rate": args.sim_rate, "feed.sim_speed": args.sim_speed,
         "control.allow_fault_injection": True if args.allow_fault_injection else None,
         "ingress.insecure": True if args.insecure_ingress else None,
+        "venue.id": args.venue, "venue.url": args.venue_url, "venue.sandbox": True if args.venue_sandbox else None,
         **_strategy_overrides(args),
     })
     from loguru import logger
@@ -270,6 +341,9 @@ def cmd_live(args: argparse.Namespace) -> int:
         settings = settings.with_values({"store.db": SIM_DB})
     try:
         checked = live_preflight(settings)  # endpoints and CURVE first: a refusal there leaves nothing behind
+        if settings.venue.id != "paper":
+            from actors.venue.preflight import venue_preflight
+            logger.info(venue_preflight(settings))
         lock = _check_database(settings, live=True)
     except (StartupError, StorageError) as exc:
         return _fail(f"cannot start: {exc}")
@@ -365,7 +439,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(document, indent=2))
     else:
-        _print_backtest(summary, source)
+        _print_backtest(summary, source, _series_used(bars, settings.store.db if source == f"database {settings.store.db}" else None))
     lost = bars_lost(c)
     if c["dead_letters"] or lost:
         return _fail(f"backtest incomplete: {c['dead_letters']:,} messages dead-lettered ({c['bars_dead_lettered']:,} "
@@ -373,8 +447,20 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _print_backtest(s: dict[str, Any], source: str) -> None:
+def _series_used(bars: Any, db: str | None) -> str:
+    """The replayed series, with the source the database ``db`` records for each (None: not from it)."""
+    from actors.store.catalog import series_used
+    from actors.store.reader import StoreReader
+
+    if db is None:
+        return series_used(bars)
+    with StoreReader(db) as reader:
+        return series_used(bars, reader if reader.present else None)
+
+
+def _print_backtest(s: dict[str, Any], source: str, series: str) -> None:
     print(f"backtest {s['start']} .. {s['end']}  ({s['bars']:,} bar closes, source: {source})")
+    print(f"  series        {series}")
     def num(value: float | None, spec: str) -> str:
         return "n/a" if value is None else format(value, spec)
 
@@ -400,6 +486,80 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     _check_database(settings)
     print(ingest_file(args.file, settings.store.db, args.symbol, args.timeframe, args.ts_label, tz=args.tz,
                       strict=args.strict))
+    return EXIT_OK
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    """Download history from a venue and say what was stored."""
+    from actors.store.download import download
+    from actors.store.exchange import Retry
+    from actors.store.history import parse_date
+
+    settings = _settings(args, {"store.db": args.db})
+    start = parse_date(args.start, "--from")
+    end = parse_date(args.end, "--to", end_of_day=True) if args.end else None
+    if end is not None and end <= start:
+        return _fail(f"--to {args.end} is before --from {args.start}", EXIT_USAGE)
+    _check_database(settings)
+    try:
+        report = download(args.venue, args.symbols, args.timeframe, start, end, settings.store.db, args.venue_url,
+                          Retry(retries=args.retries, backoff_s=args.backoff), args.timeout)
+    except KeyboardInterrupt:
+        return _fail("interrupted: the pages fetched so far are stored; the same command resumes", 130)
+    print(report)
+    return EXIT_OK
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """List, inspect, export or delete stored series."""
+    from actors.store import catalog
+    from actors.store.connection import stored
+    from actors.store.history import iso_utc
+    from actors.store.reader import StoreReader
+    from actors.store.writer import Database
+
+    settings = _settings(args, {"store.db": args.db})
+    db = settings.store.db
+    if args.action == "delete":
+        if not stored(db):
+            return _fail(f"no database at {db}")
+        _check_database(settings)
+        writer = Database(db)
+        try:
+            deleted = catalog.delete_series(writer, args.symbol, args.timeframe)
+        finally:
+            writer.close()
+        if args.json:
+            print(json.dumps([s.as_json() for s in deleted], indent=2))
+        for s in deleted if not args.json else ():
+            print(f"deleted {s.rows:,} {s.timeframe} bars of {s.symbol} ({iso_utc(s.first_ts)} .. "
+                  f"{iso_utc(s.last_ts)}, source {s.source or '-'}) from {db}")
+        return EXIT_OK
+    with StoreReader(db) as reader:
+        if args.action == "list":
+            series = catalog.list_series(reader)
+            if args.json:
+                print(json.dumps([s.as_json() for s in series], indent=2))
+            elif not series:
+                print(f"no bars stored in {db}")
+            else:
+                print(catalog.text_table(
+                    ["symbol", "timeframe", "first", "last", "rows", "gaps", "missing", "source"],
+                    [[s.symbol, s.timeframe, iso_utc(s.first_ts), iso_utc(s.last_ts), f"{s.rows:,}", f"{s.gaps:,}",
+                      f"{s.missing:,}", s.source or "-"] for s in series], right={4, 5, 6}))
+        elif args.action == "gaps":
+            series, gaps = catalog.find_gaps(reader, args.symbol, args.timeframe)
+            if args.json:
+                print(json.dumps({"series": series.as_json(), "gaps": [g.as_json() for g in gaps]}, indent=2))
+            else:
+                print(f"{series.symbol} {series.timeframe}: {len(gaps):,} gap(s), {series.missing:,} bar(s) missing "
+                      f"between {iso_utc(series.first_ts)} and {iso_utc(series.last_ts)}")
+                if gaps:
+                    print(catalog.text_table(["after", "before", "missing"], [
+                        [iso_utc(g.after_ts), iso_utc(g.before_ts), f"{g.missing:,}"] for g in gaps], right={2}))
+        else:
+            series, path = catalog.export_series(reader, args.symbol, args.out, args.timeframe)
+            print(f"exported {series.rows:,} {series.timeframe} bars of {series.symbol} to {path}")
     return EXIT_OK
 
 
@@ -522,6 +682,7 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_logging(getattr(args, "log_level", "WARNING") if args.command not in ("ctl", "keys") else "WARNING")
     handlers = {"live": cmd_live, "backtest": cmd_backtest, "ingest": cmd_ingest, "ctl": cmd_ctl,
+                "download": cmd_download, "data": cmd_data,
                 "feed-sim": cmd_feed_sim, "keys": cmd_keys}
     try:
         return handlers[args.command](args)

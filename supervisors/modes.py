@@ -130,7 +130,8 @@ def run_live(settings: Settings, duration: float | None, stop: threading.Event |
         raise StartupError(str(exc)) from None
     system = System(settings, "live", Deps.of(settings, "live", ingress=ingress, cryptofeed=cryptofeed, curve=curve,
                                               feed_clock=sim_clock),
-                    tree=tree_for("live", web=check_listen(settings.http.listen) is not None))
+                    tree=tree_for("live", web=check_listen(settings.http.listen) is not None,
+                                  venue=settings.venue.id != "paper"))
     system.start()
     began = time.monotonic()
     sim_stop = threading.Event()

@@ -64,6 +64,7 @@ class BrokerConfig:
     limits: RiskLimits = field(default_factory=RiskLimits)
     strategy_restarts: int = 10      # faults of a strategy's code on one symbol restarted (fresh instance)...
     strategy_within_ns: int = 60_000_000_000  # ...within this much bar time; one more stops it there
+    external: bool = False           # orders are filled by a venue (fills come in), never on paper
 
 
 @dataclass(slots=True)
@@ -105,6 +106,7 @@ class PaperBroker:
         self.strategies: dict[tuple[str, str], Any] = {}   # per-bar strategy instances, with the account
         self.fault_times: dict[tuple[str, str], tuple[int, ...]] = {}
         self.stopped: dict[tuple[str, str], str] = {}       # (symbol, timeframe) -> why its strategy stopped
+        self.blocked: dict[str, str] = {}                   # symbol -> why new orders are halted on it
 
     # -- views and copies ---------------------------------------------------------------------
 
@@ -169,6 +171,7 @@ class PaperBroker:
         twin.curve = self.curve.copy()
         twin.strategies = copy.deepcopy(self.strategies)
         twin.fault_times, twin.stopped = dict(self.fault_times), dict(self.stopped)
+        twin.blocked = dict(self.blocked)
         return twin
 
     def equity_now(self) -> float:
@@ -231,7 +234,7 @@ class PaperBroker:
         steps: list[tuple[int, str, float, float]] = []  # (time, symbol, cash after, qty after)
         cash_before = self.portfolio.cash
         qty_before = {s: p.qty for s, p in self.portfolio.positions.items()}
-        if ticks and self.pending:
+        if ticks and self.pending and not self.config.external:
             self._fill_on_ticks(ticks, result, steps)
         if self.config.limits.daily_loss_pct and sum(len(f) for f in frames) > 1:
             times = np.unique(np.concatenate([f.ts for f in frames if len(f)]))
@@ -387,6 +390,8 @@ class PaperBroker:
 
     def _schedule_bar_fill(self, pending: PendingOrder, key: str, f_idx: int, frame: BarFrame, opens_at: np.ndarray,
                            start: int, events: list) -> None:
+        if self.config.external:
+            return  # the venue fills it
         if pending.group:  # a bracket is scheduled as one, by its first order: the first of them to fill
             members = [(k, p) for k, p in self.pending.items() if p.group == pending.group]
             if members[0][0] != key:
@@ -442,6 +447,8 @@ class PaperBroker:
         order = Order(*fields, "submitted", "", signal.limit_price, signal.stop_price)
         orders = result.orders  # into self.orders at the end of the batch
         orders.append(order)
+        if why is None and self.blocked:
+            why = self.blocked.get(signal.symbol)
         if why is None:
             why = self.risk.check(order, held, signal.price, sum(1 for p in self.pending.values() if not p.group))
         if why is not None:
