@@ -12,6 +12,7 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -82,21 +83,28 @@ def _count(text: str) -> int:
     return value
 
 
-def _endpoint(text: str) -> str:
-    from settings import check_endpoint
+def _valid(check: Callable[[str], Any], text: str) -> str:
+    """``text`` if ``check`` accepts it; its ValueError as argparse's one-line usage error."""
     try:
-        return check_endpoint(text)
+        check(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _endpoint(text: str) -> str:
+    from settings import check_endpoint
+    return _valid(check_endpoint, text)
+
+
+def _listen(text: str) -> str:
+    from settings import check_listen
+    return _valid(check_listen, text)
 
 
 def _timeframe(text: str) -> str:
     from messages.market import timeframe_ns
-    try:
-        timeframe_ns(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+    return _valid(timeframe_ns, text)
 
 
 def _zone(text: str) -> str:
@@ -119,13 +127,10 @@ def _file_time_options(parser: argparse.ArgumentParser) -> None:
 
 def _venue_url(text: str) -> str:
     from actors.store.exchange import check_venue_url
-    try:
-        return check_venue_url(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return _valid(check_venue_url, text).rstrip("/")
 
 
-def _count(text: str) -> int:
+def _whole(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
     return int(text)
@@ -135,7 +140,7 @@ def _data_commands(commands: Any) -> None:
     """``download`` and ``data list | gaps | export | delete``."""
     download = commands.add_parser("download", help="download history from an exchange into the database",
                                    description="Download OHLCV bars through ccxt into the database, page by page; "
-                                   "only what is not stored yet is fetched, so a repeat resumes or updates.")
+                                   "only what was not fetched before is asked for, so a repeat resumes or updates.")
     download.add_argument("--venue", required=True, metavar="ID", help="a ccxt exchange id, e.g. binance, kraken")
     download.add_argument("--symbols", required=True, type=_symbols, help="the venue's symbols, e.g. BTC/USDT,ETH/USDT "
                           "(stored under these names)")
@@ -145,7 +150,7 @@ def _data_commands(commands: Any) -> None:
     download.add_argument("--db", metavar="PATH", help="sqlite database (default trading.db)")
     download.add_argument("--venue-url", type=_venue_url, metavar="URL", help="send every request of the venue "
                           "(REST and websocket) to this base URL instead: a testnet, a proxy, a local double")
-    download.add_argument("--retries", type=_count, default=5, metavar="N",
+    download.add_argument("--retries", type=_whole, default=5, metavar="N",
                           help="repeats of a request that met a rate limit, a 5xx or a network error (default 5)")
     download.add_argument("--backoff", type=_positive, default=1.0, metavar="SECONDS",
                           help="first wait before a repeat, doubled each time, with jitter (default 1)")
@@ -198,6 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="events PUB endpoint (default tcp://127.0.0.1:5557)")
     live.add_argument("--cryptofeed", type=_endpoint, metavar="ENDPOINT",
                       help="also bind a SUB here for cryptofeed's ZeroMQ backends")
+    live.add_argument("--http", type=_listen, metavar="HOST:PORT", help="serve the dashboard and /metrics here "
+                      "(default 127.0.0.1:8780; off: no HTTP server; off loopback only with http.token)")
+    live.add_argument("--venue", metavar="ID", help="where orders go: paper (default) or a ccxt exchange id, e.g. "
+                      "binance; credentials from TRADING_VENUE_API_KEY / TRADING_VENUE_SECRET / "
+                      "TRADING_VENUE_PASSWORD or venue.key_file, never from the command line")
+    live.add_argument("--venue-url", type=_venue_url, metavar="URL", help="send every request of the venue to this "
+                      "base URL instead: a testnet, a proxy, a local double")
+    live.add_argument("--venue-sandbox", action="store_true", help="trade on the exchange's testnet (ccxt sandbox)")
     live.add_argument("--sim-rate", type=_positive, metavar="TICKS_PER_S", help="simulator ticks per second")
     live.add_argument("--sim-speed", type=_positive, metavar="X", help="simulated seconds per wall second")
     live.add_argument("--allow-fault-injection", action="store_true", help="accept 'ctl crash actor=NAME'")
@@ -242,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Send one command, e.g. 'ctl health' or 'ctl subscribe symbols=A,B'; "
                               "'ctl events' tails the events socket instead.")
     ctl.add_argument("cmd", metavar="COMMAND", help="ping, health, metrics, positions, orders, signals, subscribe, "
-                     "unsubscribe, restart, crash, shutdown; or events")
+                     "unsubscribe, restart, crash, shutdown, submit, cancel, flatten (e.g. ctl submit "
+                     "symbol=BTC/USDT side=buy qty=0.01 type=limit price=30000); or events")
     ctl.add_argument("args", nargs="*", metavar="KEY=VALUE", help="command arguments")
     ctl.add_argument("--json", action="store_true", help="print the raw reply as JSON (events: one JSON per line)")
     ctl.add_argument("--control", type=_endpoint, metavar="ENDPOINT", default="tcp://127.0.0.1:5556",
@@ -306,10 +320,11 @@ def cmd_live(args: argparse.Namespace) -> int:
     settings = _settings(args, {
         "feed.symbols": args.symbols, "feed.source": args.feed, "store.db": args.db,
         "ingress.endpoint": args.ingress, "control.endpoint": args.control, "control.events": args.events,
-        "ingress.cryptofeed": args.cryptofeed,
+        "ingress.cryptofeed": args.cryptofeed, "http.listen": args.http,
         "feed.sim_rate": args.sim_rate, "feed.sim_speed": args.sim_speed,
         "control.allow_fault_injection": True if args.allow_fault_injection else None,
         "ingress.insecure": True if args.insecure_ingress else None,
+        "venue.id": args.venue, "venue.url": args.venue_url, "venue.sandbox": True if args.venue_sandbox else None,
         **_strategy_overrides(args),
     })
     from loguru import logger
@@ -323,6 +338,9 @@ def cmd_live(args: argparse.Namespace) -> int:
         settings = settings.with_values({"store.db": SIM_DB})
     try:
         checked = live_preflight(settings)  # endpoints and CURVE first: a refusal there leaves nothing behind
+        if settings.venue.id != "paper":
+            from actors.venue.preflight import venue_preflight
+            logger.info(venue_preflight(settings))
         lock = _check_database(settings, live=True)
     except (StartupError, StorageError) as exc:
         return _fail(f"cannot start: {exc}")

@@ -10,8 +10,9 @@ The classes, checked in this order (a row is counted in the first that takes it)
   dropped;
 - ``off_grid``: a bar whose time is not on the timeframe's grid: dropped. The grid is the wall clock
   of ``tz`` (UTC by default): a 15m bar opens at :00, :15, :30 or :45, a 1d bar at local midnight
-  (DST-aware: a New York day is 23 or 25 hours long twice a year), an Nd bar on every Nth day since
-  1970-01-01. A series where most bars are off the grid is refused: that is a wrong time zone,
+  (DST-aware: a New York day is 23 or 25 hours long twice a year). Bars longer than a day (weeks,
+  months) follow the vendor's calendar (weeks from Monday or Sunday, month ends) and are not checked
+  against a grid. A series where most bars are off the grid is refused: that is a wrong time zone,
   timeframe or label, not a vendor's stray rows;
 - ``exact_duplicates`` and ``conflicting_duplicates``: rows of one time. The last of them in the file
   gives the bar's values (a vendor appends its corrections): rows with other values are conflicting
@@ -261,7 +262,10 @@ def clean_bars(frame: pd.DataFrame, timeframe: str, tz: str | None = None, stric
         mask &= keep
         note("bad_values", reason, mask)
         keep &= ~mask
-    off = keep & (_wall(ts, tz) % length != 0)
+    if length <= DAY_NS:
+        off = keep & (_wall(ts, tz) % length != 0)
+    else:  # weeks and months follow the vendor's calendar (Monday or Sunday weeks, month ends): no grid
+        off = np.zeros(n, dtype=bool)
     if off.sum() * 2 > keep.sum() > 0:
         raise DataError(_mostly_off(source, symbol, timeframe, tz, off, keep, ts, line_of))
     note("off_grid", f"bar {ts_label} time not on a whole {timeframe} boundary ({tz or 'UTC'})", off)

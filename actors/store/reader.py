@@ -24,6 +24,7 @@ from actors.store.account import StoredAccount, read_account
 from actors.store.bar_reads import BarReads
 from actors.store.connection import BUSY_MS, connect, stored
 from actors.store.errors import StorageError, describe
+from actors.store.recent import RecentReads
 from actors.store.writer import refresh_bar_copy
 from messages.market import Bar
 from messages.pipeline import ModelState
@@ -31,7 +32,7 @@ from messages.pipeline import ModelState
 __all__ = ["StoreReader"]
 
 
-class StoreReader(BarReads):
+class StoreReader(BarReads, RecentReads):
     """A read-only connection to the database at ``path``, opened at once; use from one thread and
     ``close`` it (or use it as a context manager). ``present`` says whether the file exists with its
     tables; when it does not, every read answers as an empty database would."""

@@ -59,11 +59,11 @@ class BinanceDouble:
     def __init__(self, symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT"), page_max: int = 1000,
                  clock_start_ms: int | None = None, listed_ms: int = 1_483_228_800_000,
                  outages: tuple[tuple[int, int], ...] = (),
-                 recorded: dict[str, tuple[str, list[list[Any]]]] | None = None,
-                 ) -> None:
+                 recorded: dict[str, tuple[str, list[list[Any]]]] | None = None) -> None:
         self.markets = {s.replace("/", ""): tuple(s.split("/")) for s in symbols}
         # symbol -> (interval, klines): real bars served as they are (in that interval only), not made-up ones
-        self.recorded = {s.replace("/", ""): (interval, sorted(rows)) for s, (interval, rows) in (recorded or {}).items()}
+        self.recorded = {s.replace("/", ""): (interval, sorted(rows))
+                         for s, (interval, rows) in (recorded or {}).items()}
         self.markets.update({s.replace("/", ""): tuple(s.split("/")) for s in (recorded or {})})
         self.page_max = page_max
         self.listed_ms = listed_ms  # no bar opens before this (2017-01-01 by default)
