@@ -112,7 +112,7 @@ def test_downloaded_bars_backtest_as_the_same_bars_from_a_file(venue: BinanceDou
     assert exported.returncode == 0, exported.stderr
     reports = []
     for source in (["--db", str(tmp_path / "x.db")], ["--db", str(tmp_path / "file.db")],
-                   ["--data", str(tmp_path / "export.parquet")]):
+                   ["--data", str(tmp_path / "export.parquet"), "--db", str(tmp_path / "run.db")]):
         result = run_cli("backtest", "--from", "2024-01-01", "--symbols", "BTC/USDT", "--json", *source)
         assert result.returncode == 0, result.stderr
         reports.append(json.loads(result.stdout))
