@@ -79,6 +79,7 @@ def test_the_dashboard_shows_every_actor_running_and_counters_moving_while_ticks
     page.wait_for_function(ALL_RUNNING, arg=list(ACTORS), timeout=20_000)
     status = page.locator("#status")
     assert status.get_attribute("data-status") in ("healthy", "degraded")
+    assert page.locator("#venue").text_content() == "venue paper"  # where orders go (a venue: its breaker too)
     tree = page.locator("#tree")
     for node in ("root", "execution", "signals", "market", *ACTORS):
         assert tree.locator(f'li[data-node="{node}"]').count() == 1, node
