@@ -97,6 +97,34 @@ def _venue_url(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _venue_feed_options(live: argparse.ArgumentParser) -> None:
+    """``live --feed venue --venue ID [--venue-url URL] [--paper]``: market data from an exchange."""
+    live.add_argument("--venue", metavar="ID", help="the exchange, a ccxt id such as binance (venue.id; default "
+                      "paper: none); --feed venue streams its tickers for --symbols, given as ccxt's, e.g. BTC/USDT")
+    live.add_argument("--venue-url", type=_venue_url, metavar="URL", help="send every request of the venue "
+                      "(REST and websocket) to this base URL instead: a testnet, a proxy, a local double")
+    live.add_argument("--paper", action="store_true", help="orders filled by the paper broker (simulated fills on "
+                      "the prices the feed brings), never sent to the venue")
+
+
+def _venue_feed_check(settings: Any) -> tuple[dict[str, Any] | None, str, int]:
+    """For ``--feed venue``: the venue's markets once every watched symbol is among them; else None, the
+    one line to exit with and the code (2: an unknown venue, a symbol it does not list; 1: unreachable)."""
+    if settings.feed.source != "venue":
+        return None, "", EXIT_OK
+    from actors.feed.venue_source import venue_markets
+    from actors.store.exchange import VenueError
+    from supervisors.errors import DataError
+
+    venue = settings.venue
+    try:
+        return venue_markets(venue.id, venue.url or None, settings.feed.symbols, venue.feed_timeout_s), "", EXIT_OK
+    except DataError as exc:
+        return None, str(exc), EXIT_USAGE
+    except VenueError as exc:
+        return None, f"cannot start: {exc}", EXIT_FAILED
+
+
 def _count(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
@@ -158,8 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     live = commands.add_parser("live", help="run live on the simulator or external feeds",
                                description="Run the pipeline live. Ends on Ctrl-C, on 'ctl shutdown', or after --duration.")
     live.add_argument("--symbols", type=_symbols, help="symbols to observe, e.g. BTCUSD,ETHUSD")
-    live.add_argument("--feed", choices=["sim", "external"], help="sim (default) publishes simulated ticks into the "
-                      "ingress; external only listens")
+    live.add_argument("--feed", choices=["sim", "external", "venue"], help="sim (default) publishes simulated ticks "
+                      "into the ingress; external only listens; venue streams the tickers of --venue through ccxt")
     live.add_argument("--duration", type=_positive, metavar="SECONDS", help="stop after this many seconds")
     live.add_argument("--db", metavar="PATH", help="sqlite database (default trading.db)")
     live.add_argument("--ingress", type=_endpoint, metavar="ENDPOINT",
@@ -172,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also bind a SUB here for cryptofeed's ZeroMQ backends")
     live.add_argument("--sim-rate", type=_positive, metavar="TICKS_PER_S", help="simulator ticks per second")
     live.add_argument("--sim-speed", type=_positive, metavar="X", help="simulated seconds per wall second")
+    _venue_feed_options(live)
     live.add_argument("--allow-fault-injection", action="store_true", help="accept 'ctl crash actor=NAME'")
     live.add_argument("--insecure-ingress", action="store_true", help="let an ingress bound off loopback accept any "
                       "publisher without CURVE (ingress.insecure)")
@@ -270,12 +299,19 @@ def cmd_live(args: argparse.Namespace) -> int:
         "feed.sim_rate": args.sim_rate, "feed.sim_speed": args.sim_speed,
         "control.allow_fault_injection": True if args.allow_fault_injection else None,
         "ingress.insecure": True if args.insecure_ingress else None,
+        "venue.id": args.venue, "venue.url": args.venue_url,
         **_strategy_overrides(args),
     })
     from loguru import logger
 
     from actors.strategy.registry import strategy_plan
     logger.info("strategy: {}", strategy_plan(settings.strategy).describe())
+    markets, problem, code = _venue_feed_check(settings)
+    if problem:
+        return _fail(problem, code)
+    if settings.feed.source == "venue":
+        logger.info("orders: the paper broker{} on {}'s market data", " (--paper)" if args.paper else "",
+                    settings.venue.id)
     from settings import SIM_DB, StoreSettings
 
     if settings.feed.source == "sim" and settings.store.db == StoreSettings().db:
@@ -293,7 +329,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     # passes skip it instead of walking it again every time, which stalled the pipeline for tens of ms
     gc.freeze()
     try:
-        result = run_live(settings, args.duration, stop, checked)
+        result = run_live(settings, args.duration, stop, checked, markets)
     except StartupError as exc:
         return _fail(f"cannot start: {exc}")
     except StorageError as exc:
@@ -547,6 +583,10 @@ def cmd_ctl(args: argparse.Namespace) -> int:
                   f"(bound {overload['max_in_flight']:,}), {overload['store_backlog']} writes waiting for the store")
         if reply.get("stale"):
             print(f"  stale: {', '.join(reply['stale'])}")
+        for name, source in (reply.get("sources") or {}).items():
+            error = f" (last error: {source['last_error']})" if source["state"] != "up" and source["last_error"] else ""
+            print(f"  {name}: {source['venue']} {source['state']} via {source['via'] or '-'} for {source['for_s']:.1f}s, "
+                  f"{source['ticks_sent']:,} ticks sent, {source['outages']} outage(s){error}")
         print(f"  {'actor':<10}{'state':<12}{'restarts':>9}{'mailbox':>9}{'processed':>12}{'errors':>8}  condition")
         for name, a in reply["actors"].items():
             print(f"  {name:<10}{a['state']:<12}{a['restarts']:>9}{a['mailbox']:>9}{a['processed']:>12}{a['errors']:>8}"

@@ -22,7 +22,7 @@ from supervisors.errors import SettingsError
 __all__ = [
     "BacktestSettings", "ControlSettings", "ExecutorSettings", "FeatureSettings", "FeedSettings",
     "IngressSettings", "ModelSettings", "Settings", "SettingsError", "StoreSettings",
-    "StrategySettings", "SupervisorSettings", "check_endpoint", "load_settings",
+    "StrategySettings", "SupervisorSettings", "VenueSettings", "check_endpoint", "load_settings",
 ]
 
 ENV_PREFIX = "TRADING_"
@@ -78,7 +78,7 @@ class IngressSettings:
 class FeedSettings:
     """What to observe, and the built-in simulator used by ``live --feed sim``."""
 
-    source: str = "sim"            # sim | external
+    source: str = "sim"            # sim | external | venue (tickers of venue.id through ccxt)
     symbols: tuple[str, ...] = ("BTCUSD", "ETHUSD", "SOLUSD")  # the watch list; "*" = every symbol
     max_symbols: int = 1000        # most symbols watched (or, with "*", distinct symbols accepted)
     sim_rate: float = 3000.0       # ticks per second over all symbols
@@ -195,6 +195,20 @@ class BacktestSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class VenueSettings:
+    """The exchange reached through ccxt."""
+
+    id: str = "paper"              # a ccxt exchange id (live --venue), or paper: no exchange
+    url: str = ""                  # rebase every endpoint of the venue onto this base URL (live --venue-url)
+    poll_s: float = 1.0            # REST polling interval
+    # market data from the venue (live --feed venue)
+    feed_websocket: bool = True    # try the venue's websocket (ccxt.pro watch_tickers) before REST polling
+    feed_timeout_s: float = 10.0   # a market data request with no reply after this long fails
+    feed_backoff_s: float = 0.5    # first wait before reconnecting after an error, doubled each time, with jitter
+    feed_backoff_max_s: float = 30.0  # longest wait between reconnection attempts
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Every setting of the system, one sub-object per component."""
 
@@ -209,6 +223,7 @@ class Settings:
     control: ControlSettings = field(default_factory=ControlSettings)
     supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
     backtest: BacktestSettings = field(default_factory=BacktestSettings)
+    venue: VenueSettings = field(default_factory=VenueSettings)
 
     def with_values(self, values: Mapping[str, Any]) -> Settings:
         """Return a copy with ``{"section.key": value}`` applied (values are validated)."""
@@ -334,7 +349,7 @@ def _validate(s: Settings) -> None:
                 raise SettingsError(f"settings key '{key}': {exc}") from None
     check(s.ingress.max_in_flight >= 2, "ingress.max_in_flight", "must be at least 2")
     check(s.ingress.max_store_backlog >= 2, "ingress.max_store_backlog", "must be at least 2")
-    check(s.feed.source in ("sim", "external"), "feed.source", "must be 'sim' or 'external'")
+    check(s.feed.source in ("sim", "external", "venue"), "feed.source", "must be 'sim', 'external' or 'venue'")
     check(s.feed.sim_rate > 0, "feed.sim_rate", "must be > 0")
     check(s.feed.sim_speed > 0, "feed.sim_speed", "must be > 0")
     check(s.feed.stale_s >= 0, "feed.stale_s", "must be >= 0")
@@ -382,6 +397,7 @@ def _validate(s: Settings) -> None:
           f"must be >= supervisor.heartbeat_timeout_s ({s.supervisor.heartbeat_timeout_s:g})")
     check(s.backtest.chunk >= 1, "backtest.chunk", "must be at least 1")
     check(s.backtest.window >= 1, "backtest.window", "must be at least 1")
+    _validate_venue(s)
     from actors.feature.indicators import output_names, spec_for_column
 
     for spec in s.feature.indicators:
@@ -404,6 +420,33 @@ def _validate(s: Settings) -> None:
           f"has {len(set(s.feed.symbols)):,} symbols, over feed.max_symbols ({s.feed.max_symbols:,})")
     check(s.feed.source != "sim" or "*" not in s.feed.symbols, "feed.symbols",
           "cannot be * with feed.source 'sim': the simulator needs the symbols to simulate")
+
+
+def _validate_venue(s: Settings) -> None:
+    """The venue, and its market data for ``feed.source = "venue"``."""
+    v = s.venue
+
+    def check(ok: bool, key: str, rule: str) -> None:
+        if not ok:
+            raise SettingsError(f"settings key '{key}' {rule}")
+
+    check(bool(re.fullmatch(r"[a-z0-9_]+", v.id)), "venue.id", f"must be paper or a ccxt exchange id like binance, "
+          f"got {v.id!r}")
+    check(v.poll_s > 0, "venue.poll_s", "must be > 0")
+    check(v.feed_timeout_s > 0, "venue.feed_timeout_s", "must be > 0")
+    check(0 < v.feed_backoff_s <= v.feed_backoff_max_s, "venue.feed_backoff_s",
+          "must be > 0 and <= venue.feed_backoff_max_s")
+    if v.url:
+        from actors.store.exchange import check_venue_url
+        try:
+            check_venue_url(v.url)
+        except ValueError as exc:
+            raise SettingsError(f"settings key 'venue.url': {exc}") from None
+    if s.feed.source == "venue":
+        check(v.id != "paper", "venue.id", "must name the exchange whose market data feed.source 'venue' streams "
+              "(live --feed venue --venue ID, e.g. binance)")
+        check("*" not in s.feed.symbols, "feed.symbols", "cannot be * with feed.source 'venue': name the venue's "
+              "symbols to stream, e.g. BTC/USDT")
 
 
 def _validate_signals(s: Settings) -> None:

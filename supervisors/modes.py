@@ -27,7 +27,7 @@ from actors.store.history import DataError, finest_per_symbol, load_bar_file, se
 from actors.store.reader import StoreReader
 from actors.store.writer import clear_run
 from messages.pipeline import Drain
-from messages.system import Query
+from messages.system import Publish, Query
 from settings import SAMPLE_DATA, Settings
 from supervisors.clock import SimClock
 from supervisors.deps import Deps
@@ -93,16 +93,19 @@ def live_preflight(settings: Settings) -> tuple[CurveKeys | None, CurveKeys | No
                                          settings.ingress.insecure)
     except ValueError as exc:
         raise StartupError(str(exc)) from None
-    if ingress_curve is not None and settings.feed.source == "sim":
-        raise StartupError("the built-in simulator cannot publish into a CURVE ingress; use --feed external, "
+    if ingress_curve is not None and settings.feed.source in ("sim", "venue"):
+        source = "the built-in simulator" if settings.feed.source == "sim" else "the venue feed"
+        raise StartupError(f"{source} cannot publish into a CURVE ingress; use --feed external, "
                            "or bind the ingress to loopback")
     return curve, ingress_curve
 
 
 def run_live(settings: Settings, duration: float | None, stop: threading.Event | None = None,
-             checked: tuple[CurveKeys | None, CurveKeys | None] | None = None) -> LiveResult:
+             checked: tuple[CurveKeys | None, CurveKeys | None] | None = None,
+             markets: dict[str, Any] | None = None) -> LiveResult:
     """Run live until ``duration`` passes, ``stop`` is set, or a shutdown request or fatal failure.
-    ``checked``: what ``live_preflight`` returned, when the caller ran it already."""
+    ``checked``: what ``live_preflight`` returned, when the caller ran it already; ``markets``: the
+    venue's (``venue_markets``) for ``feed.source`` venue, when the caller loaded them already."""
     feed = settings.feed
     curve, ingress_curve = checked if checked is not None else live_preflight(settings)
     sim_clock, prices = None, {}
@@ -130,7 +133,9 @@ def run_live(settings: Settings, duration: float | None, stop: threading.Event |
     began = time.monotonic()
     sim_stop = threading.Event()
     sim_thread = None
-    if sim_clock is not None:
+    if feed.source == "venue":
+        sim_thread = _start_venue_feed(settings, system, sim_stop, markets)
+    elif sim_clock is not None:
         sim_thread = threading.Thread(
             target=_simulate, name="simulator", daemon=True,
             args=(settings.ingress.endpoint, feed.symbols, feed.sim_rate, feed.sim_speed, feed.sim_seed, sim_stop,
@@ -229,6 +234,34 @@ def _stored_end(settings: Settings) -> tuple[int | None, dict[str, float]]:
     (its clock runs ahead of the wall clock, so starting at "now" would go back in time)."""
     with StoreReader(settings.store.db) as store:
         return store.series_end(settings.feed.symbols, settings.buffer.timeframe)
+
+
+def _start_venue_feed(settings: Settings, system: System, stop: threading.Event,
+                      markets: dict[str, Any] | None) -> threading.Thread:
+    """Start streaming the venue's tickers into the ingress, in a thread of its own (shown in health as
+    ``sources.venue_feed``; its outages published under ``health.venue_feed``)."""
+    from actors.feed.venue_source import VenueSource, venue_markets  # ccxt: loaded only for this feed
+
+    venue = settings.venue
+    if markets is None:
+        markets = venue_markets(venue.id, venue.url or None, settings.feed.symbols, venue.feed_timeout_s)
+    source = VenueSource(venue.id, venue.url, settings.feed.symbols, settings.ingress.endpoint, venue, markets,
+                         on_change=lambda view: system.registry.tell("control", Publish("health.venue_feed", view)))
+    system.sources["venue_feed"] = source.view
+
+    def stream() -> None:
+        try:
+            sent = source.run(stop)
+            logger.info("venue feed {} sent {:,} ticks", venue.id, sent)
+        except Exception as exc:
+            logger.exception("the venue feed failed")
+            system.give_up(f"the venue feed failed: {type(exc).__name__}: {exc}")
+
+    thread = threading.Thread(target=stream, name="venue-feed", daemon=True)
+    thread.start()
+    logger.info("venue feed: {} tickers of {} into {}{}", venue.id, ",".join(settings.feed.symbols),
+                settings.ingress.endpoint, f" (venue at {venue.url})" if venue.url else "")
+    return thread
 
 
 def _simulate(endpoint: str, symbols: tuple[str, ...], rate: float, speed: float, seed: int,
