@@ -11,10 +11,15 @@ e.g. a real series), and the ticker's ``closeTime`` is when it last changed, so 
 step see the same ticker. ``hold()`` freezes prices (the time stays that of the last change),
 ``move(symbol, last)`` sets one (stamped now) and holds it, ``walk()`` lets them walk again.
 
-``away()`` makes the exchange go away: the listening socket is closed (new connections are refused)
-and a request on a connection kept alive is cut off unanswered; ``back()`` serves again on the same
-port. No websocket is served: a websocket client gets a 404 at the handshake. ``served`` lists every
-``(symbol id, closeTime)`` a ticker reply carried.
+With ``websocket=True`` it also serves Binance's market streams at ``/ws/<n>`` as ccxt.pro's
+``watch_tickers`` uses them: ``{"method": "SUBSCRIBE", "params": ["btcusdt@ticker", ...], "id": n}`` is
+answered ``{"result": null, "id": n}``, then a ``24hrTicker`` event is pushed for each subscribed
+symbol whenever its ticker changes. Without, a websocket client gets a 404 at the handshake.
+
+``away()`` makes the exchange go away: the listening socket is closed (new connections are refused),
+open websockets are closed and a request on a connection kept alive is cut off unanswered; ``back()``
+serves again on the same port. ``served`` lists every ``(symbol id, closeTime)`` a ticker reply or
+event carried; ``streams`` counts the websocket connections accepted.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from tests.doubles.binance import BinanceDouble
 
@@ -40,10 +45,13 @@ class TickerBinance(BinanceDouble):
     """The double with tickers; see the module's docstring."""
 
     def __init__(self, symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT"), walk_ms: int = 100,
-                 path: tuple[float, ...] = (), **kwargs: Any) -> None:
+                 path: tuple[float, ...] = (), websocket: bool = False, **kwargs: Any) -> None:
         super().__init__(symbols, **kwargs)
         self.walk_ms = walk_ms
         self.path = path
+        self.websocket = websocket
+        self.streams = 0
+        self._sockets: set[web.WebSocketResponse] = set()
         self._held: dict[str, tuple[float, int]] = {}  # symbol id -> (last, closeTime ms) while held
         self._served: list[tuple[str, int]] = []
         self._away = threading.Event()
@@ -59,6 +67,8 @@ class TickerBinance(BinanceDouble):
                               ("/api/v3/ticker/bookTicker", self._book_ticker),
                               ("/api/v3/ticker/price", self._price)):
             app.router.add_get(path, handler)
+        if self.websocket:
+            app.router.add_get("/ws/{stream}", self._stream)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         await self._listen(0)
@@ -82,6 +92,7 @@ class TickerBinance(BinanceDouble):
         assert self._loop is not None and self._site is not None
         self._away.set()
         asyncio.run_coroutine_threadsafe(self._site.stop(), self._loop).result(timeout)
+        asyncio.run_coroutine_threadsafe(self._close_streams(), self._loop).result(timeout)
 
     def back(self, timeout: float = 10.0) -> None:
         """Come back on the same port."""
@@ -93,6 +104,10 @@ class TickerBinance(BinanceDouble):
     def is_away(self) -> bool:
         """Whether the exchange is away now."""
         return self._away.is_set()
+
+    async def _close_streams(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
 
     # -- prices ---------------------------------------------------------------------------------------
 
@@ -212,3 +227,48 @@ class TickerBinance(BinanceDouble):
         if isinstance(ids, web.Response):
             return ids
         return self._reply(request, [{"symbol": i, "price": f"{self.quote(i)[2]:.8f}"} for i in ids])
+
+    async def _stream(self, request: web.Request) -> web.WebSocketResponse:
+        """Binance's market streams: SUBSCRIBE to ``<id>@ticker`` or ``<id>@miniTicker``, then events."""
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        with self._lock:
+            self.streams += 1
+        self._sockets.add(ws)
+        subscribed: dict[str, str] = {}  # market id -> ticker | miniTicker
+        pusher = asyncio.create_task(self._push(ws, subscribed))
+        try:
+            async for message in ws:
+                if message.type != WSMsgType.TEXT:
+                    continue
+                asked = json.loads(message.data)
+                if asked.get("method") == "SUBSCRIBE":
+                    for stream in asked.get("params", []):
+                        name, _, channel = stream.partition("@")
+                        if name.upper() in self.markets and channel in ("ticker", "miniTicker"):
+                            subscribed[name.upper()] = channel
+                await ws.send_json({"result": None, "id": asked.get("id")})
+        finally:
+            pusher.cancel()
+            self._sockets.discard(ws)
+        return ws
+
+    async def _push(self, ws: web.WebSocketResponse, subscribed: dict[str, str]) -> None:
+        """Send each subscribed symbol's ticker whenever it changes, until the socket closes: a
+        ``24hrTicker`` (with bid and ask) or a ``24hrMiniTicker`` (last price only, timed by ``E``)."""
+        sent: dict[str, int] = {}
+        while not ws.closed:
+            for market_id, channel in sorted(subscribed.items()):
+                bid, ask, last, ts = self.quote(market_id)
+                if sent.get(market_id) == ts:
+                    continue
+                sent[market_id] = ts
+                with self._lock:
+                    self._served.append((market_id, ts))
+                event = {"e": "24hrMiniTicker", "E": ts, "s": market_id, "c": f"{last:.8f}", "o": f"{last:.8f}",
+                         "h": f"{last:.8f}", "l": f"{last:.8f}", "v": "1000.00000000", "q": f"{1000 * last:.8f}"}
+                if channel == "ticker":
+                    event.update({"e": "24hrTicker", "E": self.now_ms(), "b": f"{bid:.8f}", "B": "1.00000000",
+                                  "a": f"{ask:.8f}", "A": "1.00000000", "O": ts - 86_400_000, "C": ts})
+                await ws.send_json(event)
+            await asyncio.sleep(self.walk_ms / 2000)

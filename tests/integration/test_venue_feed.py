@@ -1,6 +1,7 @@
 """``live --feed venue`` as a real subprocess against the loopback Binance double with tickers
-(tests/doubles/binance_ticker.py), through ccxt itself: the double serves no websocket, so the feed falls
-back to REST polling, and every request goes to the double (``--venue-url``).
+(tests/doubles/binance_ticker.py), through ccxt itself, every request rebased onto the double
+(``--venue-url``): without the double's websocket the feed falls back to REST polling; with it, ccxt.pro
+streams Binance's ticker events.
 
 Real data: the double's BTC/USDT and ETH/USDT last prices walk through the monthly BTCUSD closes shipped
 inside the ``backtesting`` package (backtesting.test.BTCUSD, 2012-2024, a public export), one close per
@@ -43,9 +44,11 @@ feed_timeout_s = 2.0
 
 
 @pytest.fixture
-def venue() -> Iterator[TickerBinance]:
-    """The double, its prices walking through real BTCUSD closes."""
-    with TickerBinance(SYMBOLS, path=tuple(BTCUSD["Close"].astype(float))) as double:
+def venue(request: pytest.FixtureRequest) -> Iterator[TickerBinance]:
+    """The double, its prices walking through real BTCUSD closes; with its websocket when the test's
+    parameter says ``websocket``."""
+    websocket = getattr(request, "param", "rest") == "websocket"
+    with TickerBinance(SYMBOLS, path=tuple(BTCUSD["Close"].astype(float)), websocket=websocket) as double:
         yield double
 
 
@@ -129,9 +132,12 @@ def test_the_venues_tickers_become_ticks_and_bars_in_the_pipeline(live: Live, ve
     assert len(expected) >= 4
 
 
-def test_the_exchange_going_away_shows_stale_and_reconnecting_then_it_recovers(live: Live,
-                                                                              venue: TickerBinance) -> None:
+@pytest.mark.parametrize("venue", ["rest", "websocket"], indirect=True)
+def test_the_exchange_going_away_shows_stale_and_reconnecting_then_it_recovers(live: Live, venue: TickerBinance,
+                                                                              request: pytest.FixtureRequest) -> None:
+    via = request.node.callspec.params["venue"]
     wait_until(lambda: _grown(live, 4, 2), 30, "ticks and bars from the venue")
+    assert live.health()["sources"]["venue_feed"]["via"] == via
     venue.away()
 
     def down() -> dict[str, Any] | None:
@@ -150,11 +156,14 @@ def test_the_exchange_going_away_shows_stale_and_reconnecting_then_it_recovers(l
         return h if not h["stale"] and h["sources"]["venue_feed"]["state"] == "up" else None
 
     health = wait_until(up, 20, "the feed up and the symbols fresh again")
-    assert health["sources"]["venue_feed"]["outages"] == 1
+    assert health["sources"]["venue_feed"]["outages"] == 1 and health["sources"]["venue_feed"]["via"] == via
     wait_until(lambda: _grown(live, during["ticks_accepted"] + 4, during["bars"] + 2), 30, "bars after the outage")
     _, err = live.stop()
-    assert err.count("no answer") == 1 and err.count("data again through rest") == 1  # once each, not per try
-    assert err.count("stale") >= 1 and "data again from" in err
+    assert err.count("no answer") == 1 and err.count(f"data again through {via}") == 1  # once each, not per try
+    assert "data again from" in err  # the feed actor: the symbols are fresh again
+    assert ("polling REST" in err) == (via == "rest")
+    if via == "websocket":
+        assert venue.streams >= 2 and venue.count(TICKER) == 0  # reconnected, never polled
 
 
 def test_no_tick_is_sent_twice_when_the_prices_do_not_change(live: Live, venue: TickerBinance) -> None:
