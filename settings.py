@@ -205,7 +205,7 @@ class VenueSettings:
     feed_websocket: bool = True    # try the venue's websocket (ccxt.pro watch_tickers) before REST polling
     feed_timeout_s: float = 10.0   # a market data request with no reply after this long fails
     feed_backoff_s: float = 0.5    # first wait before reconnecting after an error, doubled each time, with jitter
-    feed_backoff_max_s: float = 30.0  # longest wait between reconnection attempts
+    feed_backoff_max_s: float = 10.0  # longest wait between reconnection attempts
 
 
 @dataclass(frozen=True, slots=True)

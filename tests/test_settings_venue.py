@@ -12,7 +12,7 @@ pytestmark = pytest.mark.timeout(10)
 def test_venue_defaults_and_environment() -> None:
     venue = load_settings(env={}).venue
     assert (venue.id, venue.url, venue.poll_s, venue.feed_websocket) == ("paper", "", 1.0, True)
-    assert (venue.feed_timeout_s, venue.feed_backoff_s, venue.feed_backoff_max_s) == (10.0, 0.5, 30.0)
+    assert (venue.feed_timeout_s, venue.feed_backoff_s, venue.feed_backoff_max_s) == (10.0, 0.5, 10.0)
     env = {"TRADING_VENUE_POLL_S": "0.25", "TRADING_VENUE_FEED_WEBSOCKET": "false", "TRADING_FEED_SOURCE": "venue",
            "TRADING_VENUE_ID": "binance", "TRADING_FEED_SYMBOLS": "BTC/USDT,ETH/USDT"}
     settings = load_settings(env=env)

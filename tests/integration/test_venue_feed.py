@@ -18,7 +18,10 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import zmq
 from backtesting.test import BTCUSD
+
+from messages.codec import unpackb
 
 from tests.doubles.binance_ticker import TickerBinance
 from tests.helpers import ctl, run_cli, start_cli, wait_for_control, wait_until
@@ -134,8 +137,13 @@ def test_the_venues_tickers_become_ticks_and_bars_in_the_pipeline(live: Live, ve
 
 @pytest.mark.parametrize("venue", ["rest", "websocket"], indirect=True)
 def test_the_exchange_going_away_shows_stale_and_reconnecting_then_it_recovers(live: Live, venue: TickerBinance,
-                                                                              request: pytest.FixtureRequest) -> None:
+                                                                              request: pytest.FixtureRequest,
+                                                                              endpoints: dict[str, str]) -> None:
     via = request.node.callspec.params["venue"]
+    events = zmq.Context.instance().socket(zmq.SUB)
+    events.setsockopt(zmq.LINGER, 0)
+    events.setsockopt(zmq.SUBSCRIBE, b"health.venue_feed")
+    events.connect(endpoints["events"])
     wait_until(lambda: _grown(live, 4, 2), 30, "ticks and bars from the venue")
     assert live.health()["sources"]["venue_feed"]["via"] == via
     venue.away()
@@ -158,6 +166,12 @@ def test_the_exchange_going_away_shows_stale_and_reconnecting_then_it_recovers(l
     health = wait_until(up, 20, "the feed up and the symbols fresh again")
     assert health["sources"]["venue_feed"]["outages"] == 1 and health["sources"]["venue_feed"]["via"] == via
     wait_until(lambda: _grown(live, during["ticks_accepted"] + 4, during["bars"] + 2), 30, "bars after the outage")
+    published = []
+    while events.poll(0):
+        published.append(unpackb(events.recv_multipart()[1]))
+    events.close()
+    assert [(e["change"], e["state"], e["outages"]) for e in published] == [("outage", "reconnecting", 1),
+                                                                           ("recovered", "up", 1)]
     _, err = live.stop()
     assert err.count("no answer") == 1 and err.count(f"data again through {via}") == 1  # once each, not per try
     assert "data again from" in err  # the feed actor: the symbols are fresh again
