@@ -123,7 +123,7 @@ class VenueSource:
         failures = self.link.view.failures
         ended = self.link.answered(via, time.monotonic_ns())
         if ended is not None:
-            logger.info("venue feed {}: data again through {} after {:.1f}s without ({} failed tries)", self.venue,
+            logger.info("venue feed {}: data again through {} after {:.1f}s of outage ({} failed tries)", self.venue,
                         via, ended, failures)
             self._changed("recovered")
 

@@ -157,6 +157,10 @@ def test_the_exchange_going_away_shows_stale_and_reconnecting_then_it_recovers(l
     assert health["sources"]["venue_feed"]["failures"] >= 1 and health["sources"]["venue_feed"]["last_error"]
     during = live.counters()
     assert during["stale_episodes"] == 2
+    if via == "rest":  # as ctl health prints it
+        shown = run_cli("ctl", "health", "--control", endpoints["control"]).stdout
+        assert "status: degraded" in shown and "stale: BTC/USDT, ETH/USDT" in shown
+        assert "venue_feed: binance reconnecting via rest for " in shown and "(last error: " in shown
     venue.back()
 
     def up() -> dict[str, Any] | None:
