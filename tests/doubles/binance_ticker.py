@@ -179,54 +179,45 @@ class TickerBinance(BinanceDouble):
             return self._error(request, -1121, "Invalid symbol.")
         return ids
 
-    def _reply(self, request: web.Request, rows: list[dict[str, Any]]) -> web.Response:
+    async def _tickers(self, request: web.Request, row: Callable[[str], dict[str, Any]]) -> web.Response:
+        """A ticker endpoint: ``row`` of each market asked for (one object for ``symbol``, else a list)."""
+        if (failed := await self._fault(request)) is not None:
+            return failed
+        ids = self._asked(request)
+        if isinstance(ids, web.Response):
+            return ids
+        rows = [row(market_id) for market_id in ids]
         self._record(request, 200)
-        single = "symbol" in request.query
-        return web.json_response(rows[0] if single else rows)
+        return web.json_response(rows[0] if "symbol" in request.query else rows)
+
+    def _ticker_row(self, market_id: str) -> dict[str, Any]:
+        bid, ask, last, ts = self.quote(market_id)
+        with self._lock:
+            self._served.append((market_id, ts))
+        open_price = self._walked(market_id, ts - 86_400_000)[0]
+        return {
+            "symbol": market_id, "priceChange": f"{last - open_price:.8f}",
+            "priceChangePercent": f"{(last / open_price - 1) * 100:.3f}", "weightedAvgPrice": f"{last:.8f}",
+            "prevClosePrice": f"{open_price:.8f}", "lastPrice": f"{last:.8f}", "lastQty": "0.01000000",
+            "bidPrice": f"{bid:.8f}", "bidQty": "1.00000000", "askPrice": f"{ask:.8f}", "askQty": "1.00000000",
+            "openPrice": f"{open_price:.8f}", "highPrice": f"{max(last, open_price):.8f}",
+            "lowPrice": f"{min(last, open_price):.8f}", "volume": "1000.00000000",
+            "quoteVolume": f"{1000 * last:.8f}", "openTime": ts - 86_400_000, "closeTime": ts,
+            "firstId": 1, "lastId": ts // self.walk_ms, "count": ts // self.walk_ms}
+
+    def _book_row(self, market_id: str) -> dict[str, Any]:
+        bid, ask, _, _ = self.quote(market_id)
+        return {"symbol": market_id, "bidPrice": f"{bid:.8f}", "bidQty": "1.00000000", "askPrice": f"{ask:.8f}",
+                "askQty": "1.00000000"}
 
     async def _ticker_24hr(self, request: web.Request) -> web.Response:
-        if (failed := await self._fault(request)) is not None:
-            return failed
-        ids = self._asked(request)
-        if isinstance(ids, web.Response):
-            return ids
-        rows = []
-        for market_id in ids:
-            bid, ask, last, ts = self.quote(market_id)
-            with self._lock:
-                self._served.append((market_id, ts))
-            open_price = self._walked(market_id, ts - 86_400_000)[0]
-            rows.append({
-                "symbol": market_id, "priceChange": f"{last - open_price:.8f}",
-                "priceChangePercent": f"{(last / open_price - 1) * 100:.3f}", "weightedAvgPrice": f"{last:.8f}",
-                "prevClosePrice": f"{open_price:.8f}", "lastPrice": f"{last:.8f}", "lastQty": "0.01000000",
-                "bidPrice": f"{bid:.8f}", "bidQty": "1.00000000", "askPrice": f"{ask:.8f}", "askQty": "1.00000000",
-                "openPrice": f"{open_price:.8f}", "highPrice": f"{max(last, open_price):.8f}",
-                "lowPrice": f"{min(last, open_price):.8f}", "volume": "1000.00000000",
-                "quoteVolume": f"{1000 * last:.8f}", "openTime": ts - 86_400_000, "closeTime": ts,
-                "firstId": 1, "lastId": ts // self.walk_ms, "count": ts // self.walk_ms})
-        return self._reply(request, rows)
+        return await self._tickers(request, self._ticker_row)
 
     async def _book_ticker(self, request: web.Request) -> web.Response:
-        if (failed := await self._fault(request)) is not None:
-            return failed
-        ids = self._asked(request)
-        if isinstance(ids, web.Response):
-            return ids
-        rows = []
-        for market_id in ids:
-            bid, ask, _, _ = self.quote(market_id)
-            rows.append({"symbol": market_id, "bidPrice": f"{bid:.8f}", "bidQty": "1.00000000",
-                         "askPrice": f"{ask:.8f}", "askQty": "1.00000000"})
-        return self._reply(request, rows)
+        return await self._tickers(request, self._book_row)
 
     async def _price(self, request: web.Request) -> web.Response:
-        if (failed := await self._fault(request)) is not None:
-            return failed
-        ids = self._asked(request)
-        if isinstance(ids, web.Response):
-            return ids
-        return self._reply(request, [{"symbol": i, "price": f"{self.quote(i)[2]:.8f}"} for i in ids])
+        return await self._tickers(request, lambda i: {"symbol": i, "price": f"{self.quote(i)[2]:.8f}"})
 
     async def _stream(self, request: web.Request) -> web.WebSocketResponse:
         """Binance's market streams: SUBSCRIBE to ``<id>@ticker`` or ``<id>@miniTicker``, then events."""
