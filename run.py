@@ -12,6 +12,7 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -72,21 +73,56 @@ def _positive(text: str) -> float:
     return value
 
 
-def _endpoint(text: str) -> str:
-    from settings import check_endpoint
+def _count(text: str) -> int:
     try:
-        return check_endpoint(text)
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return value
+
+
+def _valid(check: Callable[[str], Any], text: str) -> str:
+    """``text`` if ``check`` accepts it; its ValueError as argparse's one-line usage error."""
+    try:
+        check(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _endpoint(text: str) -> str:
+    from settings import check_endpoint
+    return _valid(check_endpoint, text)
+
+
+def _listen(text: str) -> str:
+    from settings import check_listen
+    return _valid(check_listen, text)
 
 
 def _timeframe(text: str) -> str:
     from messages.market import timeframe_ns
+    return _valid(timeframe_ns, text)
+
+
+def _zone(text: str) -> str:
+    from actors.store.cleaning import check_zone
+    from supervisors.errors import DataError
     try:
-        timeframe_ns(text)
-    except ValueError as exc:
+        return check_zone(text) or "UTC"
+    except DataError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+
+
+def _file_time_options(parser: argparse.ArgumentParser) -> None:
+    """--ts-label and --tz: how to read a bar file's times (ingest, backtest --data)."""
+    parser.add_argument("--ts-label", choices=["open", "close"], default="close",
+                        help="whether the file's times are bar opens or closes (default close)")
+    parser.add_argument("--tz", type=_zone, metavar="ZONE", help="the exchange's time zone (IANA name, e.g. "
+                        "Asia/Seoul): times without a UTC offset are read in it, and bars of 1d and longer lie on "
+                        "its local midnight (default UTC)")
 
 
 def _venue_url(text: str) -> str:
@@ -98,13 +134,10 @@ def _venue_url(text: str) -> str:
 
 
 def _venue_feed_options(live: argparse.ArgumentParser) -> None:
-    """``live --feed venue --venue ID [--venue-url URL] [--paper]``: market data from an exchange."""
-    live.add_argument("--venue", metavar="ID", help="the exchange, a ccxt id such as binance (venue.id; default "
-                      "paper: none); --feed venue streams its tickers for --symbols, given as ccxt's, e.g. BTC/USDT")
-    live.add_argument("--venue-url", type=_venue_url, metavar="URL", help="send every request of the venue "
-                      "(REST and websocket) to this base URL instead: a testnet, a proxy, a local double")
+    """``live --feed venue --venue ID [--paper]``: market data from an exchange, orders on paper."""
     live.add_argument("--paper", action="store_true", help="orders filled by the paper broker (simulated fills on "
-                      "the prices the feed brings), never sent to the venue")
+                      "the prices the feed brings), never sent to --venue, whose market data --feed venue streams "
+                      "(venue.paper)")
 
 
 def _venue_feed_check(settings: Any) -> tuple[dict[str, Any] | None, str, int]:
@@ -118,7 +151,7 @@ def _venue_feed_check(settings: Any) -> tuple[dict[str, Any] | None, str, int]:
 
     venue = settings.venue
     try:
-        return venue_markets(venue.id, venue.url or None, settings.feed.symbols, venue.feed_timeout_s), "", EXIT_OK
+        return venue_markets(venue.id, venue.url or None, settings.feed.symbols, venue.timeout_s), "", EXIT_OK
     except DataError as exc:
         return None, str(exc), EXIT_USAGE
     except VenueError as exc:
@@ -198,6 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="events PUB endpoint (default tcp://127.0.0.1:5557)")
     live.add_argument("--cryptofeed", type=_endpoint, metavar="ENDPOINT",
                       help="also bind a SUB here for cryptofeed's ZeroMQ backends")
+    live.add_argument("--http", type=_listen, metavar="HOST:PORT", help="serve the dashboard and /metrics here "
+                      "(default 127.0.0.1:8780; off: no HTTP server; off loopback only with http.token)")
+    live.add_argument("--venue", metavar="ID", help="where orders go: paper (default) or a ccxt exchange id, e.g. "
+                      "binance; credentials from TRADING_VENUE_API_KEY / TRADING_VENUE_SECRET / "
+                      "TRADING_VENUE_PASSWORD or venue.key_file, never from the command line")
+    live.add_argument("--venue-url", type=_venue_url, metavar="URL", help="send every request of the venue to this "
+                      "base URL instead: a testnet, a proxy, a local double")
+    live.add_argument("--venue-sandbox", action="store_true", help="trade on the exchange's testnet (ccxt sandbox)")
     live.add_argument("--sim-rate", type=_positive, metavar="TICKS_PER_S", help="simulator ticks per second")
     live.add_argument("--sim-speed", type=_positive, metavar="X", help="simulated seconds per wall second")
     _venue_feed_options(live)
@@ -212,7 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--from", dest="start", required=True, metavar="DATE", help="first day, e.g. 2024-01-01")
     backtest.add_argument("--to", dest="end", metavar="DATE", help="last day (inclusive)")
     backtest.add_argument("--symbols", type=_symbols, help="symbols to replay (default: all in the data)")
-    backtest.add_argument("--data", metavar="FILE", help="bars from a .csv, .csv.gz or .parquet file")
+    backtest.add_argument("--data", metavar="FILE", help="bars from a .csv, .csv.gz or .parquet file (cleaned as "
+                          "ingest cleans it; see --ts-label and --tz)")
+    _file_time_options(backtest)
     backtest.add_argument("--db", metavar="PATH", help="sqlite database (default trading.db)")
     backtest.add_argument("--timeframe", type=_timeframe, help="timeframe to replay from the database "
                           "(default: each symbol's finest)")
@@ -222,27 +265,38 @@ def build_parser() -> argparse.ArgumentParser:
     _common(backtest)
 
     ingest = commands.add_parser("ingest", help="import historical bars into the database",
-                                 description="Validate a bar file (every bad row is named; nothing is written if "
-                                 "any is bad) and upsert it into the database, so backtest and live use it.")
+                                 description="Clean a bar file (known vendor artifacts dropped or repaired, each "
+                                 "counted and its rows named) and upsert it into the database, so backtest and "
+                                 "live use it.")
     ingest.add_argument("file", metavar="FILE", help="bars in .csv, .csv.gz or .parquet")
     ingest.add_argument("--symbol", required=True, help="the symbol the bars are of (picks it if the file has a "
                         "symbol column)")
     ingest.add_argument("--timeframe", type=_timeframe, help="bar length, e.g. 1m (default: inferred from the spacing)")
-    ingest.add_argument("--ts-label", choices=["open", "close"], default="close",
-                        help="whether the file's times are bar opens or closes (default close)")
+    _file_time_options(ingest)
+    ingest.add_argument("--strict", action="store_true", help="refuse the file, naming the rows, if anything "
+                        "would be cleaned; nothing is written")
     ingest.add_argument("--db", metavar="PATH", help="sqlite database (default trading.db)")
     _common(ingest)
 
     _data_commands(commands)
 
     ctl = commands.add_parser("ctl", help="talk to a running system over the control socket",
-                              description="Send one command, e.g. 'ctl health' or 'ctl subscribe symbols=A,B'.")
-    ctl.add_argument("cmd", metavar="COMMAND", help="ping, health, metrics, positions, orders, subscribe, "
-                     "unsubscribe, restart, crash, shutdown")
+                              description="Send one command, e.g. 'ctl health' or 'ctl subscribe symbols=A,B'; "
+                              "'ctl events' tails the events socket instead.")
+    ctl.add_argument("cmd", metavar="COMMAND", help="ping, health, metrics, positions, orders, signals, subscribe, "
+                     "unsubscribe, restart, crash, shutdown, submit, cancel, flatten (e.g. ctl submit "
+                     "symbol=BTC/USDT side=buy qty=0.01 type=limit price=30000); or events")
     ctl.add_argument("args", nargs="*", metavar="KEY=VALUE", help="command arguments")
-    ctl.add_argument("--json", action="store_true", help="print the raw reply as JSON")
+    ctl.add_argument("--json", action="store_true", help="print the raw reply as JSON (events: one JSON per line)")
     ctl.add_argument("--control", type=_endpoint, metavar="ENDPOINT", default="tcp://127.0.0.1:5556",
                      help="control endpoint")
+    ctl.add_argument("--events", type=_endpoint, metavar="ENDPOINT", default="tcp://127.0.0.1:5557",
+                     help="events endpoint, for 'ctl events' (default tcp://127.0.0.1:5557)")
+    ctl.add_argument("--topic", default="", metavar="PREFIX", help="events: only topics starting with this, "
+                     "e.g. signal, order., fill.BTCUSD, health")
+    ctl.add_argument("--count", type=_count, metavar="N", help="events: stop after N events (default: until Ctrl-C)")
+    ctl.add_argument("--last", type=_count, metavar="N", help="signals: how many of the latest (default 20, "
+                     "at most 1,000)")
     ctl.add_argument("--timeout", type=_positive, default=5.0, metavar="SECONDS", help="reply timeout (default 5)")
     ctl.add_argument("--server-key", metavar="FILE", help="CURVE: the server's public key file (NAME.key)")
     ctl.add_argument("--client-key", metavar="FILE", help="CURVE: this client's secret key file (NAME.key_secret)")
@@ -295,11 +349,12 @@ def cmd_live(args: argparse.Namespace) -> int:
     settings = _settings(args, {
         "feed.symbols": args.symbols, "feed.source": args.feed, "store.db": args.db,
         "ingress.endpoint": args.ingress, "control.endpoint": args.control, "control.events": args.events,
-        "ingress.cryptofeed": args.cryptofeed,
+        "ingress.cryptofeed": args.cryptofeed, "http.listen": args.http,
         "feed.sim_rate": args.sim_rate, "feed.sim_speed": args.sim_speed,
         "control.allow_fault_injection": True if args.allow_fault_injection else None,
         "ingress.insecure": True if args.insecure_ingress else None,
-        "venue.id": args.venue, "venue.url": args.venue_url,
+        "venue.id": args.venue, "venue.url": args.venue_url, "venue.sandbox": True if args.venue_sandbox else None,
+        "venue.paper": True if args.paper else None,
         **_strategy_overrides(args),
     })
     from loguru import logger
@@ -310,8 +365,8 @@ def cmd_live(args: argparse.Namespace) -> int:
     if problem:
         return _fail(problem, code)
     if settings.feed.source == "venue":
-        logger.info("orders: the paper broker{} on {}'s market data", " (--paper)" if args.paper else "",
-                    settings.venue.id)
+        logger.info("market data: {}'s tickers; orders: {}", settings.venue.id,
+                    settings.venue.id if settings.venue.trades else "the paper broker")
     from settings import SIM_DB, StoreSettings
 
     if settings.feed.source == "sim" and settings.store.db == StoreSettings().db:
@@ -319,6 +374,9 @@ def cmd_live(args: argparse.Namespace) -> int:
         settings = settings.with_values({"store.db": SIM_DB})
     try:
         checked = live_preflight(settings)  # endpoints and CURVE first: a refusal there leaves nothing behind
+        if settings.venue.trades:
+            from actors.venue.preflight import venue_preflight
+            logger.info(venue_preflight(settings))
         lock = _check_database(settings, live=True)
     except (StartupError, StorageError) as exc:
         return _fail(f"cannot start: {exc}")
@@ -384,12 +442,15 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     problem = _out_problem(args.out) if args.out else ""
     if problem:
         return _fail(f"--out {args.out}: {problem}", EXIT_USAGE)
+    if not args.data and (args.tz or args.ts_label != "close"):
+        return _fail("--ts-label and --tz say how to read a --data FILE; give one, or leave them out", EXIT_USAGE)
     _check_database(settings)
     start = parse_date(args.start, "--from")
     end = parse_date(args.end, "--to", end_of_day=True) if args.end else None
     if end is not None and end <= start:
         return _fail(f"--to {args.end} is before --from {args.start}", EXIT_USAGE)
-    bars, source = load_backtest_bars(args.data, settings.store.db, start, end, args.symbols, args.timeframe)
+    bars, source = load_backtest_bars(args.data, settings.store.db, start, end, args.symbols, args.timeframe,
+                                      args.ts_label, args.tz)
     from loguru import logger
     logger.info("replaying {:,} bars of {} from {}", len(bars), ",".join(bars["symbol"].unique()), source)
     logger.info("strategy: {}", strategy_plan(settings.strategy).describe())
@@ -401,13 +462,15 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     c = report["counters"]
     summary = {**report["summary"], "bars_read": c["bars_read"], "bars_processed": c["bars_processed"],
                "bars_dead_lettered": c["bars_dead_lettered"], "dead_letters": c["dead_letters"]}
+    from actors.executor.output import backtest_document, strategy_rows, write_report
+    symbols = [str(s) for s in bars["symbol"].unique()]
+    document = backtest_document(report, strategy_rows(strategy_plan(settings.strategy), symbols), summary)
     if args.out:
-        from actors.executor.output import write_report
-        written = write_report(args.out, report["summary"], report["trades"], report["equity_ts"], report["equity"],
-                               f"Backtest: {', '.join(bars['symbol'].unique())} ({source})")
+        written = write_report(args.out, document, bars, report["equity_ts"], report["equity"],
+                               f"Backtest: {', '.join(symbols)} ({source})")
         logger.info("report written: {}", ", ".join(str(p) for p in written))
     if args.json:
-        print(json.dumps({"summary": summary, "trades": report["trades"]}, indent=2))
+        print(json.dumps(document, indent=2))
     else:
         _print_backtest(summary, source, _series_used(bars, settings.store.db if source == f"database {settings.store.db}" else None))
     lost = bars_lost(c)
@@ -438,11 +501,14 @@ def _print_backtest(s: dict[str, Any], source: str, series: str) -> None:
     print(f"  trades        {s['trades']}  (win rate {s['win_rate_pct']:.1f}%, profit factor "
           f"{num(s['profit_factor'], '.2f')}, average {num(s['avg_trade_pct'], '+.2f')}%, open positions "
           f"{s['open_positions']})")
-    print(f"  return        {s['total_return_pct']:+.2f}%  (CAGR {num(s['cagr_pct'], '+.2f')}%)")
+    cagr = "n/a" if s["cagr_pct"] is None else f"{s['cagr_pct']:+.2f}%"
+    print(f"  return        {s['total_return_pct']:+.2f}%  (CAGR {cagr})")
     print(f"  risk          Sharpe {num(s['sharpe'], '.2f')}  Sortino {num(s['sortino'], '.2f')}  "
           f"exposure {num(s['exposure_pct'], '.1f')}%")
     print(f"  max drawdown  {s['max_drawdown_pct']:.2f}%  (lasting {s['max_drawdown_days']:.1f} days)")
     print(f"  final equity  {s['final_equity']:,.2f}  (from {s['initial_cash']:,.2f})")
+    holding = "n/a" if s["avg_holding_hours"] is None else f"{s['avg_holding_hours']:,.1f} hours"
+    print(f"  fees          {s['fees']:,.2f}  (average holding time {holding})")
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -451,7 +517,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     settings = _settings(args, {"store.db": args.db})
     _check_database(settings)
-    print(ingest_file(args.file, settings.store.db, args.symbol, args.timeframe, args.ts_label))
+    print(ingest_file(args.file, settings.store.db, args.symbol, args.timeframe, args.ts_label, tz=args.tz,
+                      strict=args.strict))
     return EXIT_OK
 
 
@@ -541,56 +608,35 @@ def _value(text: str) -> Any:
     return text
 
 
-def _condition(actor: dict[str, Any]) -> str:
-    """An actor's condition in a few words: ok, busy, slow in a message, or blocked on something."""
-    condition = actor.get("condition", "ok")
-    if condition == "slow":
-        return f"slow: in {actor['in']} for {actor['for_s']:.1f}s"
-    if condition == "blocked":
-        return f"blocked: {actor['on']} for {actor['for_s']:.1f}s"
-    return condition
-
-
 def cmd_ctl(args: argparse.Namespace) -> int:
-    """Send one control command and print the reply."""
+    """Send one control command and print the reply (a table where there is one); or tail the events."""
     from actors.control.client import request
+    from actors.control.tables import render
 
+    for option, only in (("count", "events"), ("topic", "events"), ("last", "signals")):
+        if getattr(args, option) and args.cmd != only:
+            return _fail(f"--{option} is for 'ctl {only}' only", EXIT_USAGE)
+    if args.cmd == "events":
+        return _ctl_events(args)
     message: dict[str, Any] = {"cmd": args.cmd}
     for pair in args.args:
         key, eq, value = pair.partition("=")
         if not eq or not key:
             return _fail(f"argument {pair!r} is not KEY=VALUE", EXIT_USAGE)
         message[key] = _value(value)
+    if args.last:
+        message["last"] = args.last
     try:
         reply = request(args.control, message, args.timeout, args.server_key, args.client_key)
     except (TimeoutError, ValueError) as exc:
         return _fail(str(exc))
+    text = render(args.cmd, reply) if reply.get("ok") and not args.json else None
     if args.json:
         print(json.dumps(reply, indent=2, sort_keys=True))
     elif not reply.get("ok"):
         pass
-    elif args.cmd == "health":
-        print(f"status: {reply['status']}")
-        if not reply.get("durability", {}).get("ok", True):
-            print(f"  records cannot be stored: {reply['durability']['reason']}")
-        if reply.get("fatal"):
-            print(f"  stopping: {reply['fatal']}")
-        if reply.get("risk", {}).get("halted"):
-            print(f"  trading halted: {reply['risk']['reason']}")
-        overload = reply.get("overload") or {}
-        if overload.get("overloaded"):
-            print(f"  overloaded for {overload['for_s']:.1f}s: {overload['in_flight']:,} ticks in flight "
-                  f"(bound {overload['max_in_flight']:,}), {overload['store_backlog']} writes waiting for the store")
-        if reply.get("stale"):
-            print(f"  stale: {', '.join(reply['stale'])}")
-        for name, source in (reply.get("sources") or {}).items():
-            error = f" (last error: {source['last_error']})" if source["state"] != "up" and source["last_error"] else ""
-            print(f"  {name}: {source['venue']} {source['state']} via {source['via'] or '-'} for {source['for_s']:.1f}s, "
-                  f"{source['ticks_sent']:,} ticks sent, {source['outages']} outage(s){error}")
-        print(f"  {'actor':<10}{'state':<12}{'restarts':>9}{'mailbox':>9}{'processed':>12}{'errors':>8}  condition")
-        for name, a in reply["actors"].items():
-            print(f"  {name:<10}{a['state']:<12}{a['restarts']:>9}{a['mailbox']:>9}{a['processed']:>12}{a['errors']:>8}"
-                  f"  {_condition(a)}")
+    elif text is not None:
+        print(text)
     elif args.cmd == "metrics":
         print(json.dumps(reply["counters"], indent=2, sort_keys=True))
         print(f"latency from ingress receive, us{'batches':>12}{'p50':>10}{'p99':>10}{'max':>10}")
@@ -604,6 +650,26 @@ def cmd_ctl(args: argparse.Namespace) -> int:
         print(json.dumps(body, indent=2, sort_keys=True) if body else "ok")
     if not reply.get("ok"):
         return _fail(str(reply.get("error", "request failed")))
+    return EXIT_OK
+
+
+def _ctl_events(args: argparse.Namespace) -> int:
+    """Print one line per event (one JSON object with --json) until --count events or Ctrl-C."""
+    from actors.control.client import events
+    from actors.control.tables import event_line
+
+    if args.args:
+        return _fail(f"'ctl events' takes no KEY=VALUE arguments (got {args.args[0]!r}); use --topic", EXIT_USAGE)
+    try:  # from the first line on: Ctrl-C as soon as it is read is the normal end
+        sys.stderr.write(f"listening to {args.events}" + (f" for topics {args.topic}*" if args.topic else "")
+                         + (" (Ctrl-C to stop)" if args.count is None else "") + "\n")
+        for topic, body in events(args.events, args.topic, args.count, args.server_key, args.client_key):
+            line = json.dumps({"topic": topic, "event": body}, default=str) if args.json else event_line(topic, body)
+            print(line, flush=True)
+    except ValueError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        pass  # the way to stop a tail
     return EXIT_OK
 
 

@@ -66,3 +66,4 @@ class Persist:
     dead_letters: tuple[DeadLetter, ...] = ()
     models: tuple[ModelState, ...] = ()
     ticks: tuple[Tick, ...] = ()
+    venue_ids: tuple[tuple[str, str, str], ...] = ()  # (client id, client id sent to the venue, venue's order id)

@@ -14,9 +14,10 @@ on how bars are batched.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from dataclasses import dataclass, field
+from typing import ClassVar, NamedTuple, Protocol
 
 import numpy as np
 
@@ -88,7 +89,13 @@ class Fill(NamedTuple):
 
 
 class Decider(Protocol):
-    """What a strategy would do at each bar's close of one frame, asked with the position held."""
+    """What a strategy would do at each bar's close of one frame, asked with the position held.
+
+    ``asks_while_open``: whether it is asked while an order of its symbol is open (a per-bar
+    strategy is asked at every bar; a rule's candidates wait for that order's fill or cancel).
+    """
+
+    asks_while_open: bool
 
     def first(self, start: int, position: float) -> int:
         """The first bar at or after ``start`` where a decision may be taken while ``position`` is
@@ -108,10 +115,10 @@ class Decider(Protocol):
 class Candidates:
     """A long-only rule's conditions for a frame, computed in one vectorised step.
 
-    ``buy[i]`` / ``sell[i]``: bar ``i`` would buy while flat (or cover while short) / sell while
-    long. ``inputs`` are the columns recorded with a signal; ``explain(side, i, inputs)`` says in
-    words why. The executor visits only the candidates of the side that matters for the position
-    it holds, so Python runs once per candidate taken, not once per bar.
+    ``buy`` / ``sell``: the bars (indices, ascending) that would buy while flat (or cover while
+    short) / sell while long. ``inputs`` are the columns recorded with a signal; ``explain(side,
+    i, inputs)`` says in words why. The executor visits only the candidates of the side that
+    matters for the position it holds, so Python runs once per candidate taken, not once per bar.
     """
 
     strategy: str
@@ -120,33 +127,47 @@ class Candidates:
     timeframe: str
     ts: np.ndarray
     close: np.ndarray
-    buy: np.ndarray          # bar indices, ascending
-    sell: np.ndarray         # bar indices, ascending
+    buy: tuple[int, ...]
+    sell: tuple[int, ...]
     inputs: tuple[tuple[str, np.ndarray], ...]
     explain: Callable[[str, int, dict[str, np.ndarray]], str]
+    asks_while_open: ClassVar[bool] = False
+    _rows: dict[int, tuple[int, float, tuple[float, ...]]] = field(default_factory=dict, repr=False)
+    _named: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _names: tuple[str, ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        """Read what a signal records at each candidate bar, in one vectorised step (in the thread
+        that makes the candidates), so that taking one costs no numpy call."""
+        where = sorted({*self.buy, *self.sell})
+        at = np.asarray(where, dtype=np.int64)
+        columns = [values[at].tolist() for _, values in self.inputs]
+        rows = dict(zip(where, zip(self.ts[at].tolist(), self.close[at].tolist(),
+                                   zip(*columns) if columns else ((),) * len(where), strict=True), strict=True))
+        object.__setattr__(self, "_rows", rows)
+        object.__setattr__(self, "_named", dict(self.inputs))
+        object.__setattr__(self, "_names", tuple(key for key, _ in self.inputs))
 
     def first(self, start: int, position: float) -> int:
         """The next buy candidate while flat or short, the next sell candidate while long."""
         bars = self.sell if position > 0 else self.buy
-        k = int(np.searchsorted(bars, start))
-        return int(bars[k]) if k < len(bars) else len(self.ts)
+        k = bisect_left(bars, start)
+        return bars[k] if k < len(bars) else len(self.ts)
 
     def decide(self, i: int, position: float) -> Signal | None:
         """A buy while flat or short, a sell while long, if bar ``i`` is a candidate of that side."""
         side, bars = (SELL, self.sell) if position > 0 else (BUY, self.buy)
-        k = int(np.searchsorted(bars, i))
+        k = bisect_left(bars, i)
         if k == len(bars) or bars[k] != i:
             return None
-        inputs = dict(self.inputs)
-        return Signal(self.strategy, self.symbol, self.timeframe, int(self.ts[i]), side, float(self.close[i]),
-                      self.explain(side, i, inputs), tuple((key, float(values[i])) for key, values in self.inputs),
-                      self.params)
+        ts, close, values = self._rows[i]
+        return Signal(self.strategy, self.symbol, self.timeframe, ts, side, close, self.explain(side, i, self._named),
+                      tuple(zip(self._names, values)), self.params)
 
     def slice(self, start: int, stop: int) -> Candidates:
         """The candidates of bars ``start:stop``, renumbered from 0."""
-        def cut(bars: np.ndarray) -> np.ndarray:
-            lo, hi = np.searchsorted(bars, [start, stop])
-            return bars[lo:hi] - start
+        def cut(bars: tuple[int, ...]) -> tuple[int, ...]:
+            return tuple(i - start for i in bars[bisect_left(bars, start):bisect_left(bars, stop)])
 
         return Candidates(self.strategy, self.params, self.symbol, self.timeframe, self.ts[start:stop],
                           self.close[start:stop], cut(self.buy), cut(self.sell),

@@ -44,6 +44,13 @@ class LatencyWindow:
         return {"samples": len(values), "p50_us": float(p50) / 1e3, "p99_us": float(p99) / 1e3,
                 "max_us": float(values.max()) / 1e3}
 
+    def histogram(self, bounds_ns: np.ndarray) -> tuple[int, list[int], int]:
+        """The samples in the window; how many are at or under each of the ascending ``bounds_ns``
+        (cumulative, as Prometheus buckets are); and their sum in nanoseconds."""
+        values = self._ring[:min(self.count, len(self._ring))].copy()
+        under = np.searchsorted(np.sort(values), bounds_ns, side="right")
+        return len(values), [int(n) for n in under], int(values.sum())
+
 
 class ActorStats:
     """Health of one named actor, kept by its supervisor across restarts.

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["FeedView", "OverloadSource", "Owned", "RiskView"]
+__all__ = ["FeedView", "OverloadSource", "Owned", "RiskView", "VenueView"]
 
 T = TypeVar("T")
 
@@ -60,3 +60,16 @@ class RiskView:
     halted: bool = False
     reason: str = ""
     strategies: tuple[tuple[str, str], ...] = ()
+    symbols: tuple[tuple[str, str], ...] = ()  # symbols new orders are halted on (venue differences), and why
+
+
+@dataclass(frozen=True, slots=True)
+class VenueView:
+    """What the venue actor shows: the venue, its circuit breaker, the orders it follows."""
+
+    venue: str = ""
+    breaker_open: bool = False
+    failures: int = 0
+    last_error: str = ""
+    open_orders: int = 0
+    stops_held: int = 0

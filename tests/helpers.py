@@ -90,6 +90,8 @@ class Scripted:
     """A decider that gives fixed signals at fixed bars whatever the position (as a strategy that
     ignores its position would), so the executor's own checks can be tested."""
 
+    asks_while_open = True
+
     def __init__(self, signals: dict[int, Any]) -> None:
         self.signals = dict(sorted(signals.items()))
 

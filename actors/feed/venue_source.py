@@ -6,7 +6,7 @@ actor takes them in like any other publisher's and nothing here sits on the pipe
 
 The thread runs an asyncio loop around ccxt's async exchange. Where ccxt.pro has ``watch_tickers`` for
 the venue and ``venue.feed_websocket`` is on, tickers come from the venue's websocket; if the websocket
-cannot be opened (or sends nothing within ``venue.feed_timeout_s``) the source polls REST instead
+cannot be opened (or sends nothing within ``venue.timeout_s``) the source polls REST instead
 (``fetch_tickers``, else ``fetch_ticker`` per symbol) every ``venue.poll_s`` for the rest of the run.
 With ``venue.url`` every endpoint, websocket ones included, is rebased onto it, so a test double or a
 proxy is all it ever talks to. After an error it tries again with exponential backoff and jitter; the
@@ -72,7 +72,7 @@ class VenueSource:
         self.markets = markets
         self.on_change = on_change
         self.ticks = TickerTicks(self.symbols, f"venue:{venue}")
-        self.link = Link(Retry(backoff_s=settings.feed_backoff_s, cap_s=settings.feed_backoff_max_s))
+        self.link = Link(Retry(backoff_s=settings.backoff_s, cap_s=settings.feed_backoff_max_s))
         self.requests = 0
 
     def view(self) -> dict[str, Any]:
@@ -92,7 +92,7 @@ class VenueSource:
 
     async def _main(self, publisher: Publisher, stop: threading.Event) -> None:
         api = ccxt.pro if self.venue in ccxt.pro.exchanges else ccxt.async_support
-        exchange = open_venue(self.venue, self.url, self.settings.feed_timeout_s, api)
+        exchange = open_venue(self.venue, self.url, self.settings.timeout_s, api)
         if self.markets is not None:
             exchange.set_markets(dict(self.markets))
         main = asyncio.current_task()
@@ -146,7 +146,7 @@ class VenueSource:
 
     async def _stream(self, exchange: ccxt.Exchange, publisher: Publisher) -> None:
         """Tickers from the websocket; return when it cannot be used (never answered), to poll instead."""
-        timeout = self.settings.feed_timeout_s
+        timeout = self.settings.timeout_s
         while True:
             try:
                 self.requests += 1

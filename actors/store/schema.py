@@ -53,6 +53,10 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     message_type TEXT NOT NULL, summary TEXT NOT NULL, ticks INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_letters_by_time ON dead_letters (ts);
+CREATE TABLE IF NOT EXISTS venue_ids (
+    run TEXT NOT NULL, client_id TEXT NOT NULL, venue_client_id TEXT NOT NULL, venue_order_id TEXT NOT NULL,
+    PRIMARY KEY (run, client_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS series_sources (
     symbol TEXT NOT NULL, timeframe TEXT NOT NULL, source TEXT NOT NULL, url TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (symbol, timeframe)

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from actors.strategy.base import Evaluation
-from messages.market import BarFrame, readonly
+from messages.market import BarFrame
 from messages.trading import BUY, SELL, Candidates, Signal
 from supervisors.errors import StrategyFault
 
@@ -157,7 +157,7 @@ class Strategy:
         buy, sell, inputs = self.evaluate(frame)
         explain = copy.copy(self).reason
         return Candidates(self.strategy_name(), self.param_values, frame.symbol, frame.timeframe, frame.ts,
-                          frame.close, readonly(np.flatnonzero(buy)), readonly(np.flatnonzero(sell)),
+                          frame.close, tuple(np.flatnonzero(buy).tolist()), tuple(np.flatnonzero(sell).tolist()),
                           tuple((key, np.asarray(values)) for key, values in inputs.items()), explain)
 
 
@@ -227,6 +227,7 @@ class BoundPerBar:
     """A :class:`PerBar` frame with its instance: every bar is asked."""
 
     __slots__ = ("bars", "instance", "lists", "source")
+    asks_while_open = True
 
     def __init__(self, source: PerBar, instance: Strategy) -> None:
         self.source, self.instance = source, instance

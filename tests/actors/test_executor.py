@@ -325,6 +325,8 @@ def test_summary_figures_are_computed_from_equity_and_trades() -> None:
         "profit_factor": 2.6,          # 13 / 5
         "avg_trade": 2.666667, "avg_trade_pct": 2.666667,  # 8 / 3 on 1 x 100 each
         "exposure_pct": None,
+        "fees": 0.0,                   # none given
+        "avg_holding_hours": 1.0,      # each trade held from T0 to T0 + 1 h
     }
 
 
@@ -733,8 +735,8 @@ def test_written_ahead_bars_already_in_the_deciding_batch_fill_as_without(loss_l
 def candidates(frame: BarFrame, buy: list[int], sell: list[int]) -> BarFrame:
     """``frame`` with a long-only rule's candidates: buys at ``buy``, sells at ``sell``."""
     return dataclasses.replace(frame, decider=Candidates(
-        "sma_cross", (), frame.symbol, frame.timeframe, frame.ts, frame.close, readonly(np.array(buy)),
-        readonly(np.array(sell)), (("close", frame.close),), lambda side, i, inputs: f"{side} at {inputs['close'][i]:g}"))
+        "sma_cross", (), frame.symbol, frame.timeframe, frame.ts, frame.close, tuple(buy), tuple(sell),
+        (("close", frame.close),), lambda side, i, inputs: f"{side} at {inputs['close'][i]:g}"))
 
 
 RISING = [100.0, 100.0, 100.0, 250.0, 250.0, 250.0, 250.0]

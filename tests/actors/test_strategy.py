@@ -61,9 +61,8 @@ def test_hand_made_closes_buy_and_sell_at_the_crosses() -> None:
     assert indices(column, -1) == [8]
     assert [(s.side, s.ts, s.price) for s in signals] == [(BUY, 6 * H, 6.0), (SELL, 9 * H, 3.0), (BUY, 12 * H, 8.0)]
     assert rule.long
-    candidates = SmaCross(2, 4).decider(frame_with(sma2, sma4, close))  # shared between threads: read-only
-    assert not candidates.buy.flags.writeable and not candidates.sell.flags.writeable
-    assert candidates.buy.tolist() == [5, 11] and candidates.sell.tolist() == [8]
+    candidates = SmaCross(2, 4).decider(frame_with(sma2, sma4, close))  # shared between threads: immutable
+    assert candidates.buy == (5, 11) and candidates.sell == (8,)
 
 
 def test_signal_records_its_inputs_and_reason() -> None:

@@ -40,9 +40,9 @@ timeframes = ["1s", "1m"]
 ticks = true
 [venue]
 poll_s = 0.2
-feed_backoff_s = 0.1
+backoff_s = 0.1
 feed_backoff_max_s = 0.5
-feed_timeout_s = 2.0
+timeout_s = 2.0
 """
 
 

@@ -113,7 +113,7 @@ def test_slice_takes_bars_and_enrichment_and_stays_read_only() -> None:
         prediction=readonly(np.linspace(0.1, 0.6, 6)),
     )
     frame = dataclasses.replace(frame, decider=Candidates(
-        "r", (), frame.symbol, frame.timeframe, frame.ts, frame.close, readonly(np.array([1])), readonly(np.array([4])),
+        "r", (), frame.symbol, frame.timeframe, frame.ts, frame.close, (1,), (4,),
         (("sma_2", frame.feature("sma_2")),), lambda side, i, inputs: side))
     part = frame.slice(2, 5)
     assert len(part) == 3
@@ -121,7 +121,7 @@ def test_slice_takes_bars_and_enrichment_and_stays_read_only() -> None:
     assert part.close.tolist() == [102.0, 103.0, 104.0]
     assert part.feature("sma_2").tolist() == [2.0, 3.0, 4.0]
     assert part.prediction is not None and part.prediction.tolist() == pytest.approx([0.3, 0.4, 0.5])
-    assert part.decider is not None and part.decider.buy.tolist() == [] and part.decider.sell.tolist() == [2]
+    assert part.decider is not None and part.decider.buy == () and part.decider.sell == (2,)
     assert part.decider.decide(2, 1.0).ts == 5 * H and part.decider.first(0, 0.0) == 3  # no buy left: past the end
     for column in (part.ts, part.open, part.close, part.feature("sma_2"), part.prediction, part.decider.ts):
         assert not column.flags.writeable
