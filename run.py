@@ -151,7 +151,8 @@ def _venue_feed_check(settings: Any) -> tuple[dict[str, Any] | None, str, int]:
 
     venue = settings.venue
     try:
-        return venue_markets(venue.id, venue.url or None, settings.feed.symbols, venue.timeout_s), "", EXIT_OK
+        return (venue_markets(venue.id, venue.url or None, settings.feed.symbols, venue.timeout_s, venue.sandbox),
+                "", EXIT_OK)
     except DataError as exc:
         return None, str(exc), EXIT_USAGE
     except VenueError as exc:

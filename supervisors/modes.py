@@ -253,7 +253,7 @@ def _start_venue_feed(settings: Settings, system: System, stop: threading.Event,
 
     venue = settings.venue
     if markets is None:
-        markets = venue_markets(venue.id, venue.url or None, settings.feed.symbols, venue.timeout_s)
+        markets = venue_markets(venue.id, venue.url or None, settings.feed.symbols, venue.timeout_s, venue.sandbox)
     source = VenueSource(venue.id, venue.url, settings.feed.symbols, settings.ingress.endpoint, venue, markets,
                          on_change=lambda view: system.registry.tell("control", Publish("health.venue_feed", view)))
     system.sources["venue_feed"] = source.view

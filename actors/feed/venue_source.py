@@ -44,11 +44,12 @@ def _one_line(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def venue_markets(venue: str, url: str | None, symbols: Iterable[str], timeout_s: float,
+def venue_markets(venue: str, url: str | None, symbols: Iterable[str], timeout_s: float, sandbox: bool = False,
                   retry: Retry | None = None) -> dict[str, Any]:
-    """The venue's markets, once every one of ``symbols`` is among them. DataError (one line) for an
-    unknown venue or a symbol it does not list; VenueError when it cannot be reached (after ``retry``)."""
-    exchange = open_venue(venue, url, timeout_s)
+    """The venue's markets (its testnet's with ``sandbox``), once every one of ``symbols`` is among them.
+    DataError (one line) for an unknown venue or a symbol it does not list; VenueError when it cannot be
+    reached (after ``retry``)."""
+    exchange = open_venue(venue, url, timeout_s, sandbox=sandbox)
     markets = (retry or Retry(retries=2, backoff_s=0.5)).call(exchange, "load_markets", exchange.load_markets)
     unknown = [s for s in symbols if s not in markets]
     if unknown:
@@ -92,7 +93,7 @@ class VenueSource:
 
     async def _main(self, publisher: Publisher, stop: threading.Event) -> None:
         api = ccxt.pro if self.venue in ccxt.pro.exchanges else ccxt.async_support
-        exchange = open_venue(self.venue, self.url, self.settings.timeout_s, api)
+        exchange = open_venue(self.venue, self.url, self.settings.timeout_s, api, self.settings.sandbox)
         if self.markets is not None:
             exchange.set_markets(dict(self.markets))
         main = asyncio.current_task()

@@ -82,3 +82,20 @@ def test_failing_while_still_connecting_is_an_outage_too() -> None:
     assert link.answered("websocket", 2_000_000_000) == 2.0
     assert link.view.as_json(2_500_000_000) == {"state": "up", "via": "websocket", "for_s": 0.5, "failures": 0,
                                                 "outages": 1, "last_error": "ConnectionRefused"}
+
+
+def test_the_testnet_is_rebased_too_so_a_double_is_all_the_feed_reaches() -> None:
+    import ccxt.pro
+
+    from actors.store.exchange import open_venue
+
+    exchange = open_venue("binance", "http://127.0.0.1:9", 1.0, ccxt.pro, sandbox=True)
+
+    def urls(api: object) -> list[str]:
+        if isinstance(api, dict):
+            return [u for value in api.values() for u in urls(value)]
+        return [api] if isinstance(api, str) and "://" in api else []
+
+    found = urls(exchange.urls["api"])
+    assert found and all(u.startswith(("http://127.0.0.1:9/", "ws://127.0.0.1:9/")) for u in found)
+    assert exchange.isSandboxModeEnabled
