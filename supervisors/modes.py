@@ -112,6 +112,11 @@ def run_live(settings: Settings, duration: float | None, stop: threading.Event |
     venue's (``venue_markets``) for ``feed.source`` venue, when the caller loaded them already."""
     feed = settings.feed
     curve, ingress_curve = checked if checked is not None else live_preflight(settings)
+    if feed.source == "venue" and markets is None:  # before anything is bound: a refusal leaves nothing behind
+        from actors.feed.venue_source import venue_markets
+
+        v = settings.venue
+        markets = venue_markets(v.id, v.url or None, feed.symbols, v.timeout_s, v.sandbox)
     sim_clock, prices = None, {}
     if feed.source == "sim":  # its ticks are judged by its own compressed clock, not the wall clock
         start_ns, prices = _stored_end(settings)
@@ -135,12 +140,16 @@ def run_live(settings: Settings, duration: float | None, stop: threading.Event |
                                               feed_clock=sim_clock),
                     tree=tree_for("live", web=check_listen(settings.http.listen) is not None,
                                   venue=settings.venue.trades))
+    sim_stop = threading.Event()
+    venue_feed = _venue_feed(settings, system, sim_stop, markets) if feed.source == "venue" and markets else None
     system.start()
     began = time.monotonic()
-    sim_stop = threading.Event()
     sim_thread = None
-    if feed.source == "venue":
-        sim_thread = _start_venue_feed(settings, system, sim_stop, markets)
+    if venue_feed is not None:
+        venue_feed.start()
+        sim_thread = venue_feed
+        logger.info("venue feed: {} tickers of {} into {}{}", settings.venue.id, ",".join(feed.symbols),
+                    settings.ingress.endpoint, f" (venue at {settings.venue.url})" if settings.venue.url else "")
     elif sim_clock is not None:
         sim_thread = threading.Thread(
             target=_simulate, name="simulator", daemon=True,
@@ -245,15 +254,13 @@ def _stored_end(settings: Settings) -> tuple[int | None, dict[str, float]]:
         return store.series_end(settings.feed.symbols, settings.buffer.timeframe)
 
 
-def _start_venue_feed(settings: Settings, system: System, stop: threading.Event,
-                      markets: dict[str, Any] | None) -> threading.Thread:
-    """Start streaming the venue's tickers into the ingress, in a thread of its own (shown in health as
-    ``sources.venue_feed``; its outages published under ``health.venue_feed``)."""
-    from actors.feed.venue_source import VenueSource, venue_markets  # ccxt: loaded only for this feed
+def _venue_feed(settings: Settings, system: System, stop: threading.Event,
+                markets: dict[str, Any]) -> threading.Thread:
+    """The thread (not started) that streams the venue's tickers into the ingress until ``stop``; shown
+    in health as ``sources.venue_feed`` from now on, its outages published under ``health.venue_feed``."""
+    from actors.feed.venue_source import VenueSource  # ccxt: loaded only for this feed
 
     venue = settings.venue
-    if markets is None:
-        markets = venue_markets(venue.id, venue.url or None, settings.feed.symbols, venue.timeout_s, venue.sandbox)
     source = VenueSource(venue.id, venue.url, settings.feed.symbols, settings.ingress.endpoint, venue, markets,
                          on_change=lambda view: system.registry.tell("control", Publish("health.venue_feed", view)))
     system.sources["venue_feed"] = source.view
@@ -266,11 +273,7 @@ def _start_venue_feed(settings: Settings, system: System, stop: threading.Event,
             logger.exception("the venue feed failed")
             system.give_up(f"the venue feed failed: {type(exc).__name__}: {exc}")
 
-    thread = threading.Thread(target=stream, name="venue-feed", daemon=True)
-    thread.start()
-    logger.info("venue feed: {} tickers of {} into {}{}", venue.id, ",".join(settings.feed.symbols),
-                settings.ingress.endpoint, f" (venue at {venue.url})" if venue.url else "")
-    return thread
+    return threading.Thread(target=stream, name="venue-feed", daemon=True)
 
 
 def _simulate(endpoint: str, symbols: tuple[str, ...], rate: float, speed: float, seed: int,
