@@ -189,12 +189,12 @@ def test_no_tick_is_sent_twice_when_the_prices_do_not_change(live: Live, venue: 
     venue.hold()
     polls = venue.count(TICKER, 200)
     wait_until(lambda: venue.count(TICKER, 200) >= polls + 4, 30, "four more polls of held prices")
-    health = live.health()
+    # the first poll after the hold may still bring the held tickers; the next ones repeat them
+    wait_until(lambda: live.health()["sources"]["venue_feed"]["repeats_dropped"] >= 6, 30, "repeats dropped")
     out, _ = live.stop()
     served = venue.served
     assert len(set(served)) < len(served)  # the same tickers were served again and again
     assert f"ticks     received {len(set(served)):,}  accepted {len(set(served)):,}" in out
-    assert health["sources"]["venue_feed"]["repeats_dropped"] >= 8
 
 
 @pytest.mark.parametrize(("symbols", "message"), [
