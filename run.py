@@ -127,10 +127,7 @@ def _file_time_options(parser: argparse.ArgumentParser) -> None:
 
 def _venue_url(text: str) -> str:
     from actors.store.exchange import check_venue_url
-    try:
-        return check_venue_url(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return _valid(check_venue_url, text).rstrip("/")
 
 
 def _venue_feed_options(live: argparse.ArgumentParser) -> None:
@@ -159,7 +156,7 @@ def _venue_feed_check(settings: Any) -> tuple[dict[str, Any] | None, str, int]:
         return None, f"cannot start: {exc}", EXIT_FAILED
 
 
-def _count(text: str) -> int:
+def _whole(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
     return int(text)
@@ -169,7 +166,7 @@ def _data_commands(commands: Any) -> None:
     """``download`` and ``data list | gaps | export | delete``."""
     download = commands.add_parser("download", help="download history from an exchange into the database",
                                    description="Download OHLCV bars through ccxt into the database, page by page; "
-                                   "only what is not stored yet is fetched, so a repeat resumes or updates.")
+                                   "only what was not fetched before is asked for, so a repeat resumes or updates.")
     download.add_argument("--venue", required=True, metavar="ID", help="a ccxt exchange id, e.g. binance, kraken")
     download.add_argument("--symbols", required=True, type=_symbols, help="the venue's symbols, e.g. BTC/USDT,ETH/USDT "
                           "(stored under these names)")
@@ -179,7 +176,7 @@ def _data_commands(commands: Any) -> None:
     download.add_argument("--db", metavar="PATH", help="sqlite database (default trading.db)")
     download.add_argument("--venue-url", type=_venue_url, metavar="URL", help="send every request of the venue "
                           "(REST and websocket) to this base URL instead: a testnet, a proxy, a local double")
-    download.add_argument("--retries", type=_count, default=5, metavar="N",
+    download.add_argument("--retries", type=_whole, default=5, metavar="N",
                           help="repeats of a request that met a rate limit, a 5xx or a network error (default 5)")
     download.add_argument("--backoff", type=_positive, default=1.0, metavar="SECONDS",
                           help="first wait before a repeat, doubled each time, with jitter (default 1)")

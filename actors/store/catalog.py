@@ -23,8 +23,8 @@ from actors.store.writer import Database
 from messages.market import timeframe_ns
 from supervisors.errors import DataError
 
-__all__ = ["Gap", "Series", "delete_series", "export_series", "find_gaps", "list_series", "record_source",
-           "recorded_source", "series_used", "text_table"]
+__all__ = ["Gap", "Series", "coverage", "delete_series", "export_series", "find_gaps", "list_series",
+           "record_coverage", "record_source", "recorded_source", "series_used", "text_table"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +84,27 @@ def record_source(db: Database, symbol: str, timeframe: str, source: str, url: s
                     "source=excluded.source, url=excluded.url", (symbol, timeframe, source, url))
 
 
+def coverage(conn: sqlite3.Connection, symbol: str, timeframe: str) -> list[tuple[int, int]]:
+    """The close-time spans ``(lo, hi]`` of a series fetched in full from its source, in order."""
+    if "series_coverage" not in schema.tables(conn):
+        return []
+    return [(int(lo), int(hi)) for lo, hi in conn.execute(
+        "SELECT lo, hi FROM series_coverage WHERE symbol=? AND timeframe=? ORDER BY lo", (symbol, timeframe))]
+
+
+def record_coverage(db: Database, symbol: str, timeframe: str, lo: int, hi: int) -> None:
+    """Record (in the open transaction) that the close times ``(lo, hi]`` of a series were fetched in full,
+    merged with the spans it overlaps or touches."""
+    key = (symbol, timeframe, lo, hi)
+    db.begin()
+    touching = db.conn.execute("SELECT MIN(lo), MAX(hi) FROM series_coverage WHERE symbol=? AND timeframe=? "
+                               "AND hi >= ? AND lo <= ?", key).fetchone()
+    db.conn.execute("DELETE FROM series_coverage WHERE symbol=? AND timeframe=? AND hi >= ? AND lo <= ?", key)
+    db.conn.execute("INSERT INTO series_coverage VALUES (?,?,?,?)", (
+        symbol, timeframe, min(lo, touching[0]) if touching[0] is not None else lo,
+        max(hi, touching[1]) if touching[1] is not None else hi))
+
+
 def _gap_count(conn: sqlite3.Connection, symbol: str, timeframe: str) -> tuple[int, int]:
     step = timeframe_ns(timeframe)
     row = conn.execute(f"SELECT COUNT(*), COALESCE(SUM({_MISSING}), 0) FROM ({_STEPS}) "  # noqa: S608
@@ -107,10 +128,9 @@ def list_series(reads: BarReads, symbol: str | None = None) -> list[Series]:
 
 def _one_series(reads: BarReads, symbol: str, timeframe: str | None) -> Series:
     """The stored series of ``symbol`` (of ``timeframe``, or its only one); DataError naming what is there."""
-    every = list_series(reads)
-    mine = [s for s in every if s.symbol == symbol]
+    mine = list_series(reads, symbol)
     if not mine:
-        known = sorted({s.symbol for s in every})
+        known = [row[0] for row in reads.conn.execute("SELECT DISTINCT symbol FROM bars ORDER BY symbol")]
         raise DataError(f"no bars of {symbol} in {reads.path}" +
                         (f"; stored: {', '.join(known)}" if known else "; it holds no bars"))
     if timeframe is None:
@@ -139,7 +159,7 @@ def export_series(reads: BarReads, symbol: str, path: str | Path, timeframe: str
     ``ingest`` and ``backtest --data`` read them back."""
     target = Path(path)
     suffixes = "".join(target.suffixes[-2:]).lower()
-    if not (suffixes.endswith((".csv", ".csv.gz", ".parquet"))):
+    if not suffixes.endswith((".csv", ".csv.gz", ".parquet")):
         raise DataError(f"--out {target}: name a .csv, .csv.gz or .parquet file")
     if not target.parent.is_dir():
         raise DataError(f"--out {target}: folder {target.parent} does not exist")
@@ -159,8 +179,8 @@ def export_series(reads: BarReads, symbol: str, path: str | Path, timeframe: str
 
 
 def delete_series(db: Database, symbol: str, timeframe: str | None = None) -> list[Series]:
-    """Delete every series of ``symbol`` (or its ``timeframe`` one), its recorded source and its columnar
-    copy; return what was deleted. DataError, deleting nothing, if there is no such series."""
+    """Delete every series of ``symbol`` (or its ``timeframe`` one), its recorded source and coverage and
+    its columnar copy; return what was deleted. DataError, deleting nothing, if there is no such series."""
     if timeframe is None:
         doomed = list_series(db, symbol)
         if not doomed:
@@ -171,6 +191,7 @@ def delete_series(db: Database, symbol: str, timeframe: str | None = None) -> li
     for s in doomed:
         db.conn.execute("DELETE FROM bars WHERE symbol=? AND timeframe=?", (s.symbol, s.timeframe))
         db.conn.execute("DELETE FROM series_sources WHERE symbol=? AND timeframe=?", (s.symbol, s.timeframe))
+        db.conn.execute("DELETE FROM series_coverage WHERE symbol=? AND timeframe=?", (s.symbol, s.timeframe))
     db.commit()
     columnar.refresh(db.conn, [symbol], timeframe)
     return doomed

@@ -1,9 +1,10 @@
 """History from an exchange: OHLCV bars through ccxt's ``fetch_ohlcv``, page by page, into the database.
 
-For each symbol only what is missing in the requested range is asked for: before the first stored
-bar, the gaps between stored bars, after the last one (see :func:`missing_spans`), so a repeat of a
-download asks for at most the newest page. Each page is checked and stored in its own transaction as
-it arrives, so an interrupted download keeps what it fetched and the next one resumes after it. The
+For each symbol only what lies outside the spans fetched in full before is asked for (see
+:func:`missing_spans`), so a repeat of a download asks for at most the newest page, and bars the venue
+does not have are not asked for again. Each page is checked and stored, with the span it covers, in its
+own transaction as it arrives, so an interrupted download keeps what it fetched and the next one
+resumes after it. The
 bar still forming on the venue (its close time after the venue's clock) is never stored. Each series
 records its source (the venue); bars from another source are never mixed into it.
 """
@@ -21,8 +22,8 @@ from loguru import logger
 from tqdm import tqdm
 
 from actors.store import catalog
+from actors.store.cleaning import clean_bars
 from actors.store.exchange import Retry, open_venue
-from actors.store.history import _row_problems
 from actors.store.history import iso_utc as _iso
 from actors.store.writer import Database
 from messages.market import SYMBOL_PATTERN, BarFrame, timeframe_ns
@@ -37,7 +38,8 @@ _COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 @dataclass(frozen=True, slots=True)
 class SeriesDownload:
     """What a download did for one symbol: pages asked for, bars stored (``new`` of them not stored
-    before), and the series' extent afterwards (close times, ns; None if it is empty)."""
+    before), the series' extent afterwards (close times, ns; None if it is empty), and the rows the
+    cleaning dropped or repaired."""
 
     symbol: str
     timeframe: str
@@ -47,11 +49,13 @@ class SeriesDownload:
     rows: int
     first_ts: int | None
     last_ts: int | None
+    cleaned: int = 0
 
     def __str__(self) -> str:
         extent = f"{_iso(self.first_ts)} .. {_iso(self.last_ts)}" if self.first_ts is not None else "empty"
-        return (f"  {self.symbol} {self.timeframe}: {self.new:,} new bars from {self.pages} page request(s); "
-                f"{self.rows:,} stored, close times {extent}")
+        cleaned = f" ({self.cleaned:,} rows cleaned: see the log)" if self.cleaned else ""
+        return (f"  {self.symbol} {self.timeframe}: {self.new:,} new bars from {self.pages} page request(s)"
+                f"{cleaned}; {self.rows:,} stored, close times {extent}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,30 +72,33 @@ class DownloadReport:
         return "\n".join(lines + [str(s) for s in self.series])
 
 
-def missing_spans(stored: np.ndarray, step: int, start: int, end: int) -> list[tuple[int, int]]:
-    """The close-time spans ``(lo, hi]`` of the range ``(start, end]`` that hold no stored bar, given the
-    stored close times ``stored`` (sorted, ns) and the bar length ``step``: before the first stored bar,
-    each gap between two (a step of two bars or more), after the last one."""
-    inside = stored[(stored > start) & (stored <= end)]
-    if not len(inside):
-        return [(start, end)] if end > start else []
-    spans = []
-    if inside[0] - step > start:
-        spans.append((start, int(inside[0]) - step))
-    steps = np.diff(inside)
-    for i in np.flatnonzero(np.rint(steps / step) >= 2).tolist():
-        spans.append((int(inside[i]), int(inside[i + 1]) - step))
-    if inside[-1] + step <= end:
-        spans.append((int(inside[-1]), end))
-    return spans
+def missing_spans(covered: Iterable[tuple[int, int]], step: int, start: int, end: int,
+                  phase: int = 0) -> list[tuple[int, int]]:
+    """The close-time spans ``(lo, hi]`` of the range ``(start, end]`` outside the ``covered`` ones (spans
+    fetched in full before), each holding at least one close time of the series' grid: the multiples of
+    ``step`` (ns) shifted by ``phase``."""
+    pieces, cursor = [], start
+    for lo, hi in sorted(covered):
+        if hi <= cursor:
+            continue
+        if lo >= end:
+            break
+        if lo > cursor:
+            pieces.append((cursor, lo))
+        cursor = hi
+    if cursor < end:
+        pieces.append((cursor, end))
+    return [(lo, hi) for lo, hi in pieces if lo + (phase - lo - 1) % step + 1 <= hi]
 
 
-def _checked(page: pd.DataFrame, where: str) -> pd.DataFrame:
-    """The page's bars if they pass the store's checks on bars; DataError naming the bad ones."""
-    problems = _row_problems(page, np.array([_iso(t) for t in page["ts"].tolist()], dtype=object))
-    if problems:
-        raise DataError(f"{where}: " + "; ".join(problems).replace(" at rows ", " at bars closing "))
-    return page
+def _cleaned(page: pd.DataFrame, timeframe: str, where: str) -> tuple[pd.DataFrame, int]:
+    """The page's bars (close times in ``ts``) through the store's one cleaning path for incoming bars
+    (actors/store/cleaning.py): known artifacts dropped or repaired, and logged. Return the bars and
+    how many rows were dropped or repaired."""
+    bars, report = clean_bars(page, timeframe, source=where, symbol=str(page["symbol"].iloc[0]))
+    if report.cleaned:
+        logger.warning("{}", report)
+    return bars, sum(report.counts.values())
 
 
 class _Series:
@@ -103,13 +110,14 @@ class _Series:
         self.symbol, self.timeframe, self.source, self.url = symbol, timeframe, source, url
         self.step = timeframe_ns(timeframe)
         self.page_limit = page_limit
-        self.pages = self.stored = 0
+        self.pages = self.stored = self.cleaned = 0
 
-    def stored_closes(self) -> np.ndarray:
-        """The close times of the series' stored bars, in order."""
-        rows = self.db.conn.execute("SELECT ts FROM bars WHERE symbol=? AND timeframe=? ORDER BY ts",
-                                    (self.symbol, self.timeframe))
-        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+    def missing(self, start: int, end: int) -> list[tuple[int, int]]:
+        """What of ``(start, end]`` was never fetched in full (see ``missing_spans``)."""
+        first = self.db.conn.execute("SELECT ts FROM bars WHERE symbol=? AND timeframe=? LIMIT 1",
+                                     (self.symbol, self.timeframe)).fetchone()
+        phase = first[0] % self.step if first else 0
+        return missing_spans(catalog.coverage(self.db.conn, self.symbol, self.timeframe), self.step, start, end, phase)
 
     def check_source(self) -> None:
         """Refuse to mix this venue's bars into a series stored from elsewhere."""
@@ -122,8 +130,12 @@ class _Series:
                             "download into another --db")
 
     def fetch_span(self, lo: int, hi: int, bar: tqdm) -> None:
-        """Fetch and store the bars closing in ``(lo, hi]``, page after page."""
+        """Fetch and store the bars closing in ``(lo, hi]``, page after page, and record what was covered:
+        up to the last bar received, and through ``hi`` once no further bar can close in the span. Bars
+        missing before a page's first one count as missing at the venue unless they are more than the page
+        holds (a venue that lists the market later, or ignores where a page should start)."""
         since = (lo - self.step) // _MS + 1  # the first bar that closes after lo opens at or after this
+        reached = lo
         while True:
             what = f"fetch_ohlcv {self.symbol} {self.timeframe} after {_iso((since - 1) * _MS + self.step)}"
             page = self.retry.call(self.exchange, what, functools.partial(
@@ -131,30 +143,36 @@ class _Series:
             self.pages += 1
             if not page:
                 return
-            opens = np.array([row[0] for row in page], dtype=np.int64)
             frame = pd.DataFrame([row[:6] for row in page], columns=list(_COLUMNS)).astype(
                 {"ts": np.int64, **dict.fromkeys(_COLUMNS[1:], np.float64)})
-            frame["ts"] = (opens * _MS) + self.step
-            keep = frame[(frame["ts"] > lo) & (frame["ts"] <= hi)].drop_duplicates("ts").sort_values("ts")
-            if len(keep):
-                self.store(keep.reset_index(drop=True))
-                bar.update(len(keep))
-            last_close = int(opens.max()) * _MS + self.step
-            if last_close + self.step > hi or int(opens.max()) < since:
+            frame["ts"] = frame["ts"] * _MS + self.step
+            frame = frame.drop_duplicates("ts").sort_values("ts", kind="stable").reset_index(drop=True)
+            first, last = int(frame["ts"].iloc[0]), int(frame["ts"].iloc[-1])
+            if (first - reached) // self.step - 1 > len(frame):
+                reached = first - self.step  # a hole longer than the page: not taken as the venue's
+            done = last + self.step > hi
+            keep = frame[(frame["ts"] > lo) & (frame["ts"] <= hi)].reset_index(drop=True)
+            self.commit_page(keep, reached, hi if done else min(last, hi))
+            bar.update(len(keep))
+            reached = max(reached, min(last, hi))
+            if done or (last - self.step) // _MS < since:
                 return  # no further bar closes in the span, or the venue went no further
-            since = int(opens.max()) + 1
+            since = (last - self.step) // _MS + 1
 
-    def store(self, bars: pd.DataFrame) -> None:
-        """Check one page and upsert it with the series' source, in one transaction."""
-        bars = bars.assign(symbol=self.symbol)
-        where = f"{self.source} {self.symbol} {self.timeframe} bars {_iso(int(bars['ts'].iloc[0]))} .. " \
-                f"{_iso(int(bars['ts'].iloc[-1]))}"
-        bars = _checked(bars, where)
-        self.db.write_frames([BarFrame.from_columns(self.symbol, self.timeframe,
-                                                    **{k: bars[k].to_numpy() for k in _COLUMNS})])
+    def commit_page(self, bars: pd.DataFrame, lo: int, hi: int) -> None:
+        """Clean one page's bars and upsert them with the series' source and the span they cover
+        (``(lo, hi]``), in one transaction."""
+        if len(bars):
+            where = f"{self.source} page {_iso(int(bars['ts'].iloc[0]))} .. {_iso(int(bars['ts'].iloc[-1]))}"
+            bars, cleaned = _cleaned(bars.assign(symbol=self.symbol), self.timeframe, where)
+            self.cleaned += cleaned
+            self.db.write_frames([BarFrame.from_columns(self.symbol, self.timeframe,
+                                                        **{k: bars[k].to_numpy() for k in _COLUMNS})])
+            self.stored += len(bars)
         catalog.record_source(self.db, self.symbol, self.timeframe, self.source, self.url)
+        if hi > lo:
+            catalog.record_coverage(self.db, self.symbol, self.timeframe, lo, hi)
         self.db.commit()
-        self.stored += len(bars)
 
 
 def _check_request(exchange: ccxt.Exchange, symbols: Iterable[str], timeframe: str) -> None:
@@ -210,7 +228,7 @@ def download(venue: str, symbols: Iterable[str], timeframe: str, start_ns: int, 
             series = _Series(exchange, retry, db, symbol, timeframe, venue, venue_url or "", limit)
             series.check_source()
             before = db.bar_summary(symbol, timeframe)[0]
-            spans = missing_spans(series.stored_closes(), step, start_ns, end)
+            spans = series.missing(start_ns, end)
             total = sum(max(1, (hi - lo) // step) for lo, hi in spans)
             logger.info("{} {} {}: {} span(s) to fetch, up to {:,} bars", venue, symbol, timeframe, len(spans), total)
             with tqdm(total=total, unit="bar", unit_scale=True, disable=None if progress else True,
@@ -219,7 +237,7 @@ def download(venue: str, symbols: Iterable[str], timeframe: str, start_ns: int, 
                     series.fetch_span(lo, hi, bar)
             rows, first, last = db.bar_summary(symbol, timeframe)
             results.append(SeriesDownload(symbol, timeframe, series.pages, series.stored, rows - before, rows,
-                                          first, last))
+                                          first, last, series.cleaned))
     finally:
         db.refresh_bar_copy(symbols, timeframe)
         db.close()

@@ -61,12 +61,18 @@ CREATE TABLE IF NOT EXISTS series_sources (
     symbol TEXT NOT NULL, timeframe TEXT NOT NULL, source TEXT NOT NULL, url TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (symbol, timeframe)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS series_coverage (
+    symbol TEXT NOT NULL, timeframe TEXT NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL,
+    PRIMARY KEY (symbol, timeframe, lo)
+) WITHOUT ROWID;
 """
 
 
 def create(conn: sqlite3.Connection) -> None:
     """Create what is missing of the tables and of the bars' columnar copy; bring older files up to date
-    (a file from before ``series_sources`` gains the table, empty: its series' sources are unrecorded)."""
+    (a file from before ``series_sources`` and ``series_coverage`` gains them, empty: its series' sources
+    are unrecorded). ``series_coverage`` holds the close-time spans ``(lo, hi]`` a download fetched from the
+    series' source in full: a bar missing there is missing at the source, and is not asked for again."""
     conn.executescript(SCHEMA)
     columnar.install(conn)
     if "params" not in {row[1] for row in conn.execute("PRAGMA table_info(signals)")}:

@@ -21,7 +21,7 @@ import pytest
 from backtesting.test import GOOG
 
 from actors.store import catalog
-from actors.store.download import missing_spans
+from actors.store.download import download, missing_spans
 from actors.store.exchange import Retry, VenueError, open_venue, rebase_urls
 from actors.store.history import load_bar_file
 from actors.store.writer import Database
@@ -40,18 +40,21 @@ def venue() -> Iterator[BinanceDouble]:
         yield double
 
 
-@pytest.mark.parametrize("stored, start, end, spans", [
-    ([], 0, 10 * M, [(0, 10 * M)]),
-    ([], 10 * M, 10 * M, []),
-    ([M * i for i in range(1, 11)], 0, 10 * M, []),  # all there
-    ([M * i for i in range(4, 11)], 0, 10 * M, [(0, 3 * M)]),  # the head is missing
-    ([M * i for i in range(1, 8)], 0, 10 * M, [(7 * M, 10 * M)]),  # the tail
-    ([M * i for i in range(1, 11) if i not in (4, 5)], 0, 10 * M, [(3 * M, 5 * M)]),  # a gap of two bars
-    ([M * i for i in range(1, 8)], 0, 7 * M + M // 2, []),  # no further bar closes by the end
-    ([M * i for i in range(-5, 3)] + [20 * M], 0, 5 * M, [(2 * M, 5 * M)]),  # bars outside the range do not count
+@pytest.mark.parametrize("covered, start, end, phase, spans", [
+    ([], 0, 10 * M, 0, [(0, 10 * M)]),
+    ([], 10 * M, 10 * M, 0, []),
+    ([(0, 10 * M)], 0, 10 * M, 0, []),  # all fetched before
+    ([(3 * M, 10 * M)], 0, 10 * M, 0, [(0, 3 * M)]),  # the head is missing
+    ([(0, 7 * M)], 0, 10 * M, 0, [(7 * M, 10 * M)]),  # the tail
+    ([(0, 3 * M), (5 * M, 10 * M)], 0, 10 * M, 0, [(3 * M, 5 * M)]),  # between two downloads
+    ([(0, 7 * M)], 0, 7 * M + M // 2, 0, []),  # no further bar closes by the end
+    ([(0, 7 * M)], 0, 7 * M + M // 2, M // 4, [(7 * M, 7 * M + M // 2)]),  # ... unless its grid is shifted
+    ([(-5 * M, 2 * M), (20 * M, 30 * M)], 0, 5 * M, 0, [(2 * M, 5 * M)]),  # spans outside the range do not count
+    ([(0, M // 2)], M // 4, 2 * M, 0, [(M // 2, 2 * M)]),
 ])
-def test_missing_spans(stored: list[int], start: int, end: int, spans: list[tuple[int, int]]) -> None:
-    assert missing_spans(np.array(stored, dtype=np.int64), M, start, end) == spans
+def test_missing_spans(covered: list[tuple[int, int]], start: int, end: int, phase: int,
+                       spans: list[tuple[int, int]]) -> None:
+    assert missing_spans(covered, M, start, end, phase) == spans
 
 
 def _urls(api: Any) -> list[str]:
@@ -189,3 +192,35 @@ def test_export_and_delete_refuse_what_is_not_there(tmp_path: Path) -> None:
 def test_text_table_aligns_columns() -> None:
     table = catalog.text_table(["name", "rows"], [["a", "1"], ["long name", "1,000"]], right={1})
     assert table.splitlines() == ["name        rows", "a              1", "long name  1,000"]
+
+
+def test_a_market_listed_after_the_start_is_asked_for_again_but_an_outage_is_not(tmp_path: Path) -> None:
+    t0, minute = 1_704_067_200_000, 60_000  # 2024-01-01, ms
+    listed, outage = t0 + 300 * minute, (t0 + 400 * minute, t0 + 405 * minute)
+    with BinanceDouble(page_max=200, clock_start_ms=t0 + 600 * minute + 30_000, listed_ms=listed,
+                       outages=(outage,)) as venue:
+        first = download("binance", ["BTC/USDT"], "1m", t0 * 10**6, None, str(tmp_path / "x.db"), venue.url,
+                         Retry(backoff_s=0.01), progress=False)
+        assert [(s.new, s.pages) for s in first.series] == [(295, 2)]  # 300 bars from listing, 5 lost in the outage
+        again = download("binance", ["BTC/USDT"], "1m", t0 * 10**6, None, str(tmp_path / "x.db"), venue.url,
+                         Retry(backoff_s=0.01), progress=False)
+        assert [(s.new, s.pages) for s in again.series] == [(0, 1)]  # the 300 bars before listing: asked again
+    db = Database(tmp_path / "x.db")
+    [(lo, hi)] = catalog.coverage(db.conn, "BTC/USDT", "1m")
+    assert lo == listed * 10**6 and hi >= (t0 + 600 * minute) * 10**6  # the outage inside, taken as the venue's
+    assert catalog.list_series(db)[0].missing == 5
+    db.close()
+
+
+def test_a_page_goes_through_the_cleaning_path_and_says_so(tmp_path: Path) -> None:
+    t0, hour = 1_704_067_200_000, 3_600_000
+    klines = [BinanceDouble.kline(t0 + i * hour, hour, 10.0, 11.0, 9.0, 10.5, 1.0) for i in range(5)]
+    klines[2] = BinanceDouble.kline(t0 + 2 * hour, hour, 10.0, 10.2, 9.0, 10.5, 1.0)  # high below the close
+    with BinanceDouble(clock_start_ms=t0 + 10 * hour, recorded={"ABC/USDT": ("1h", klines)}) as venue:
+        report = download("binance", ["ABC/USDT"], "1h", t0 * 10**6, None, str(tmp_path / "x.db"), venue.url,
+                          Retry(backoff_s=0.01), progress=False)
+    assert [(s.new, s.cleaned) for s in report.series] == [(5, 1)]
+    assert "(1 rows cleaned: see the log)" in str(report)
+    db = Database(tmp_path / "x.db")
+    assert [b.high for b in db.last_bars("ABC/USDT", "1h", 5)] == [11.0, 11.0, 10.5, 11.0, 11.0]  # widened
+    db.close()

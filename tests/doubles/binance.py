@@ -58,8 +58,13 @@ class BinanceDouble:
 
     def __init__(self, symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT"), page_max: int = 1000,
                  clock_start_ms: int | None = None, listed_ms: int = 1_483_228_800_000,
-                 outages: tuple[tuple[int, int], ...] = ()) -> None:
+                 outages: tuple[tuple[int, int], ...] = (),
+                 recorded: dict[str, tuple[str, list[list[Any]]]] | None = None) -> None:
         self.markets = {s.replace("/", ""): tuple(s.split("/")) for s in symbols}
+        # symbol -> (interval, klines): real bars served as they are (in that interval only), not made-up ones
+        self.recorded = {s.replace("/", ""): (interval, sorted(rows))
+                         for s, (interval, rows) in (recorded or {}).items()}
+        self.markets.update({s.replace("/", ""): tuple(s.split("/")) for s in (recorded or {})})
         self.page_max = page_max
         self.listed_ms = listed_ms  # no bar opens before this (2017-01-01 by default)
         self.outages = outages  # (from_ms, to_ms): no bar opens in [from, to), as when a venue was down
@@ -137,9 +142,14 @@ class BinanceDouble:
 
         o, c = close(i - 1), close(i)
         h, lo = round(max(o, c) + base * 0.0005, 2), round(min(o, c) - base * 0.0005, 2)
-        volume = 1 + (i % 13) / 4
+        return BinanceDouble.kline(open_ms, step_ms, o, h, lo, c, 1 + (i % 13) / 4, 10 + i % 7)
+
+    @staticmethod
+    def kline(open_ms: int, step_ms: int, o: float, h: float, lo: float, c: float, volume: float,
+              trades: int = 1) -> list[Any]:
+        """One kline as Binance sends it: times in ms, prices and volumes as decimal strings."""
         return [open_ms, f"{o:.8f}", f"{h:.8f}", f"{lo:.8f}", f"{c:.8f}", f"{volume:.8f}", open_ms + step_ms - 1,
-                f"{volume * c:.8f}", 10 + i % 7, f"{volume / 2:.8f}", f"{volume * c / 2:.8f}", "0"]
+                f"{volume * c:.8f}", trades, f"{volume / 2:.8f}", f"{volume * c / 2:.8f}", "0"]
 
     def set_clock(self, start_ms: int) -> None:
         """Set the double's clock to ``start_ms`` (it runs on at wall speed from there)."""
@@ -259,6 +269,12 @@ class BinanceDouble:
         else:
             first_open = -(-start // step) * step
         first_open = max(first_open, -(-self.listed_ms // step) * step)
+        if symbol in self.recorded:
+            interval, rows = self.recorded[symbol]
+            shown = [r for r in rows if interval == q["interval"] and r[0] <= last_open
+                     and (start is None or r[0] >= start) and (end is None or r[0] <= end)]
+            self._record(request, 200)
+            return web.json_response(shown[:limit] if start is not None else shown[-limit:])
         opens = itertools.islice((t for t in range(first_open, last_open + 1, step)
                                   if not any(a <= t < b for a, b in self.outages)), limit)
         self._record(request, 200)

@@ -1,8 +1,9 @@
 """``run.py download`` and ``run.py data`` as real subprocesses, against the loopback Binance double
 (tests/doubles/binance.py) through ccxt itself, on real sqlite files.
 
-Real data: GOOG daily bars shipped inside the ``backtesting`` package (backtesting.test, a public
-Yahoo export) are ingested beside downloaded series, for ``data list`` and ``data gaps``.
+Real data, shipped inside the ``backtesting`` package (backtesting.test, public Yahoo/Kaggle exports):
+EURUSD hourly bars served by the double and downloaded as they are; GOOG daily bars ingested beside
+downloaded series, for ``data list``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from backtesting.test import GOOG
+from backtesting.test import EURUSD, GOOG
 
 from tests.doubles.binance import BinanceDouble
 from tests.helpers import run_cli, start_cli, wait_until
@@ -37,8 +38,8 @@ def venue() -> Iterator[BinanceDouble]:
 
 
 def download(venue: BinanceDouble, db: Path, *extra: str, symbols: str = "BTC/USDT,ETH/USDT",
-             start: str = "2024-01-01"):
-    return run_cli("download", "--venue", "binance", "--symbols", symbols, "--timeframe", "1m", "--from", start,
+             start: str = "2024-01-01", timeframe: str = "1m"):
+    return run_cli("download", "--venue", "binance", "--symbols", symbols, "--timeframe", timeframe, "--from", start,
                    "--db", str(db), "--venue-url", venue.url, "--backoff", "0.01", *extra)
 
 
@@ -93,7 +94,7 @@ def test_a_second_identical_download_asks_for_at_most_the_newest_page(venue: Bin
     assert later.returncode == 0, later.stderr
     asked = [r for r in venue.requests if r.path == KLINES][before:]
     assert len(asked) == 2  # the newest page of each symbol
-    assert {int(r.query["startTime"]) for r in asked} == {T0 + 599 * MINUTE + 1}
+    assert all(T0 + 599 * MINUTE < int(r.query["startTime"]) <= T0 + 600 * MINUTE for r in asked)  # from 10:00 on
     pd.testing.assert_frame_equal(stored(db, "ETH/USDT"), served("ETHUSDT", T0, 605))
 
 
@@ -111,12 +112,42 @@ def test_downloaded_bars_backtest_as_the_same_bars_from_a_file(venue: BinanceDou
     assert exported.returncode == 0, exported.stderr
     reports = []
     for source in (["--db", str(tmp_path / "x.db")], ["--db", str(tmp_path / "file.db")],
-                   ["--data", str(tmp_path / "export.parquet")]):
+                   ["--data", str(tmp_path / "export.parquet"), "--db", str(tmp_path / "run.db")]):
         result = run_cli("backtest", "--from", "2024-01-01", "--symbols", "BTC/USDT", "--json", *source)
         assert result.returncode == 0, result.stderr
         reports.append(json.loads(result.stdout))
     assert reports[0]["summary"]["trades"] > 3
     assert reports[0] == reports[1] == reports[2]
+
+
+def test_real_hourly_bars_download_as_they_are_and_backtest_as_the_file(tmp_path: Path) -> None:
+    hour = 3_600_000
+    opens = EURUSD.index.tz_localize("UTC").as_unit("ms").asi8
+    klines = [BinanceDouble.kline(int(t), hour, *row) for t, row in
+              zip(opens, EURUSD[["Open", "High", "Low", "Close", "Volume"]].itertuples(index=False), strict=True)]
+    db = tmp_path / "x.db"
+    with BinanceDouble(clock_start_ms=1_519_862_400_000, recorded={"EUR/USD": ("1h", klines)}) as venue:  # 2018-03-01
+        result = download(venue, db, symbols="EUR/USD", timeframe="1h", start="2017-04-01")
+        assert result.returncode == 0, result.stderr
+        assert venue.count(KLINES) == 6  # 5,000 bars, 1,000 a page, then one finding nothing after the last
+    with sqlite3.connect(db) as conn:
+        bars = pd.read_sql_query("SELECT ts, open, high, low, close, volume FROM bars ORDER BY ts", conn)
+    expected = EURUSD.rename(columns=str.lower).reset_index(drop=True).astype({"volume": float})
+    pd.testing.assert_frame_equal(bars.drop(columns="ts"), expected)
+    assert (bars["ts"].to_numpy() == (opens + hour) * NS).all()  # close times
+    steps = pd.Series(opens).diff().dropna() // hour
+    [series] = json.loads(run_cli("data", "list", "--db", str(db), "--json").stdout)
+    assert (series["rows"], series["gaps"], series["missing"], series["source"]) == (
+        5000, int((steps > 1).sum()), int((steps - 1).sum()), "binance")
+    file = tmp_path / "eurusd.csv"
+    EURUSD.rename(columns=str.lower).rename_axis("ts").to_csv(file)  # the vendor file: open times
+    assert run_cli("ingest", str(file), "--symbol", "EUR/USD", "--ts-label", "open", "--timeframe", "1h",
+                   "--db", str(tmp_path / "file.db")).returncode == 0
+    reports = [run_cli("backtest", "--from", "2017-01-01", "--json", "--db", str(path))
+               for path in (db, tmp_path / "file.db")]
+    assert [r.returncode for r in reports] == [0, 0], reports[0].stderr
+    ours, theirs = (json.loads(r.stdout) for r in reports)
+    assert ours["summary"]["trades"] > 20 and ours == theirs
 
 
 def test_500s_past_the_retries_fail_in_one_line_and_keep_what_was_stored(venue: BinanceDouble, tmp_path: Path) -> None:
@@ -170,6 +201,9 @@ def test_data_list_shows_every_series_with_its_gaps_and_source(tmp_path: Path) -
     outage = (T0 + 100 * MINUTE, T0 + 107 * MINUTE)  # the venue has no bars opening 01:40 .. 01:46
     with BinanceDouble(page_max=200, clock_start_ms=CLOCK, outages=(outage,)) as venue:
         assert download(venue, db).returncode == 0
+        pages = venue.count(KLINES)
+        assert download(venue, db).returncode == 0
+        assert venue.count(KLINES) == pages  # the venue's own gap is not asked for again
     goog = GOOG.copy()
     goog.index = goog.index + pd.Timedelta(days=1)  # close times: the next midnight
     goog.rename(columns=str.lower).rename_axis("ts").to_csv(tmp_path / "goog.csv")
@@ -218,6 +252,7 @@ def test_a_database_from_before_sources_lists_and_downloads(venue: BinanceDouble
     assert download(venue, db, symbols="ETH/USDT").returncode == 0
     with sqlite3.connect(db) as conn:
         conn.execute("DROP TABLE series_sources")  # as a file written before sources were recorded
+        conn.execute("DROP TABLE series_coverage")
     listed = json.loads(run_cli("data", "list", "--db", str(db), "--json").stdout)
     assert [(s["symbol"], s["rows"], s["source"]) for s in listed] == [("ETH/USDT", 600, None)]
     refused = download(venue, db, symbols="ETH/USDT")
