@@ -232,8 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--http", type=_listen, metavar="HOST:PORT", help="serve the dashboard and /metrics here "
                       "(default 127.0.0.1:8780; off: no HTTP server; off loopback only with http.token)")
     live.add_argument("--venue", metavar="ID", help="where orders go: paper (default) or a ccxt exchange id, e.g. "
-                      "binance (whose tickers --feed venue streams; --paper keeps orders on paper); credentials from TRADING_VENUE_API_KEY / TRADING_VENUE_SECRET / "
-                      "TRADING_VENUE_PASSWORD or venue.key_file, never from the command line")
+                      "binance (whose tickers --feed venue streams; --paper keeps orders on paper); credentials "
+                      "from TRADING_VENUE_API_KEY / TRADING_VENUE_SECRET / TRADING_VENUE_PASSWORD or "
+                      "venue.key_file, never from the command line")
     live.add_argument("--venue-url", type=_venue_url, metavar="URL", help="send every request of the venue to this "
                       "base URL instead: a testnet, a proxy, a local double")
     live.add_argument("--venue-sandbox", action="store_true", help="trade on the exchange's testnet (ccxt sandbox)")
