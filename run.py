@@ -130,6 +130,32 @@ def _venue_url(text: str) -> str:
     return _valid(check_venue_url, text).rstrip("/")
 
 
+def _venue_feed_options(live: argparse.ArgumentParser) -> None:
+    """``live --feed venue --venue ID [--paper]``: market data from an exchange, orders on paper."""
+    live.add_argument("--paper", action="store_true", help="orders filled by the paper broker (simulated fills on "
+                      "the prices the feed brings), never sent to --venue, whose market data --feed venue streams "
+                      "(venue.paper)")
+
+
+def _venue_feed_check(settings: Any) -> tuple[dict[str, Any] | None, str, int]:
+    """For ``--feed venue``: the venue's markets once every watched symbol is among them; else None, the
+    one line to exit with and the code (2: an unknown venue, a symbol it does not list; 1: unreachable)."""
+    if settings.feed.source != "venue":
+        return None, "", EXIT_OK
+    from actors.feed.venue_source import venue_markets
+    from actors.store.exchange import VenueError
+    from supervisors.errors import DataError
+
+    venue = settings.venue
+    try:
+        return (venue_markets(venue.id, venue.url or None, settings.feed.symbols, venue.timeout_s, venue.sandbox),
+                "", EXIT_OK)
+    except DataError as exc:
+        return None, str(exc), EXIT_USAGE
+    except VenueError as exc:
+        return None, f"cannot start: {exc}", EXIT_FAILED
+
+
 def _whole(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
@@ -191,8 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     live = commands.add_parser("live", help="run live on the simulator or external feeds",
                                description="Run the pipeline live. Ends on Ctrl-C, on 'ctl shutdown', or after --duration.")
     live.add_argument("--symbols", type=_symbols, help="symbols to observe, e.g. BTCUSD,ETHUSD")
-    live.add_argument("--feed", choices=["sim", "external"], help="sim (default) publishes simulated ticks into the "
-                      "ingress; external only listens")
+    live.add_argument("--feed", choices=["sim", "external", "venue"], help="sim (default) publishes simulated ticks "
+                      "into the ingress; external only listens; venue streams the tickers of --venue through ccxt")
     live.add_argument("--duration", type=_positive, metavar="SECONDS", help="stop after this many seconds")
     live.add_argument("--db", metavar="PATH", help="sqlite database (default trading.db)")
     live.add_argument("--ingress", type=_endpoint, metavar="ENDPOINT",
@@ -206,13 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--http", type=_listen, metavar="HOST:PORT", help="serve the dashboard and /metrics here "
                       "(default 127.0.0.1:8780; off: no HTTP server; off loopback only with http.token)")
     live.add_argument("--venue", metavar="ID", help="where orders go: paper (default) or a ccxt exchange id, e.g. "
-                      "binance; credentials from TRADING_VENUE_API_KEY / TRADING_VENUE_SECRET / "
-                      "TRADING_VENUE_PASSWORD or venue.key_file, never from the command line")
+                      "binance (whose tickers --feed venue streams; --paper keeps orders on paper); credentials "
+                      "from TRADING_VENUE_API_KEY / TRADING_VENUE_SECRET / TRADING_VENUE_PASSWORD or "
+                      "venue.key_file, never from the command line")
     live.add_argument("--venue-url", type=_venue_url, metavar="URL", help="send every request of the venue to this "
                       "base URL instead: a testnet, a proxy, a local double")
     live.add_argument("--venue-sandbox", action="store_true", help="trade on the exchange's testnet (ccxt sandbox)")
     live.add_argument("--sim-rate", type=_positive, metavar="TICKS_PER_S", help="simulator ticks per second")
     live.add_argument("--sim-speed", type=_positive, metavar="X", help="simulated seconds per wall second")
+    _venue_feed_options(live)
     live.add_argument("--allow-fault-injection", action="store_true", help="accept 'ctl crash actor=NAME'")
     live.add_argument("--insecure-ingress", action="store_true", help="let an ingress bound off loopback accept any "
                       "publisher without CURVE (ingress.insecure)")
@@ -325,12 +353,19 @@ def cmd_live(args: argparse.Namespace) -> int:
         "control.allow_fault_injection": True if args.allow_fault_injection else None,
         "ingress.insecure": True if args.insecure_ingress else None,
         "venue.id": args.venue, "venue.url": args.venue_url, "venue.sandbox": True if args.venue_sandbox else None,
+        "venue.paper": True if args.paper else None,
         **_strategy_overrides(args),
     })
     from loguru import logger
 
     from actors.strategy.registry import strategy_plan
     logger.info("strategy: {}", strategy_plan(settings.strategy).describe())
+    markets, problem, code = _venue_feed_check(settings)
+    if problem:
+        return _fail(problem, code)
+    if settings.feed.source == "venue":
+        logger.info("market data: {}'s tickers; orders: {}", settings.venue.id,
+                    settings.venue.id if settings.venue.trades else "the paper broker")
     from settings import SIM_DB, StoreSettings
 
     if settings.feed.source == "sim" and settings.store.db == StoreSettings().db:
@@ -338,7 +373,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         settings = settings.with_values({"store.db": SIM_DB})
     try:
         checked = live_preflight(settings)  # endpoints and CURVE first: a refusal there leaves nothing behind
-        if settings.venue.id != "paper":
+        if settings.venue.trades:
             from actors.venue.preflight import venue_preflight
             logger.info(venue_preflight(settings))
         lock = _check_database(settings, live=True)
@@ -351,7 +386,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     # passes skip it instead of walking it again every time, which stalled the pipeline for tens of ms
     gc.freeze()
     try:
-        result = run_live(settings, args.duration, stop, checked)
+        result = run_live(settings, args.duration, stop, checked, markets)
     except StartupError as exc:
         return _fail(f"cannot start: {exc}")
     except StorageError as exc:

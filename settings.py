@@ -105,7 +105,7 @@ class IngressSettings:
 class FeedSettings:
     """What to observe, and the built-in simulator used by ``live --feed sim``."""
 
-    source: str = "sim"            # sim | external
+    source: str = "sim"            # sim | external | venue (tickers of venue.id through ccxt)
     symbols: tuple[str, ...] = ("BTCUSD", "ETHUSD", "SOLUSD")  # the watch list; "*" = every symbol
     max_symbols: int = 1000        # most symbols watched (or, with "*", distinct symbols accepted)
     sim_rate: float = 3000.0       # ticks per second over all symbols
@@ -238,6 +238,16 @@ class VenueSettings:
     backoff_s: float = 0.5         # first wait before a repeat, doubled each time, with jitter
     breaker_failures: int = 5      # consecutive failed requests that open the circuit breaker
     lookback_s: float = 86_400.0   # how far back fills are looked for at start
+    # market data from the venue (live --feed venue): polled every poll_s, requests time out after
+    # timeout_s, reconnects wait backoff_s doubled each time (with jitter) up to feed_backoff_max_s
+    feed_websocket: bool = True    # try the venue's websocket (ccxt.pro watch_tickers) before REST polling
+    feed_backoff_max_s: float = 10.0  # longest wait between reconnection attempts
+    paper: bool = False            # orders stay with the paper broker even with an exchange named (live --paper)
+
+    @property
+    def trades(self) -> bool:
+        """Whether orders go to the exchange: one is named and ``paper`` is off."""
+        return self.id != "paper" and not self.paper
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,7 +400,7 @@ def _validate(s: Settings) -> None:
                 raise SettingsError(f"settings key '{key}': {exc}") from None
     check(s.ingress.max_in_flight >= 2, "ingress.max_in_flight", "must be at least 2")
     check(s.ingress.max_store_backlog >= 2, "ingress.max_store_backlog", "must be at least 2")
-    check(s.feed.source in ("sim", "external"), "feed.source", "must be 'sim' or 'external'")
+    check(s.feed.source in ("sim", "external", "venue"), "feed.source", "must be 'sim', 'external' or 'venue'")
     check(s.feed.sim_rate > 0, "feed.sim_rate", "must be > 0")
     check(s.feed.sim_speed > 0, "feed.sim_speed", "must be > 0")
     check(s.feed.stale_s >= 0, "feed.stale_s", "must be >= 0")
@@ -472,7 +482,8 @@ def _validate(s: Settings) -> None:
 
 
 def _validate_venue(s: Settings) -> None:
-    """The venue section: a known ccxt id, a base URL, positive intervals."""
+    """The venue section: a known ccxt id, a base URL, positive intervals; its market data for
+    ``feed.source = "venue"``."""
     v = s.venue
     if v.id != "paper":
         import ccxt
@@ -494,6 +505,15 @@ def _validate_venue(s: Settings) -> None:
         raise SettingsError("settings key 'venue.retries' must be >= 0")
     if v.breaker_failures < 1:
         raise SettingsError("settings key 'venue.breaker_failures' must be at least 1")
+    if not v.feed_backoff_max_s >= v.backoff_s:
+        raise SettingsError(f"settings key 'venue.feed_backoff_max_s' must be >= venue.backoff_s ({v.backoff_s:g})")
+    if s.feed.source == "venue":
+        if v.id == "paper":
+            raise SettingsError("settings key 'venue.id' must name the exchange whose market data feed.source 'venue' "
+                                "streams (live --feed venue --venue ID, e.g. binance)")
+        if "*" in s.feed.symbols:
+            raise SettingsError("settings key 'feed.symbols' cannot be * with feed.source 'venue': name the venue's "
+                                "symbols to stream, e.g. BTC/USDT")
 
 
 def _validate_signals(s: Settings) -> None:

@@ -28,7 +28,7 @@ from actors.store.history import DataError, finest_per_symbol, load_bar_file, re
 from actors.store.reader import StoreReader
 from actors.store.writer import clear_run
 from messages.pipeline import Drain
-from messages.system import Query
+from messages.system import Publish, Query
 from settings import SAMPLE_DATA, Settings, check_listen
 from supervisors.clock import SimClock
 from supervisors.deps import Deps
@@ -97,18 +97,26 @@ def live_preflight(settings: Settings) -> tuple[CurveKeys | None, CurveKeys | No
                                          settings.ingress.insecure)
     except ValueError as exc:
         raise StartupError(str(exc)) from None
-    if ingress_curve is not None and settings.feed.source == "sim":
-        raise StartupError("the built-in simulator cannot publish into a CURVE ingress; use --feed external, "
+    if ingress_curve is not None and settings.feed.source in ("sim", "venue"):
+        source = "the built-in simulator" if settings.feed.source == "sim" else "the venue feed"
+        raise StartupError(f"{source} cannot publish into a CURVE ingress; use --feed external, "
                            "or bind the ingress to loopback")
     return curve, ingress_curve
 
 
 def run_live(settings: Settings, duration: float | None, stop: threading.Event | None = None,
-             checked: tuple[CurveKeys | None, CurveKeys | None] | None = None) -> LiveResult:
+             checked: tuple[CurveKeys | None, CurveKeys | None] | None = None,
+             markets: dict[str, Any] | None = None) -> LiveResult:
     """Run live until ``duration`` passes, ``stop`` is set, or a shutdown request or fatal failure.
-    ``checked``: what ``live_preflight`` returned, when the caller ran it already."""
+    ``checked``: what ``live_preflight`` returned, when the caller ran it already; ``markets``: the
+    venue's (``venue_markets``) for ``feed.source`` venue, when the caller loaded them already."""
     feed = settings.feed
     curve, ingress_curve = checked if checked is not None else live_preflight(settings)
+    if feed.source == "venue" and markets is None:  # before anything is bound: a refusal leaves nothing behind
+        from actors.feed.venue_source import venue_markets
+
+        v = settings.venue
+        markets = venue_markets(v.id, v.url or None, feed.symbols, v.timeout_s, v.sandbox)
     sim_clock, prices = None, {}
     if feed.source == "sim":  # its ticks are judged by its own compressed clock, not the wall clock
         start_ns, prices = _stored_end(settings)
@@ -131,12 +139,18 @@ def run_live(settings: Settings, duration: float | None, stop: threading.Event |
     system = System(settings, "live", Deps.of(settings, "live", ingress=ingress, cryptofeed=cryptofeed, curve=curve,
                                               feed_clock=sim_clock),
                     tree=tree_for("live", web=check_listen(settings.http.listen) is not None,
-                                  venue=settings.venue.id != "paper"))
+                                  venue=settings.venue.trades))
+    sim_stop = threading.Event()
+    venue_feed = _venue_feed(settings, system, sim_stop, markets) if feed.source == "venue" and markets else None
     system.start()
     began = time.monotonic()
-    sim_stop = threading.Event()
     sim_thread = None
-    if sim_clock is not None:
+    if venue_feed is not None:
+        venue_feed.start()
+        sim_thread = venue_feed
+        logger.info("venue feed: {} tickers of {} into {}{}", settings.venue.id, ",".join(feed.symbols),
+                    settings.ingress.endpoint, f" (venue at {settings.venue.url})" if settings.venue.url else "")
+    elif sim_clock is not None:
         sim_thread = threading.Thread(
             target=_simulate, name="simulator", daemon=True,
             args=(settings.ingress.endpoint, feed.symbols, feed.sim_rate, feed.sim_speed, feed.sim_seed, sim_stop,
@@ -238,6 +252,28 @@ def _stored_end(settings: Settings) -> tuple[int | None, dict[str, float]]:
     (its clock runs ahead of the wall clock, so starting at "now" would go back in time)."""
     with StoreReader(settings.store.db) as store:
         return store.series_end(settings.feed.symbols, settings.buffer.timeframe)
+
+
+def _venue_feed(settings: Settings, system: System, stop: threading.Event,
+                markets: dict[str, Any]) -> threading.Thread:
+    """The thread (not started) that streams the venue's tickers into the ingress until ``stop``; shown
+    in health as ``sources.venue_feed`` from now on, its outages published under ``health.venue_feed``."""
+    from actors.feed.venue_source import VenueSource  # ccxt: loaded only for this feed
+
+    venue = settings.venue
+    source = VenueSource(venue.id, venue.url, settings.feed.symbols, settings.ingress.endpoint, venue, markets,
+                         on_change=lambda view: system.registry.tell("control", Publish("health.venue_feed", view)))
+    system.sources["venue_feed"] = source.view
+
+    def stream() -> None:
+        try:
+            sent = source.run(stop)
+            logger.info("venue feed {} sent {:,} ticks", venue.id, sent)
+        except Exception as exc:
+            logger.exception("the venue feed failed")
+            system.give_up(f"the venue feed failed: {type(exc).__name__}: {exc}")
+
+    return threading.Thread(target=stream, name="venue-feed", daemon=True)
 
 
 def _simulate(endpoint: str, symbols: tuple[str, ...], rate: float, speed: float, seed: int,

@@ -44,7 +44,7 @@ class System:
         self.registry = Registry(on_drop=self._dropped_after_stop)
         self.counters = Counters()
         self.deps = replace(deps or Deps.of(settings, mode), view=self)
-        self.tree = tree or tree_for(mode, venue=settings.venue.id != "paper")
+        self.tree = tree or tree_for(mode, venue=settings.venue.trades)
         self.actor_names = tuple(self.tree.workers())
         self.owners: dict[str, str] = {}
         self.supervisor_specs: dict[str, SupervisorSpec] = {}
@@ -62,6 +62,7 @@ class System:
         self.durability: str | None = None  # why records can no longer be stored
         self.started = False
         self.root: pykka.ActorRef | None = None
+        self.sources: dict[str, Callable[[], dict[str, Any]]] = {}  # market data sources beside the tree: their views
 
     def _index(self, spec: SupervisorSpec) -> None:
         self.supervisor_specs[spec.name] = spec
@@ -220,15 +221,18 @@ class System:
         stale = list(feed.stale)
         late = {name: a["condition"] for name, a in actors.items() if a["condition"] != "ok"}
         overload = feed.flow.view(time.monotonic_ns()) if feed.flow is not None else {"overloaded": False}
+        sources = {name: view() for name, view in self.sources.items()}
+        down = [name for name, source in sources.items() if source.get("state") == "reconnecting"]
         if self.fatal or "failed" in states:
             status = "failed"
         elif (states <= {"running"} and not halt.halted and not halt.strategies and not stale and not late
-              and not overload["overloaded"] and not halt.symbols and not (venue and venue.breaker_open)):
+              and not overload["overloaded"] and not halt.symbols and not (venue and venue.breaker_open)
+              and not down):
             status = "healthy"
         else:
             status = "degraded"
         return {"status": status, "mode": self.mode, "actors": actors, "risk": risk, "stale": stale, "late": late,
-                "overload": overload, "publishers": dict(feed.publishers),
+                "overload": overload, "publishers": dict(feed.publishers), "sources": sources,
                 "durability": {"ok": self.durability is None, "reason": self.durability or ""},
                 "fatal": self.fatal, "tree": {"root": self._node(self.tree)},
                 **({"venue": {"id": venue.venue, "breaker_open": venue.breaker_open, "failures": venue.failures,

@@ -69,6 +69,11 @@ def _health(reply: dict[str, Any]) -> str:
                      f"(bound {overload['max_in_flight']:,}), {overload['store_backlog']} writes waiting for the store")
     if reply.get("stale"):
         lines.append(f"  stale: {', '.join(reply['stale'])}")
+    for name, source in (reply.get("sources") or {}).items():
+        error = f" (last error: {source['last_error']})" if source["state"] != "up" and source["last_error"] else ""
+        lines.append(f"  {name}: {source['venue']} {source['state']} via {source['via'] or '-'} for "
+                     f"{source['for_s']:.1f}s, {source['ticks_sent']:,} ticks sent, {source['outages']} "
+                     f"outage(s){error}")
     rows = [[name, a["state"], f"{a['restarts']:,}", f"{a['mailbox']:,}", f"{a['processed']:,}", f"{a['errors']:,}",
              _condition(a)] for name, a in reply["actors"].items()]
     lines.append(table(["actor", "state", "restarts", "mailbox", "processed", "errors", "condition"], rows, "llrrrrl"))

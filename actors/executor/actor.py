@@ -70,7 +70,7 @@ class ExecutorActor(SupervisedActor):
         """Open the paper account; in live, rebuild it from the store first (actor thread)."""
         live = self.ctx.mode == "live"
         symbols = self.ctx.deps.symbols
-        self.venue = live and self.ctx.settings.venue.id != "paper"  # orders go to a venue, fills come back
+        self.venue = live and self.ctx.settings.venue.trades  # orders go to a venue, fills come back
         config = dataclasses.replace(broker_config(self.ctx.settings, len(symbols), self.ctx.mode), external=self.venue)
         self.broker = PaperBroker(config,
                                   keep_equity=10_000 if live else None, keep_records=10_000 if live else None,

@@ -57,15 +57,23 @@ def rebase_urls(api: Any, base: str) -> Any:
     return urlunsplit((scheme, target.netloc, target.path.rstrip("/") + parts.path, parts.query, parts.fragment))
 
 
-def open_venue(venue: str, url: str | None = None, timeout_s: float = 10.0) -> ccxt.Exchange:
+def open_venue(venue: str, url: str | None = None, timeout_s: float = 10.0, api: Any = ccxt,
+               sandbox: bool = False) -> ccxt.Exchange:
     """ccxt's exchange ``venue`` (an id like ``binance``) for public data, rate limiter on, requests timing
-    out after ``timeout_s``; with ``url`` every endpoint rebased onto it. DataError for an unknown id."""
+    out after ``timeout_s``; on its testnet with ``sandbox``; with ``url`` every endpoint rebased onto it.
+    DataError for an unknown id or a testnet ccxt does not know. ``api``: the ccxt flavour whose class is
+    built (``ccxt``, ``ccxt.async_support`` or ``ccxt.pro``)."""
     if venue not in ccxt.exchanges:
         near = [name for name in ccxt.exchanges if name.startswith(venue[:3].lower())][:5]
         hint = (f"; did you mean {', '.join(near)}?" if near
                 else f"; ccxt knows {len(ccxt.exchanges)} (e.g. binance, kraken)")
         raise DataError(f"unknown venue {venue!r}{hint}")
-    exchange = getattr(ccxt, venue)({"enableRateLimit": True, "timeout": int(timeout_s * 1000)})
+    exchange = getattr(api, venue)({"enableRateLimit": True, "timeout": int(timeout_s * 1000)})
+    if sandbox:
+        try:
+            exchange.set_sandbox_mode(True)
+        except ccxt.NotSupported:
+            raise DataError(f"ccxt knows no testnet of {venue}") from None
     if url is not None:
         exchange.urls["api"] = rebase_urls(exchange.urls["api"], check_venue_url(url))
     return exchange
