@@ -1,4 +1,4 @@
-"""Command line: live | backtest | ingest | ctl | feed-sim | keys.
+"""Command line: live | backtest | optimize | ingest | ctl | feed-sim | keys.
 
 Thin: parse the arguments, load the settings, build and run the tree. User mistakes are
 one line on stderr and a non-zero exit, never a traceback.
@@ -89,6 +89,50 @@ def _timeframe(text: str) -> str:
     return text
 
 
+def _grid(text: str) -> Any:
+    from supervisors.grid import GridError, parse_axis
+    try:
+        return parse_axis(text)
+    except GridError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _count(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return int(text)
+
+
+def _optimize_parser(commands: Any) -> None:
+    optimize = commands.add_parser(
+        "optimize", help="backtest a strategy over a grid of parameters, on many cores",
+        description="Backtest every point of a parameter grid in worker processes (or on a Dask cluster), rank "
+        "the points by a metric, write results.csv (and heatmap.png for two parameters).")
+    optimize.add_argument("--from", dest="start", required=True, metavar="DATE", help="first day, e.g. 2024-01-01")
+    optimize.add_argument("--to", dest="end", metavar="DATE", help="last day (inclusive)")
+    optimize.add_argument("--symbols", type=_symbols, help="symbols to replay (default: all in the data)")
+    optimize.add_argument("--data", metavar="FILE", help="bars from a .csv, .csv.gz or .parquet file")
+    optimize.add_argument("--db", metavar="PATH", help="sqlite database to read bars from (default trading.db)")
+    optimize.add_argument("--timeframe", type=_timeframe, help="timeframe to replay from the database")
+    optimize.add_argument("--strategy", metavar="NAME", help="the strategy to optimise (default sma_cross)")
+    optimize.add_argument("--param", action="append", type=_param, metavar="KEY=VALUE",
+                          help="a fixed strategy parameter, repeatable")
+    optimize.add_argument("--grid", action="append", type=_grid, required=True, metavar="KEY=SPEC",
+                          help="a parameter's values, repeatable: KEY=START:STOP:STEP (stop included) or KEY=A,B,C")
+    optimize.add_argument("--metric", default="sharpe", help="what to rank by (default sharpe): sharpe, sortino, "
+                          "return, cagr, max_drawdown, drawdown_days, trades, win_rate, profit_factor, avg_trade, "
+                          "avg_trade_pct, final_equity")
+    optimize.add_argument("--walk-forward", type=_count, metavar="K", help="fit on K rolling in-sample windows, "
+                          "each tested on the window after it")
+    where = optimize.add_mutually_exclusive_group()
+    where.add_argument("--jobs", type=_count, metavar="N", help="worker processes (default: every core)")
+    where.add_argument("--cluster", type=_endpoint, metavar="tcp://HOST:PORT", help="run on this Dask scheduler")
+    optimize.add_argument("--out", metavar="DIR", default="optimize", help="where results.csv and heatmap.png go "
+                          "(default optimize/)")
+    optimize.add_argument("--top", type=_count, default=10, metavar="N", help="best points shown (default 10)")
+    _common(optimize)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
     parser = _Parser(prog="run.py", description="Actor-model trading engine: live, backtest, control.")
@@ -130,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--out", metavar="DIR", help="write trades.csv, equity.csv, report.png and report.html")
     _strategy_options(backtest)
     _common(backtest)
+
+    _optimize_parser(commands)
 
     ingest = commands.add_parser("ingest", help="import historical bars into the database",
                                  description="Validate a bar file (every bad row is named; nothing is written if "
@@ -318,6 +364,62 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_optimize(args: argparse.Namespace) -> int:
+    """Backtest every point of the grid, print the best, write the results."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from loguru import logger
+
+    from actors.store.history import iso_utc, parse_date
+    from actors.strategy.registry import strategy_plan
+    from supervisors.grid import GridError, check_axes, metric_named
+    from supervisors.optimize import optimize
+    from supervisors.optimize_output import report_lines, write_results
+
+    settings = _settings(args, {"store.db": args.db, "strategy.name": args.strategy, "strategy.file": "",
+                                "strategy.params": tuple(args.param or ()) if args.param or args.strategy else None})
+    spec = strategy_plan(settings.strategy).default
+    try:
+        metric = metric_named(args.metric)
+        axes = check_axes(args.grid, dict(spec.params), spec.name)
+    except GridError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    fixed = {text.partition("=")[0].strip() for text in settings.strategy.params}
+    both = [axis.key for axis in axes if axis.key in fixed]
+    if both:
+        return _fail(f"parameter {both[0]!r} is given by both --param and --grid; give it one", EXIT_USAGE)
+    problem = _out_problem(args.out)
+    if problem:
+        return _fail(f"--out {args.out}: {problem}", EXIT_USAGE)
+    _check_database(settings)
+    start = parse_date(args.start, "--from")
+    end = parse_date(args.end, "--to", end_of_day=True) if args.end else None
+    if end is not None and end <= start:
+        return _fail(f"--to {args.end} is before --from {args.start}", EXIT_USAGE)
+    from supervisors.modes import load_backtest_bars
+    bars, source = load_backtest_bars(args.data, settings.store.db, start, end, args.symbols, args.timeframe)
+    symbols = ",".join(bars["symbol"].unique())
+    logger.info("optimising {} on {:,} bars of {} from {}", spec.name, len(bars), symbols, source)
+    try:
+        search = optimize(settings, bars, axes, metric, jobs=args.jobs, cluster=args.cluster,
+                          walk_forward=args.walk_forward or 0,
+                          on_start=lambda where: logger.info("backtests run on {}", where))
+    except GridError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except BrokenProcessPool as exc:
+        return _fail(f"a worker process died: {exc}")
+    print(f"optimize {spec.name} on {symbols} {iso_utc(int(bars['ts'].min()))} .. {iso_utc(int(bars['ts'].max()))}  "
+          f"(source: {source})")
+    for line in report_lines(search, args.top):
+        print(line)
+    written = write_results(args.out, search, f"{spec.name} on {symbols}")
+    print(f"written: {', '.join(str(p) for p in written)}")
+    if search.failed:
+        return _fail(f"{len(search.failed):,} backtests failed; the ranking misses them (see the error column of "
+                     f"{written[0]})")
+    return EXIT_OK
+
+
 def _print_backtest(s: dict[str, Any], source: str) -> None:
     print(f"backtest {s['start']} .. {s['end']}  ({s['bars']:,} bar closes, source: {source})")
     def num(value: float | None, spec: str) -> str:
@@ -460,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_logging(getattr(args, "log_level", "WARNING") if args.command not in ("ctl", "keys") else "WARNING")
     handlers = {"live": cmd_live, "backtest": cmd_backtest, "ingest": cmd_ingest, "ctl": cmd_ctl,
-                "feed-sim": cmd_feed_sim, "keys": cmd_keys}
+                "feed-sim": cmd_feed_sim, "keys": cmd_keys, "optimize": cmd_optimize}
     try:
         return handlers[args.command](args)
     except TradingError as exc:  # settings, data, storage, ...: each message is one line for the user

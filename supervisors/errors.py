@@ -9,6 +9,7 @@ events and counters.
 TradingError
 ├── SettingsError     a settings file, variable or flag is wrong (names the key)
 ├── StrategyError     a strategy name, parameter or strategies file is wrong (``key``: the setting)
+├── GridError         an optimisation's grid, metric or walk-forward split is wrong
 ├── PluginError       a model plug-in cannot be loaded or answered nonsense
 ├── DataError         a data file or date range is unusable (names the rows)
 ├── StorageError      the database cannot keep the records, or cannot be used at all
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BacktestFailed", "DataError", "InjectedCrash", "PluginError", "SettingsError", "StartupError",
+__all__ = ["BacktestFailed", "DataError", "GridError", "InjectedCrash", "PluginError", "SettingsError", "StartupError",
            "StorageError", "StrategyError", "TradingError"]
 
 
@@ -43,6 +44,10 @@ class StrategyError(TradingError, ValueError):
     def __init__(self, message: str, key: str = "strategy.name") -> None:
         super().__init__(message)
         self.key = key
+
+
+class GridError(TradingError, ValueError):
+    """An optimisation's ``--grid``, ``--metric`` or ``--walk-forward`` is wrong; the message says what is valid."""
 
 
 class PluginError(TradingError, ValueError):
