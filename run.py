@@ -373,21 +373,22 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     from actors.store.history import iso_utc, parse_date
     from actors.strategy.registry import strategy_plan
     from supervisors.grid import GridError, check_axes, metric_named
-    from supervisors.optimize import optimize
+    from supervisors.optimize import optimize, plan_grid
     from supervisors.optimize_output import report_lines, write_results
 
     settings = _settings(args, {"store.db": args.db, "strategy.name": args.strategy, "strategy.file": "",
                                 "strategy.params": tuple(args.param or ()) if args.param or args.strategy else None})
     spec = strategy_plan(settings.strategy).default
+    fixed = {text.partition("=")[0].strip() for text in settings.strategy.params}
     try:
         metric = metric_named(args.metric)
         axes = check_axes(args.grid, dict(spec.params), spec.name)
+        both = [axis.key for axis in axes if axis.key in fixed]
+        if both:
+            raise GridError(f"parameter {both[0]!r} is given by both --param and --grid; give it one")
+        plan = plan_grid(settings, axes)
     except GridError as exc:
         return _fail(str(exc), EXIT_USAGE)
-    fixed = {text.partition("=")[0].strip() for text in settings.strategy.params}
-    both = [axis.key for axis in axes if axis.key in fixed]
-    if both:
-        return _fail(f"parameter {both[0]!r} is given by both --param and --grid; give it one", EXIT_USAGE)
     problem = _out_problem(args.out)
     if problem:
         return _fail(f"--out {args.out}: {problem}", EXIT_USAGE)
@@ -401,7 +402,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     symbols = ",".join(bars["symbol"].unique())
     logger.info("optimising {} on {:,} bars of {} from {}", spec.name, len(bars), symbols, source)
     try:
-        search = optimize(settings, bars, axes, metric, jobs=args.jobs, cluster=args.cluster,
+        search = optimize(settings, bars, plan, metric, jobs=args.jobs, cluster=args.cluster,
                           walk_forward=args.walk_forward or 0,
                           on_start=lambda where: logger.info("backtests run on {}", where))
     except GridError as exc:

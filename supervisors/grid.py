@@ -182,7 +182,7 @@ def points(axes: Sequence[Axis]) -> list[Params]:
 
 def param_texts(params: Params) -> tuple[str, ...]:
     """``(("fast", 5),)`` -> ``("fast=5",)``: the form of ``strategy.params``."""
-    return tuple(f"{key}={str(value).lower() if isinstance(value, bool) else value!r}" for key, value in params)
+    return tuple(f"{key}={str(value).lower() if isinstance(value, bool) else repr(value)}" for key, value in params)
 
 
 def describe(params: Params) -> str:

@@ -42,8 +42,8 @@ from settings import Settings
 from supervisors.errors import BacktestFailed, GridError, SettingsError
 from supervisors.grid import COLUMNS, Axis, Metric, Outcome, Params, param_texts, points, rank, stitch, windows
 
-__all__ = ["Fold", "Search", "Task", "WorkerPayload", "default_jobs", "optimize", "run_task", "setup_worker",
-           "split_points"]
+__all__ = ["Fold", "Plan", "Search", "Task", "WorkerPayload", "default_jobs", "forget_run", "optimize", "plan_grid",
+           "run_task", "setup_worker"]
 
 Window = tuple[int, int] | None
 
@@ -84,14 +84,23 @@ class Fold:
 
 
 @dataclass(frozen=True, slots=True)
+class Plan:
+    """A grid checked against the strategy: the points it accepts, and how many it refuses (a bad
+    combination, e.g. fast >= slow) with one of them and the strategy's reason."""
+
+    axes: tuple[Axis, ...]
+    valid: list[Params]
+    skipped: int
+    skipped_example: str
+
+
+@dataclass(frozen=True, slots=True)
 class Search:
     """What an optimisation found."""
 
-    axes: tuple[Axis, ...]
+    plan: Plan
     metric: Metric
     ranked: list[Outcome]
-    skipped: int
-    skipped_example: str
     workers: str
     seconds: float
     backtests: int
@@ -163,9 +172,8 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
-def split_points(settings: Settings, axes: Sequence[Axis]) -> tuple[list[Params], int, str]:
-    """The grid's points the strategy accepts, how many it refuses (a bad combination, e.g.
-    fast >= slow), and one refused point with the strategy's reason."""
+def plan_grid(settings: Settings, axes: Sequence[Axis]) -> Plan:
+    """Check every point of ``axes`` with ``settings``' strategy; GridError if it refuses them all."""
     valid, skipped, example = [], 0, ""
     for point in points(axes):
         try:
@@ -177,7 +185,9 @@ def split_points(settings: Settings, axes: Sequence[Axis]) -> tuple[list[Params]
                 example = f"{' '.join(param_texts(point))}: {reason}"
             continue
         valid.append(point)
-    return valid, skipped, example
+    if not valid:
+        raise GridError(f"every point of the grid is refused by the strategy, e.g. {example}")
+    return Plan(tuple(axes), valid, skipped, example)
 
 
 @contextmanager
@@ -214,34 +224,31 @@ def _outcomes(tasks: Sequence[Task], results: Sequence[tuple[dict[str, Any] | No
     return [Outcome(task.params, figures, error) for task, (figures, error) in zip(tasks, results, strict=True)]
 
 
-def optimize(settings: Settings, bars: pd.DataFrame, axes: Sequence[Axis], metric: Metric, *, jobs: int | None = None,
+def optimize(settings: Settings, bars: pd.DataFrame, plan: Plan, metric: Metric, *, jobs: int | None = None,
              cluster: str | None = None, walk_forward: int = 0, progress: bool = True,
              on_start: Callable[[str], None] | None = None) -> Search:
-    """Run the grid ``axes`` of ``settings``' strategy on ``bars`` and rank the points by ``metric``;
-    with ``walk_forward`` = K, fit and test over K rolling folds. GridError if no point is valid or
-    the range is too short for the folds. ``on_start`` hears where the backtests run."""
+    """Backtest the points of ``plan`` with ``settings`` on ``bars`` and rank them by ``metric``; with
+    ``walk_forward`` = K, fit and test over K rolling folds (GridError if the range is too short).
+    ``on_start`` hears where the backtests run."""
     if walk_forward < 0:
         raise GridError(f"--walk-forward {walk_forward}: give a number of folds >= 1")
-    valid, skipped, example = split_points(settings, axes)
-    if not valid:
-        raise GridError(f"every point of the grid is refused by the strategy, e.g. {example}")
     bounds = windows(np.unique(bars["ts"].to_numpy()), walk_forward + 1) if walk_forward else []
     run_id = uuid.uuid4().hex
-    count = len(valid) * max(1, walk_forward)
+    count = len(plan.valid) * max(1, walk_forward)
     began = time.monotonic()
     with _executor(run_id, WorkerPayload(settings, bars), min(jobs or default_jobs(), count), cluster) as (
             executor, workers):
         if on_start is not None:
             on_start(workers)
         if not walk_forward:
-            tasks = [Task(point) for point in valid]
+            tasks = [Task(point) for point in plan.valid]
             ranked = rank(_outcomes(tasks, _run_all(executor, run_id, tasks, progress, "optimize")), metric)
-            return Search(tuple(axes), metric, ranked, skipped, example, workers, time.monotonic() - began, len(tasks))
-        folds = _walk_forward(executor, run_id, valid, bounds, metric, progress)
+            return Search(plan, metric, ranked, workers, time.monotonic() - began, len(tasks))
+        folds = _walk_forward(executor, run_id, plan.valid, bounds, metric, progress)
     reports = [f.report for f in folds if f.report is not None]
     combined = stitch(reports, reports[0]["summary"]["initial_cash"]) if reports else None
-    return Search(tuple(axes), metric, [], skipped, example, workers, time.monotonic() - began,
-                  count + sum(f.best is not None for f in folds), folds, combined)
+    return Search(plan, metric, [], workers, time.monotonic() - began, count + sum(f.best is not None for f in folds),
+                  folds, combined)
 
 
 def _walk_forward(executor: Executor, run_id: str, valid: list[Params], bounds: list[tuple[int, int, int]],

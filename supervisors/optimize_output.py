@@ -32,7 +32,7 @@ def _columns(search: Search) -> list[tuple[str, str, str]]:
 
 
 def _best_rows(search: Search, ranked: Sequence[Outcome], top: int) -> list[str]:
-    keys = [axis.key for axis in search.axes]
+    keys = [axis.key for axis in search.plan.axes]
     shown = _columns(search)
     rows = [[str(n), *(figure(v, "g") if isinstance(v, float) else figure(v) for _, v in o.params),
              *(_value(o, column, spec) for _, column, spec in shown)]
@@ -48,11 +48,11 @@ def _day(ts: int) -> str:
 
 def report_lines(search: Search, top: int) -> list[str]:
     """The console report: the grid, the work done, and the best points (or the folds)."""
-    sizes = ", ".join(f"{axis.key} ({len(axis.values)})" for axis in search.axes)
-    total = math.prod(len(axis.values) for axis in search.axes)
-    lines = [f"  grid          {sizes}: {total:,} points, {total - search.skipped:,} valid"]
-    if search.skipped:
-        lines.append(f"  skipped       {search.skipped:,} the strategy refuses, e.g. {search.skipped_example}")
+    sizes = ", ".join(f"{axis.key} ({len(axis.values)})" for axis in search.plan.axes)
+    total = math.prod(len(axis.values) for axis in search.plan.axes)
+    lines = [f"  grid          {sizes}: {total:,} points, {total - search.plan.skipped:,} valid"]
+    if search.plan.skipped:
+        lines.append(f"  skipped       {search.plan.skipped:,} the strategy refuses, e.g. {search.plan.skipped_example}")
     per = search.seconds / search.backtests if search.backtests else 0.0
     lines.append(f"  ran           {search.backtests:,} backtests in {search.seconds:.1f}s on {search.workers} "
                  f"({per:.3f}s per backtest)")
@@ -114,12 +114,12 @@ def write_results(directory: str | Path, search: Search, title: str) -> list[Pat
     ``directory`` (created if needed); return the paths written."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    keys = [axis.key for axis in search.axes]
+    keys = [axis.key for axis in search.plan.axes]
     results = out / "results.csv"
     if not search.folds:
         _write_points(results, keys, [([], o) for o in search.ranked], [])
         written = [results]
-        if len(search.axes) == 2:
+        if len(search.plan.axes) == 2:
             written.append(_heatmap(out / "heatmap.png", search, title))
         return written
     _write_points(results, keys, [([f.number], o) for f in search.folds for o in f.ranked], ["fold"])
@@ -147,7 +147,7 @@ def _heatmap(path: Path, search: Search, title: str) -> Path:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    rows, cols = search.axes
+    rows, cols = search.plan.axes
     grid = np.full((len(rows.values), len(cols.values)), np.nan)
     where = {value: n for n, value in enumerate(rows.values)}, {value: n for n, value in enumerate(cols.values)}
     for outcome in search.ranked:
