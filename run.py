@@ -72,29 +72,28 @@ def _positive(text: str) -> float:
     return value
 
 
-def _endpoint(text: str) -> str:
-    from settings import check_endpoint
+def _checked(check: Any, text: str) -> Any:
+    """``check(text)``, its ValueError as argparse's (one line naming the argument)."""
     try:
-        return check_endpoint(text)
+        return check(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _endpoint(text: str) -> str:
+    from settings import check_endpoint
+    return _checked(check_endpoint, text)
 
 
 def _timeframe(text: str) -> str:
     from messages.market import timeframe_ns
-    try:
-        timeframe_ns(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    _checked(timeframe_ns, text)
     return text
 
 
 def _grid(text: str) -> Any:
-    from supervisors.grid import GridError, parse_axis
-    try:
-        return parse_axis(text)
-    except GridError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    from supervisors.grid import parse_axis
+    return _checked(parse_axis, text)
 
 
 def _count(text: str) -> int:
@@ -321,22 +320,33 @@ def _out_problem(path: str) -> str:
     return ""
 
 
-def cmd_backtest(args: argparse.Namespace) -> int:
-    """Run a backtest and print its report."""
+def _replay_input(args: argparse.Namespace, settings: Any) -> tuple[Any, str] | str:
+    """Check ``--out`` and the database, then read the bars that ``--from``, ``--to``, ``--data``,
+    ``--symbols`` and ``--timeframe`` pick: (bars, where from), or the usage mistake in one line."""
     from actors.store.history import parse_date
-    from actors.strategy.registry import strategy_plan
-    from supervisors.modes import load_backtest_bars, run_backtest
+    from supervisors.modes import load_backtest_bars
 
-    settings = _settings(args, {"store.db": args.db, **_strategy_overrides(args)})
     problem = _out_problem(args.out) if args.out else ""
     if problem:
-        return _fail(f"--out {args.out}: {problem}", EXIT_USAGE)
+        return f"--out {args.out}: {problem}"
     _check_database(settings)
     start = parse_date(args.start, "--from")
     end = parse_date(args.end, "--to", end_of_day=True) if args.end else None
     if end is not None and end <= start:
-        return _fail(f"--to {args.end} is before --from {args.start}", EXIT_USAGE)
-    bars, source = load_backtest_bars(args.data, settings.store.db, start, end, args.symbols, args.timeframe)
+        return f"--to {args.end} is before --from {args.start}"
+    return load_backtest_bars(args.data, settings.store.db, start, end, args.symbols, args.timeframe)
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    """Run a backtest and print its report."""
+    from actors.strategy.registry import strategy_plan
+    from supervisors.modes import run_backtest
+
+    settings = _settings(args, {"store.db": args.db, **_strategy_overrides(args)})
+    loaded = _replay_input(args, settings)
+    if isinstance(loaded, str):
+        return _fail(loaded, EXIT_USAGE)
+    bars, source = loaded
     from loguru import logger
     logger.info("replaying {:,} bars of {} from {}", len(bars), ",".join(bars["symbol"].unique()), source)
     logger.info("strategy: {}", strategy_plan(settings.strategy).describe())
@@ -370,7 +380,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
     from loguru import logger
 
-    from actors.store.history import iso_utc, parse_date
+    from actors.store.history import iso_utc
     from actors.strategy.registry import strategy_plan
     from supervisors.grid import GridError, check_axes, metric_named
     from supervisors.optimize import optimize, plan_grid
@@ -389,16 +399,10 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         plan = plan_grid(settings, axes)
     except GridError as exc:
         return _fail(str(exc), EXIT_USAGE)
-    problem = _out_problem(args.out)
-    if problem:
-        return _fail(f"--out {args.out}: {problem}", EXIT_USAGE)
-    _check_database(settings)
-    start = parse_date(args.start, "--from")
-    end = parse_date(args.end, "--to", end_of_day=True) if args.end else None
-    if end is not None and end <= start:
-        return _fail(f"--to {args.end} is before --from {args.start}", EXIT_USAGE)
-    from supervisors.modes import load_backtest_bars
-    bars, source = load_backtest_bars(args.data, settings.store.db, start, end, args.symbols, args.timeframe)
+    loaded = _replay_input(args, settings)
+    if isinstance(loaded, str):
+        return _fail(loaded, EXIT_USAGE)
+    bars, source = loaded
     symbols = ",".join(bars["symbol"].unique())
     logger.info("optimising {} on {:,} bars of {} from {}", spec.name, len(bars), symbols, source)
     try:

@@ -198,9 +198,11 @@ def _executor(run_id: str, payload: WorkerPayload, jobs: int, cluster: str | Non
         with dask_executor(cluster, run_id, payload) as (executor, workers):
             yield executor, f"{workers} Dask worker{'s' * (workers != 1)} at {cluster}"
         return
-    # fork: the workers start with the modules and the bars already in memory (nothing else runs
-    # in this process yet: no actor, no thread); elsewhere the default start method
-    context = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
+    # fork: the workers start with the modules and the bars already in memory, nothing sent; safe only
+    # while this process runs no other thread (a lock held by one would stay locked in the children),
+    # so with threads running (a caller's, tqdm's monitor) they are spawned and sent the bars instead
+    forkable = "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+    context = multiprocessing.get_context("fork" if forkable else "spawn")
     pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_setup_pool_worker, initargs=(run_id, payload))
     try:
         yield pool, f"{jobs} worker process{'es' * (jobs != 1)}"

@@ -52,7 +52,7 @@ def report_lines(search: Search, top: int) -> list[str]:
     total = math.prod(len(axis.values) for axis in search.plan.axes)
     lines = [f"  grid          {sizes}: {total:,} points, {total - search.plan.skipped:,} valid"]
     if search.plan.skipped:
-        lines.append(f"  skipped       {search.plan.skipped:,} the strategy refuses, e.g. {search.plan.skipped_example}")
+        lines.append(f"  skipped       {search.plan.skipped:,} points the strategy refuses, e.g. {search.plan.skipped_example}")
     per = search.seconds / search.backtests if search.backtests else 0.0
     lines.append(f"  ran           {search.backtests:,} backtests in {search.seconds:.1f}s on {search.workers} "
                  f"({per:.3f}s per backtest)")

@@ -18,7 +18,7 @@ from settings import SAMPLE_DATA, load_settings
 from supervisors.grid import COLUMNS
 from supervisors.modes import run_backtest
 from tests.conftest import free_endpoint
-from tests.helpers import ROOT, run_cli
+from tests.helpers import ROOT, run_cli, start_cli
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -30,6 +30,17 @@ def optimize(tmp_path: Path, name: str, *args: str) -> tuple[subprocess.Complete
     out = tmp_path / name
     result = run_cli("optimize", *RANGE, "--db", str(tmp_path / "none.db"), "--out", str(out), *args, timeout=120)
     return result, out
+
+
+def finished(process: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
+    """Wait for a CLI run started in the background (bounded); it must have succeeded."""
+    try:
+        stdout, stderr = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        stdout, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def rows(path: Path) -> list[dict[str, str]]:
@@ -72,15 +83,15 @@ def dask_scheduler(tmp_path: Path) -> Iterator[str]:
 
 def test_one_two_processes_and_a_dask_cluster_give_the_same_ranking_and_csv(tmp_path: Path,
                                                                            dask_scheduler: str) -> None:
-    one, out_one = optimize(tmp_path, "one", *GRID, "--jobs", "1")
-    two, out_two = optimize(tmp_path, "two", *GRID, "--jobs", "2")
-    dask, out_dask = optimize(tmp_path, "dask", *GRID, "--cluster", dask_scheduler)
-    for result in (one, two, dask):
-        assert result.returncode == 0, result.stderr
+    runs = {name: start_cli("optimize", *RANGE, "--db", str(tmp_path / "none.db"), "--out", str(tmp_path / name),
+                            *GRID, *where) for name, where in (("one", ("--jobs", "1")), ("two", ("--jobs", "2")),
+                                                               ("dask", ("--cluster", dask_scheduler)))}
+    one, two, dask = (finished(runs[name]) for name in ("one", "two", "dask"))
+    out_one, out_two, out_dask = (tmp_path / name for name in ("one", "two", "dask"))
     assert "on 1 worker process " in one.stdout and "on 2 worker processes" in two.stdout
     assert f"on 2 Dask workers at {dask_scheduler}" in dask.stdout
     assert "fast (3), slow (3): 9 points, 7 valid" in one.stdout
-    assert "skipped       2 the strategy refuses, e.g. fast=10 slow=10: " in one.stdout
+    assert "skipped       2 points the strategy refuses, e.g. fast=10 slow=10: " in one.stdout
     assert ranking(one.stdout) == ranking(two.stdout) == ranking(dask.stdout)
     csv_bytes = (out_one / "results.csv").read_bytes()
     assert csv_bytes == (out_two / "results.csv").read_bytes() == (out_dask / "results.csv").read_bytes()
