@@ -61,7 +61,11 @@ def dask_executor(address: str, run_id: str, payload: WorkerPayload) -> Iterator
             client.wait_for_workers(1, timeout=WORKER_WAIT_S)
         except TimeoutError:
             raise StartupError(f"the Dask scheduler at {address} has no worker (waited {WORKER_WAIT_S:g}s)") from None
-        client.register_plugin(RunData(run_id, payload), name=name)
+        try:
+            client.register_plugin(RunData(run_id, payload), name=name)
+        except Exception as exc:  # Dask raises the worker's error as a plain Exception with its text
+            raise StartupError(f"the Dask workers at {address} cannot take the run ({exc}); they must import this "
+                               "project: start them from its folder or with it on PYTHONPATH") from None
         executor = client.get_executor(pure=False)
         try:
             yield executor, len(client.scheduler_info()["workers"])

@@ -109,8 +109,9 @@ class Search:
 
     @property
     def failed(self) -> list[Outcome]:
-        """Backtests that could not finish (in every fold)."""
-        return [o for o in self.ranked if o.error] + [o for f in self.folds for o in f.ranked if o.error]
+        """Backtests that could not finish: of the grid, or of every fold in and out of sample."""
+        return ([o for o in self.ranked if o.error] + [o for f in self.folds for o in f.ranked if o.error]
+                + [Outcome(f.best.params, None, f.error) for f in self.folds if f.best is not None and f.error])
 
 
 _STATE: dict[str, WorkerPayload] = {}  # per run: a Dask worker may serve several runs
