@@ -13,13 +13,16 @@ times, alternating, and the table shows the median and, in brackets, every run:
                  started (fork), every backtest, the results back and ranked. Not timed: imports, loading
                  the bars, the table and the files.
 
-Per backtest = wall time / 64. The best point and the whole ranking must be the same in every run.
+Per backtest = wall time / 64. CPU s = user + system time of this process and its (finished) worker
+processes over the measurement, per backtest: what the work costs whatever else runs on the machine.
+The best point and the whole ranking must be the same in every run.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -41,6 +44,12 @@ from supervisors.modes import load_backtest_bars, run_backtest  # noqa: E402
 from supervisors.optimize import optimize, plan_grid  # noqa: E402
 
 GRID = ("fast=2:16:2", "slow=20:90:10")
+
+
+def cpu_seconds() -> float:
+    """User + system time of this process and of its children that have ended."""
+    return sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
 
 
 def one_by_one(settings, bars, plan) -> float:  # type: ignore[no-untyped-def]
@@ -70,24 +79,30 @@ def main() -> None:
     print(describe())
     print(f"grid sma_cross {' x '.join(GRID)}: {len(plan.valid)} points; {len(bars):,} bars from {source}; "
           f"load average at start {os.getloadavg()[0]:.2f}")
-    times: dict[str, list[float]] = {"one by one": [], "optimize -j 1": [], f"optimize -j {args.jobs}": []}
+    labels = ("one by one", "optimize -j 1", f"optimize -j {args.jobs}")
+    times: dict[str, list[float]] = {label: [] for label in labels}
+    cpu: dict[str, list[float]] = {label: [] for label in labels}
     rankings = set()
     for _ in range(args.runs):
+        before = cpu_seconds()
         times["one by one"].append(one_by_one(settings, bars, plan))
+        cpu["one by one"].append(cpu_seconds() - before)
         for jobs in (1, args.jobs):
             assert threading.active_count() == 1, threading.enumerate()
+            before = cpu_seconds()
             search = optimize(settings, bars, plan, metric, jobs=jobs, progress=False)
+            cpu[f"optimize -j {jobs}"].append(cpu_seconds() - before)
             assert search.workers == f"{jobs} worker process{'es' * (jobs != 1)}", search.workers
             times[f"optimize -j {jobs}"].append(search.seconds)
             rankings.add(tuple((o.params, tuple(sorted(o.figures.items()))) for o in search.ranked))
     assert len(rankings) == 1, "the ranking differs between runs"
     best = next(iter(rankings))[0][0]
     serial = statistics.median(times["one by one"])
-    print(f"{'':<16}{'wall s':>8}{'per backtest s':>16}{'vs one by one':>15}  runs (s)")
+    print(f"{'':<16}{'wall s':>8}{'per backtest s':>16}{'vs one by one':>15}{'CPU s per backtest':>20}  runs (s)")
     for label, runs in times.items():
         median = statistics.median(runs)
-        print(f"{label:<16}{median:>8.2f}{median / len(plan.valid):>16.4f}{serial / median:>14.2f}x  "
-              f"{', '.join(f'{r:.2f}' for r in runs)}")
+        print(f"{label:<16}{median:>8.2f}{median / len(plan.valid):>16.4f}{serial / median:>14.2f}x"
+              f"{statistics.median(cpu[label]) / len(plan.valid):>20.4f}  {', '.join(f'{r:.2f}' for r in runs)}")
     one, many = statistics.median(times["optimize -j 1"]), statistics.median(times[f"optimize -j {args.jobs}"])
     print(f"-j {args.jobs} takes {many / one:.0%} of -j 1's time ({one / many:.2f}x); best point by sharpe: "
           f"{describe_point(best)} in every run; load average at the end {os.getloadavg()[0]:.2f}")
