@@ -261,7 +261,8 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     right = [bool(cells) and all(_is_number(row[i]) for row in cells) for i in range(len(headers))]
 
     def line(values: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right, strict=True)).rstrip()
+        cells = (v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right, strict=True))
+        return "  ".join(cells).rstrip()
 
     return [line(headers), *(line(row) for row in cells)]
 

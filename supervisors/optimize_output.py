@@ -52,7 +52,8 @@ def report_lines(search: Search, top: int) -> list[str]:
     total = math.prod(len(axis.values) for axis in search.plan.axes)
     lines = [f"  grid          {sizes}: {total:,} points, {total - search.plan.skipped:,} valid"]
     if search.plan.skipped:
-        lines.append(f"  skipped       {search.plan.skipped:,} points the strategy refuses, e.g. {search.plan.skipped_example}")
+        lines.append(f"  skipped       {search.plan.skipped:,} points the strategy refuses, e.g. "
+                     f"{search.plan.skipped_example}")
     per = search.seconds / search.backtests if search.backtests else 0.0
     lines.append(f"  ran           {search.backtests:,} backtests in {search.seconds:.1f}s on {search.workers} "
                  f"({per:.3f}s per backtest)")
@@ -155,7 +156,8 @@ def _heatmap(path: Path, search: Search, title: str) -> Path:
         if value is not None:
             (_, a), (_, b) = outcome.params
             grid[where[0][a], where[1][b]] = value
-    figure_, axes = plt.subplots(figsize=(max(5.0, 0.55 * len(cols.values) + 2.5), max(4.0, 0.4 * len(rows.values) + 2)))
+    size = (max(5.0, 0.55 * len(cols.values) + 2.5), max(4.0, 0.4 * len(rows.values) + 2))
+    figure_, axes = plt.subplots(figsize=size)
     image = axes.imshow(grid, origin="lower", aspect="auto", cmap="viridis" if search.metric.maximise else "viridis_r")
     axes.set_xticks(range(len(cols.values)), [f"{v:g}" if isinstance(v, float) else str(v) for v in cols.values],
                     rotation=90 if len(cols.values) > 12 else 0)

@@ -135,10 +135,11 @@ def test_walk_forward_tests_each_folds_best_on_the_next_window(tmp_path: Path) -
     for fold in folds:
         in_sample = [r for r in fitted if r["fold"] == fold["fold"]]
         best = max(in_sample, key=lambda r: float(r["total_return_pct"]))
-        assert (fold["fast"], fold["slow"]) == (best["fast"], best["slow"]) == (in_sample[0]["fast"], in_sample[0]["slow"])
+        chosen = (fold["fast"], fold["slow"])
+        assert chosen == (best["fast"], best["slow"]) == (in_sample[0]["fast"], in_sample[0]["slow"])
         window = bars[(bars["ts"] >= pd.Timestamp(fold["out_of_sample_from"]).value)
                       & (bars["ts"] <= pd.Timestamp(fold["out_of_sample_to"]).value)].reset_index(drop=True)
-        settings = load_settings(env={}, overrides={"strategy.params": (f"fast={best['fast']}", f"slow={best['slow']}")})
+        settings = load_settings(env={}, overrides={"strategy.params": (f"fast={chosen[0]}", f"slow={chosen[1]}")})
         summary = run_backtest(settings, window, str(tmp_path / "check.db"), progress=False)["summary"]
         assert iso_utc(int(window["ts"].iloc[0])) == fold["out_of_sample_from"]
         assert fold["out_of_sample_final_equity"] == str(summary["final_equity"])
