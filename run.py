@@ -395,7 +395,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         axes = check_axes(args.grid, dict(spec.params), spec.name)
         both = [axis.key for axis in axes if axis.key in fixed]
         if both:
-            raise GridError(f"parameter {both[0]!r} is given by both --param and --grid; give it one")
+            raise GridError(f"parameter {both[0]!r} is both fixed (--param, or strategy.params in the settings) and "
+                            "varied by --grid; give it one")
         plan = plan_grid(settings, axes)
     except GridError as exc:
         return _fail(str(exc), EXIT_USAGE)
