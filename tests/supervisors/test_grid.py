@@ -134,3 +134,11 @@ def test_stitched_windows_run_as_one_account() -> None:
 def test_a_table_aligns_numbers_right_and_text_left() -> None:
     lines = table(["rank", "params", "sharpe"], [["1", "fast=5", "1.25"], ["10", "fast=10", "n/a"]])
     assert lines == ["rank  params   sharpe", "   1  fast=5     1.25", "  10  fast=10     n/a"]
+
+
+def test_the_command_line_help_lists_every_metric() -> None:
+    import run
+
+    helps = run.build_parser()._subparsers._group_actions[0].choices["optimize"].format_help()
+    listed = " ".join(helps.split()).partition("what to rank by (default sharpe): ")[2].partition(" --")[0]
+    assert listed.split(", ") == [m.name for m in METRICS]
