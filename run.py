@@ -1,4 +1,4 @@
-"""Command line: live | backtest | optimize | ingest | ctl | feed-sim | keys.
+"""Command line: live | backtest | optimize | ingest | download | data | ctl | feed-sim | keys.
 
 Thin: parse the arguments, load the settings, build and run the tree. User mistakes are
 one line on stderr and a non-zero exit, never a traceback.
@@ -12,6 +12,7 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -72,34 +73,142 @@ def _positive(text: str) -> float:
     return value
 
 
-def _checked(check: Any, text: str) -> Any:
-    """``check(text)``, its ValueError as argparse's (one line naming the argument)."""
+def _count(text: str) -> int:
     try:
-        return check(text)
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return value
+
+
+def _valid(check: Callable[[str], Any], text: str) -> str:
+    """``text`` if ``check`` accepts it; its ValueError as argparse's one-line usage error."""
+    try:
+        check(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _endpoint(text: str) -> str:
     from settings import check_endpoint
-    return _checked(check_endpoint, text)
+    return _valid(check_endpoint, text)
+
+
+def _listen(text: str) -> str:
+    from settings import check_listen
+    return _valid(check_listen, text)
 
 
 def _timeframe(text: str) -> str:
     from messages.market import timeframe_ns
-    _checked(timeframe_ns, text)
-    return text
+    return _valid(timeframe_ns, text)
 
 
-def _grid(text: str) -> Any:
-    from supervisors.grid import parse_axis
-    return _checked(parse_axis, text)
+def _zone(text: str) -> str:
+    from actors.store.cleaning import check_zone
+    from supervisors.errors import DataError
+    try:
+        return check_zone(text) or "UTC"
+    except DataError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _file_time_options(parser: argparse.ArgumentParser) -> None:
+    """--ts-label and --tz: how to read a bar file's times (ingest, backtest --data)."""
+    parser.add_argument("--ts-label", choices=["open", "close"], default="close",
+                        help="whether the file's times are bar opens or closes (default close)")
+    parser.add_argument("--tz", type=_zone, metavar="ZONE", help="the exchange's time zone (IANA name, e.g. "
+                        "Asia/Seoul): times without a UTC offset are read in it, and bars of 1d and longer lie on "
+                        "its local midnight (default UTC)")
+
+
+def _venue_url(text: str) -> str:
+    from actors.store.exchange import check_venue_url
+    try:
+        return check_venue_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _count(text: str) -> int:
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
     return int(text)
+
+
+def _data_commands(commands: Any) -> None:
+    """``download`` and ``data list | gaps | export | delete``."""
+    download = commands.add_parser("download", help="download history from an exchange into the database",
+                                   description="Download OHLCV bars through ccxt into the database, page by page; "
+                                   "only what is not stored yet is fetched, so a repeat resumes or updates.")
+    download.add_argument("--venue", required=True, metavar="ID", help="a ccxt exchange id, e.g. binance, kraken")
+    download.add_argument("--symbols", required=True, type=_symbols, help="the venue's symbols, e.g. BTC/USDT,ETH/USDT "
+                          "(stored under these names)")
+    download.add_argument("--timeframe", required=True, type=_timeframe, help="bar length, e.g. 1m, 1h, 1d")
+    download.add_argument("--from", dest="start", required=True, metavar="DATE", help="first day, e.g. 2024-01-01")
+    download.add_argument("--to", dest="end", metavar="DATE", help="last day, inclusive (default: up to now)")
+    download.add_argument("--db", metavar="PATH", help="sqlite database (default trading.db)")
+    download.add_argument("--venue-url", type=_venue_url, metavar="URL", help="send every request of the venue "
+                          "(REST and websocket) to this base URL instead: a testnet, a proxy, a local double")
+    download.add_argument("--retries", type=_count, default=5, metavar="N",
+                          help="repeats of a request that met a rate limit, a 5xx or a network error (default 5)")
+    download.add_argument("--backoff", type=_positive, default=1.0, metavar="SECONDS",
+                          help="first wait before a repeat, doubled each time, with jitter (default 1)")
+    download.add_argument("--timeout", type=_positive, default=10.0, metavar="SECONDS",
+                          help="a request with no reply after this long fails and is repeated (default 10)")
+    _common(download)
+
+    data = commands.add_parser("data", help="what the database holds: list, gaps, export, delete",
+                               description="List the stored series, show a series' gaps, export or delete it.")
+    actions = data.add_subparsers(dest="action", required=True, parser_class=_Parser, metavar="ACTION")
+    listing = actions.add_parser("list", help="every stored series: extent, rows, gaps, source",
+                                 description="Every stored series (symbol and timeframe) with its first and last "
+                                 "bar (close times, UTC), rows, gaps (runs of missing bars) and source.")
+    gaps = actions.add_parser("gaps", help="a series' gaps, one per line",
+                              description="The runs of missing bars of one series, in time order.")
+    export = actions.add_parser("export", help="write a series to a CSV or Parquet file",
+                                description="Write one series to FILE (.csv, .csv.gz or .parquet), as ingest and "
+                                "backtest --data read it.")
+    delete = actions.add_parser("delete", help="delete a symbol's series",
+                                description="Delete the bars of a symbol (all its timeframes, or one) and say what "
+                                "was deleted. Asks nothing.")
+    for action in (gaps, export, delete):
+        action.add_argument("symbol", metavar="SYMBOL", help="the stored symbol, e.g. BTC/USDT")
+        action.add_argument("--timeframe", type=_timeframe, help="the series' timeframe (needed if several are stored)")
+    export.add_argument("--out", required=True, metavar="FILE", help="the file to write (.csv, .csv.gz or .parquet)")
+    for action in (listing, gaps, delete):
+        action.add_argument("--json", action="store_true", help="print JSON")
+    for action in (listing, gaps, export, delete):
+        action.add_argument("--db", metavar="PATH", help="sqlite database (default trading.db)")
+        _common(action)
+
+
+def _replay_options(parser: argparse.ArgumentParser) -> None:
+    """The bars to replay (backtest, optimize): the range, the symbols, and where from."""
+    parser.add_argument("--from", dest="start", required=True, metavar="DATE", help="first day, e.g. 2024-01-01")
+    parser.add_argument("--to", dest="end", metavar="DATE", help="last day (inclusive)")
+    parser.add_argument("--symbols", type=_symbols, help="symbols to replay (default: all in the data)")
+    parser.add_argument("--data", metavar="FILE", help="bars from a .csv, .csv.gz or .parquet file (cleaned as "
+                        "ingest cleans it; see --ts-label and --tz)")
+    _file_time_options(parser)
+    parser.add_argument("--db", metavar="PATH", help="sqlite database (default trading.db)")
+    parser.add_argument("--timeframe", type=_timeframe, help="timeframe to replay from the database "
+                        "(default: each symbol's finest)")
+
+
+def _grid(text: str) -> str:
+    from supervisors.grid import parse_axis
+    return _valid(parse_axis, text)
+
+
+def _one_or_more(text: str) -> int:
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return value
 
 
 def _optimize_parser(commands: Any) -> None:
@@ -107,13 +216,9 @@ def _optimize_parser(commands: Any) -> None:
         "optimize", help="backtest a strategy over a grid of parameters, on many cores",
         description="Backtest every point of a parameter grid in worker processes (or on a Dask cluster), rank "
         "the points by a metric, write results.csv (and heatmap.png for two parameters).")
-    optimize.add_argument("--from", dest="start", required=True, metavar="DATE", help="first day, e.g. 2024-01-01")
-    optimize.add_argument("--to", dest="end", metavar="DATE", help="last day (inclusive)")
-    optimize.add_argument("--symbols", type=_symbols, help="symbols to replay (default: all in the data)")
-    optimize.add_argument("--data", metavar="FILE", help="bars from a .csv, .csv.gz or .parquet file")
-    optimize.add_argument("--db", metavar="PATH", help="sqlite database to read bars from (default trading.db)")
-    optimize.add_argument("--timeframe", type=_timeframe, help="timeframe to replay from the database")
-    optimize.add_argument("--strategy", metavar="NAME", help="the strategy to optimise (default sma_cross)")
+    _replay_options(optimize)
+    optimize.add_argument("--strategy", metavar="NAME", help="the strategy to optimise: a built-in one (default "
+                          "sma_cross), or your own as FILE.py:ClassName or package.module:ClassName")
     optimize.add_argument("--param", action="append", type=_param, metavar="KEY=VALUE",
                           help="a fixed strategy parameter, repeatable")
     optimize.add_argument("--grid", action="append", type=_grid, required=True, metavar="KEY=SPEC",
@@ -121,14 +226,14 @@ def _optimize_parser(commands: Any) -> None:
     optimize.add_argument("--metric", default="sharpe", help="what to rank by (default sharpe): sharpe, sortino, "
                           "return, cagr, max_drawdown, drawdown_days, trades, win_rate, profit_factor, avg_trade, "
                           "avg_trade_pct, final_equity")
-    optimize.add_argument("--walk-forward", type=_count, metavar="K", help="fit on K rolling in-sample windows, "
+    optimize.add_argument("--walk-forward", type=_one_or_more, metavar="K", help="fit on K rolling in-sample windows, "
                           "each tested on the window after it")
     where = optimize.add_mutually_exclusive_group()
-    where.add_argument("--jobs", type=_count, metavar="N", help="worker processes (default: every core)")
+    where.add_argument("--jobs", type=_one_or_more, metavar="N", help="worker processes (default: every core)")
     where.add_argument("--cluster", type=_endpoint, metavar="tcp://HOST:PORT", help="run on this Dask scheduler")
     optimize.add_argument("--out", metavar="DIR", default="optimize", help="where results.csv and heatmap.png go "
                           "(default optimize/)")
-    optimize.add_argument("--top", type=_count, default=10, metavar="N", help="best points shown (default 10)")
+    optimize.add_argument("--top", type=_one_or_more, default=10, metavar="N", help="best points shown (default 10)")
     _common(optimize)
 
 
@@ -152,6 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="events PUB endpoint (default tcp://127.0.0.1:5557)")
     live.add_argument("--cryptofeed", type=_endpoint, metavar="ENDPOINT",
                       help="also bind a SUB here for cryptofeed's ZeroMQ backends")
+    live.add_argument("--http", type=_listen, metavar="HOST:PORT", help="serve the dashboard and /metrics here "
+                      "(default 127.0.0.1:8780; off: no HTTP server; off loopback only with http.token)")
+    live.add_argument("--venue", metavar="ID", help="where orders go: paper (default) or a ccxt exchange id, e.g. "
+                      "binance; credentials from TRADING_VENUE_API_KEY / TRADING_VENUE_SECRET / "
+                      "TRADING_VENUE_PASSWORD or venue.key_file, never from the command line")
+    live.add_argument("--venue-url", type=_venue_url, metavar="URL", help="send every request of the venue to this "
+                      "base URL instead: a testnet, a proxy, a local double")
+    live.add_argument("--venue-sandbox", action="store_true", help="trade on the exchange's testnet (ccxt sandbox)")
     live.add_argument("--sim-rate", type=_positive, metavar="TICKS_PER_S", help="simulator ticks per second")
     live.add_argument("--sim-speed", type=_positive, metavar="X", help="simulated seconds per wall second")
     live.add_argument("--allow-fault-injection", action="store_true", help="accept 'ctl crash actor=NAME'")
@@ -162,13 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     backtest = commands.add_parser("backtest", help="replay history through the same actors",
                                    description="Replay bars from --data, else the database, else the bundled sample.")
-    backtest.add_argument("--from", dest="start", required=True, metavar="DATE", help="first day, e.g. 2024-01-01")
-    backtest.add_argument("--to", dest="end", metavar="DATE", help="last day (inclusive)")
-    backtest.add_argument("--symbols", type=_symbols, help="symbols to replay (default: all in the data)")
-    backtest.add_argument("--data", metavar="FILE", help="bars from a .csv, .csv.gz or .parquet file")
-    backtest.add_argument("--db", metavar="PATH", help="sqlite database (default trading.db)")
-    backtest.add_argument("--timeframe", type=_timeframe, help="timeframe to replay from the database "
-                          "(default: each symbol's finest)")
+    _replay_options(backtest)
     backtest.add_argument("--json", action="store_true", help="print the report as JSON")
     backtest.add_argument("--out", metavar="DIR", help="write trades.csv, equity.csv, report.png and report.html")
     _strategy_options(backtest)
@@ -177,25 +284,38 @@ def build_parser() -> argparse.ArgumentParser:
     _optimize_parser(commands)
 
     ingest = commands.add_parser("ingest", help="import historical bars into the database",
-                                 description="Validate a bar file (every bad row is named; nothing is written if "
-                                 "any is bad) and upsert it into the database, so backtest and live use it.")
+                                 description="Clean a bar file (known vendor artifacts dropped or repaired, each "
+                                 "counted and its rows named) and upsert it into the database, so backtest and "
+                                 "live use it.")
     ingest.add_argument("file", metavar="FILE", help="bars in .csv, .csv.gz or .parquet")
     ingest.add_argument("--symbol", required=True, help="the symbol the bars are of (picks it if the file has a "
                         "symbol column)")
     ingest.add_argument("--timeframe", type=_timeframe, help="bar length, e.g. 1m (default: inferred from the spacing)")
-    ingest.add_argument("--ts-label", choices=["open", "close"], default="close",
-                        help="whether the file's times are bar opens or closes (default close)")
+    _file_time_options(ingest)
+    ingest.add_argument("--strict", action="store_true", help="refuse the file, naming the rows, if anything "
+                        "would be cleaned; nothing is written")
     ingest.add_argument("--db", metavar="PATH", help="sqlite database (default trading.db)")
     _common(ingest)
 
+    _data_commands(commands)
+
     ctl = commands.add_parser("ctl", help="talk to a running system over the control socket",
-                              description="Send one command, e.g. 'ctl health' or 'ctl subscribe symbols=A,B'.")
-    ctl.add_argument("cmd", metavar="COMMAND", help="ping, health, metrics, positions, orders, subscribe, "
-                     "unsubscribe, restart, crash, shutdown")
+                              description="Send one command, e.g. 'ctl health' or 'ctl subscribe symbols=A,B'; "
+                              "'ctl events' tails the events socket instead.")
+    ctl.add_argument("cmd", metavar="COMMAND", help="ping, health, metrics, positions, orders, signals, subscribe, "
+                     "unsubscribe, restart, crash, shutdown, submit, cancel, flatten (e.g. ctl submit "
+                     "symbol=BTC/USDT side=buy qty=0.01 type=limit price=30000); or events")
     ctl.add_argument("args", nargs="*", metavar="KEY=VALUE", help="command arguments")
-    ctl.add_argument("--json", action="store_true", help="print the raw reply as JSON")
+    ctl.add_argument("--json", action="store_true", help="print the raw reply as JSON (events: one JSON per line)")
     ctl.add_argument("--control", type=_endpoint, metavar="ENDPOINT", default="tcp://127.0.0.1:5556",
                      help="control endpoint")
+    ctl.add_argument("--events", type=_endpoint, metavar="ENDPOINT", default="tcp://127.0.0.1:5557",
+                     help="events endpoint, for 'ctl events' (default tcp://127.0.0.1:5557)")
+    ctl.add_argument("--topic", default="", metavar="PREFIX", help="events: only topics starting with this, "
+                     "e.g. signal, order., fill.BTCUSD, health")
+    ctl.add_argument("--count", type=_count, metavar="N", help="events: stop after N events (default: until Ctrl-C)")
+    ctl.add_argument("--last", type=_count, metavar="N", help="signals: how many of the latest (default 20, "
+                     "at most 1,000)")
     ctl.add_argument("--timeout", type=_positive, default=5.0, metavar="SECONDS", help="reply timeout (default 5)")
     ctl.add_argument("--server-key", metavar="FILE", help="CURVE: the server's public key file (NAME.key)")
     ctl.add_argument("--client-key", metavar="FILE", help="CURVE: this client's secret key file (NAME.key_secret)")
@@ -248,10 +368,11 @@ def cmd_live(args: argparse.Namespace) -> int:
     settings = _settings(args, {
         "feed.symbols": args.symbols, "feed.source": args.feed, "store.db": args.db,
         "ingress.endpoint": args.ingress, "control.endpoint": args.control, "control.events": args.events,
-        "ingress.cryptofeed": args.cryptofeed,
+        "ingress.cryptofeed": args.cryptofeed, "http.listen": args.http,
         "feed.sim_rate": args.sim_rate, "feed.sim_speed": args.sim_speed,
         "control.allow_fault_injection": True if args.allow_fault_injection else None,
         "ingress.insecure": True if args.insecure_ingress else None,
+        "venue.id": args.venue, "venue.url": args.venue_url, "venue.sandbox": True if args.venue_sandbox else None,
         **_strategy_overrides(args),
     })
     from loguru import logger
@@ -265,6 +386,9 @@ def cmd_live(args: argparse.Namespace) -> int:
         settings = settings.with_values({"store.db": SIM_DB})
     try:
         checked = live_preflight(settings)  # endpoints and CURVE first: a refusal there leaves nothing behind
+        if settings.venue.id != "paper":
+            from actors.venue.preflight import venue_preflight
+            logger.info(venue_preflight(settings))
         lock = _check_database(settings, live=True)
     except (StartupError, StorageError) as exc:
         return _fail(f"cannot start: {exc}")
@@ -321,20 +445,24 @@ def _out_problem(path: str) -> str:
 
 
 def _replay_input(args: argparse.Namespace, settings: Any) -> tuple[Any, str] | str:
-    """Check ``--out`` and the database, then read the bars that ``--from``, ``--to``, ``--data``,
-    ``--symbols`` and ``--timeframe`` pick: (bars, where from), or the usage mistake in one line."""
+    """Check ``--out`` and the database, then read the bars that ``--from``, ``--to``, ``--data`` (with
+    ``--ts-label`` and ``--tz``), ``--symbols`` and ``--timeframe`` pick: (bars, where from), or the
+    usage mistake in one line."""
     from actors.store.history import parse_date
     from supervisors.modes import load_backtest_bars
 
     problem = _out_problem(args.out) if args.out else ""
     if problem:
         return f"--out {args.out}: {problem}"
+    if not args.data and (args.tz or args.ts_label != "close"):
+        return "--ts-label and --tz say how to read a --data FILE; give one, or leave them out"
     _check_database(settings)
     start = parse_date(args.start, "--from")
     end = parse_date(args.end, "--to", end_of_day=True) if args.end else None
     if end is not None and end <= start:
         return f"--to {args.end} is before --from {args.start}"
-    return load_backtest_bars(args.data, settings.store.db, start, end, args.symbols, args.timeframe)
+    return load_backtest_bars(args.data, settings.store.db, start, end, args.symbols, args.timeframe,
+                              args.ts_label, args.tz)
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
@@ -358,15 +486,17 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     c = report["counters"]
     summary = {**report["summary"], "bars_read": c["bars_read"], "bars_processed": c["bars_processed"],
                "bars_dead_lettered": c["bars_dead_lettered"], "dead_letters": c["dead_letters"]}
+    from actors.executor.output import backtest_document, strategy_rows, write_report
+    symbols = [str(s) for s in bars["symbol"].unique()]
+    document = backtest_document(report, strategy_rows(strategy_plan(settings.strategy), symbols), summary)
     if args.out:
-        from actors.executor.output import write_report
-        written = write_report(args.out, report["summary"], report["trades"], report["equity_ts"], report["equity"],
-                               f"Backtest: {', '.join(bars['symbol'].unique())} ({source})")
+        written = write_report(args.out, document, bars, report["equity_ts"], report["equity"],
+                               f"Backtest: {', '.join(symbols)} ({source})")
         logger.info("report written: {}", ", ".join(str(p) for p in written))
     if args.json:
-        print(json.dumps({"summary": summary, "trades": report["trades"]}, indent=2))
+        print(json.dumps(document, indent=2))
     else:
-        _print_backtest(summary, source)
+        _print_backtest(summary, source, _series_used(bars, settings.store.db if source == f"database {settings.store.db}" else None))
     lost = bars_lost(c)
     if c["dead_letters"] or lost:
         return _fail(f"backtest incomplete: {c['dead_letters']:,} messages dead-lettered ({c['bars_dead_lettered']:,} "
@@ -382,7 +512,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
     from actors.store.history import iso_utc
     from actors.strategy.registry import strategy_plan
-    from supervisors.grid import GridError, check_axes, metric_named
+    from supervisors.grid import GridError, check_axes, metric_named, parse_axis
     from supervisors.optimize import optimize, plan_grid
     from supervisors.optimize_output import report_lines, write_results
 
@@ -392,7 +522,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     fixed = {text.partition("=")[0].strip() for text in settings.strategy.params}
     try:
         metric = metric_named(args.metric)
-        axes = check_axes(args.grid, dict(spec.params), spec.name)
+        axes = check_axes([parse_axis(text) for text in args.grid], dict(spec.params), spec.name)
         both = [axis.key for axis in axes if axis.key in fixed]
         if both:
             raise GridError(f"parameter {both[0]!r} is both fixed (--param, or strategy.params in the settings) and "
@@ -426,8 +556,20 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _print_backtest(s: dict[str, Any], source: str) -> None:
+def _series_used(bars: Any, db: str | None) -> str:
+    """The replayed series, with the source the database ``db`` records for each (None: not from it)."""
+    from actors.store.catalog import series_used
+    from actors.store.reader import StoreReader
+
+    if db is None:
+        return series_used(bars)
+    with StoreReader(db) as reader:
+        return series_used(bars, reader if reader.present else None)
+
+
+def _print_backtest(s: dict[str, Any], source: str, series: str) -> None:
     print(f"backtest {s['start']} .. {s['end']}  ({s['bars']:,} bar closes, source: {source})")
+    print(f"  series        {series}")
     def num(value: float | None, spec: str) -> str:
         return "n/a" if value is None else format(value, spec)
 
@@ -435,11 +577,14 @@ def _print_backtest(s: dict[str, Any], source: str) -> None:
     print(f"  trades        {s['trades']}  (win rate {s['win_rate_pct']:.1f}%, profit factor "
           f"{num(s['profit_factor'], '.2f')}, average {num(s['avg_trade_pct'], '+.2f')}%, open positions "
           f"{s['open_positions']})")
-    print(f"  return        {s['total_return_pct']:+.2f}%  (CAGR {num(s['cagr_pct'], '+.2f')}%)")
+    cagr = "n/a" if s["cagr_pct"] is None else f"{s['cagr_pct']:+.2f}%"
+    print(f"  return        {s['total_return_pct']:+.2f}%  (CAGR {cagr})")
     print(f"  risk          Sharpe {num(s['sharpe'], '.2f')}  Sortino {num(s['sortino'], '.2f')}  "
           f"exposure {num(s['exposure_pct'], '.1f')}%")
     print(f"  max drawdown  {s['max_drawdown_pct']:.2f}%  (lasting {s['max_drawdown_days']:.1f} days)")
     print(f"  final equity  {s['final_equity']:,.2f}  (from {s['initial_cash']:,.2f})")
+    holding = "n/a" if s["avg_holding_hours"] is None else f"{s['avg_holding_hours']:,.1f} hours"
+    print(f"  fees          {s['fees']:,.2f}  (average holding time {holding})")
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -448,7 +593,82 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     settings = _settings(args, {"store.db": args.db})
     _check_database(settings)
-    print(ingest_file(args.file, settings.store.db, args.symbol, args.timeframe, args.ts_label))
+    print(ingest_file(args.file, settings.store.db, args.symbol, args.timeframe, args.ts_label, tz=args.tz,
+                      strict=args.strict))
+    return EXIT_OK
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    """Download history from a venue and say what was stored."""
+    from actors.store.download import download
+    from actors.store.exchange import Retry
+    from actors.store.history import parse_date
+
+    settings = _settings(args, {"store.db": args.db})
+    start = parse_date(args.start, "--from")
+    end = parse_date(args.end, "--to", end_of_day=True) if args.end else None
+    if end is not None and end <= start:
+        return _fail(f"--to {args.end} is before --from {args.start}", EXIT_USAGE)
+    _check_database(settings)
+    try:
+        report = download(args.venue, args.symbols, args.timeframe, start, end, settings.store.db, args.venue_url,
+                          Retry(retries=args.retries, backoff_s=args.backoff), args.timeout)
+    except KeyboardInterrupt:
+        return _fail("interrupted: the pages fetched so far are stored; the same command resumes", 130)
+    print(report)
+    return EXIT_OK
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """List, inspect, export or delete stored series."""
+    from actors.store import catalog
+    from actors.store.connection import stored
+    from actors.store.history import iso_utc
+    from actors.store.reader import StoreReader
+    from actors.store.writer import Database
+
+    settings = _settings(args, {"store.db": args.db})
+    db = settings.store.db
+    if args.action == "delete":
+        if not stored(db):
+            return _fail(f"no database at {db}")
+        _check_database(settings)
+        writer = Database(db)
+        try:
+            deleted = catalog.delete_series(writer, args.symbol, args.timeframe)
+        finally:
+            writer.close()
+        if args.json:
+            print(json.dumps([s.as_json() for s in deleted], indent=2))
+        for s in deleted if not args.json else ():
+            print(f"deleted {s.rows:,} {s.timeframe} bars of {s.symbol} ({iso_utc(s.first_ts)} .. "
+                  f"{iso_utc(s.last_ts)}, source {s.source or '-'}) from {db}")
+        return EXIT_OK
+    with StoreReader(db) as reader:
+        if args.action == "list":
+            series = catalog.list_series(reader)
+            if args.json:
+                print(json.dumps([s.as_json() for s in series], indent=2))
+            elif not series:
+                print(f"no bars stored in {db}")
+            else:
+                print(catalog.text_table(
+                    ["symbol", "timeframe", "first", "last", "rows", "gaps", "missing", "source"],
+                    [[s.symbol, s.timeframe, iso_utc(s.first_ts), iso_utc(s.last_ts), f"{s.rows:,}", f"{s.gaps:,}",
+                      f"{s.missing:,}", s.source or "-"] for s in series], right={4, 5, 6}))
+        elif args.action == "gaps":
+            series, gaps = catalog.find_gaps(reader, args.symbol, args.timeframe)
+            if args.json:
+                print(json.dumps({"series": series.as_json(), "gaps": [g.as_json() for g in gaps]}, indent=2))
+            else:
+                print(f"{series.symbol} {series.timeframe}: {len(gaps):,} gap(s), {series.missing:,} bar(s) missing "
+                      f"between {iso_utc(series.first_ts)} and {iso_utc(series.last_ts)}")
+                if gaps:
+                    print(catalog.text_table(["after", "before", "missing"], [
+                        [iso_utc(g.after_ts), iso_utc(g.before_ts), f"{g.missing:,}"] for g in gaps], right={2}))
+        else:
+            series, path = catalog.export_series(reader, args.symbol, args.out, args.timeframe)
+            print(f"exported {series.rows:,} {series.timeframe} bars of {series.symbol} to {path}")
     return EXIT_OK
 
 
@@ -464,52 +684,35 @@ def _value(text: str) -> Any:
     return text
 
 
-def _condition(actor: dict[str, Any]) -> str:
-    """An actor's condition in a few words: ok, busy, slow in a message, or blocked on something."""
-    condition = actor.get("condition", "ok")
-    if condition == "slow":
-        return f"slow: in {actor['in']} for {actor['for_s']:.1f}s"
-    if condition == "blocked":
-        return f"blocked: {actor['on']} for {actor['for_s']:.1f}s"
-    return condition
-
-
 def cmd_ctl(args: argparse.Namespace) -> int:
-    """Send one control command and print the reply."""
+    """Send one control command and print the reply (a table where there is one); or tail the events."""
     from actors.control.client import request
+    from actors.control.tables import render
 
+    for option, only in (("count", "events"), ("topic", "events"), ("last", "signals")):
+        if getattr(args, option) and args.cmd != only:
+            return _fail(f"--{option} is for 'ctl {only}' only", EXIT_USAGE)
+    if args.cmd == "events":
+        return _ctl_events(args)
     message: dict[str, Any] = {"cmd": args.cmd}
     for pair in args.args:
         key, eq, value = pair.partition("=")
         if not eq or not key:
             return _fail(f"argument {pair!r} is not KEY=VALUE", EXIT_USAGE)
         message[key] = _value(value)
+    if args.last:
+        message["last"] = args.last
     try:
         reply = request(args.control, message, args.timeout, args.server_key, args.client_key)
     except (TimeoutError, ValueError) as exc:
         return _fail(str(exc))
+    text = render(args.cmd, reply) if reply.get("ok") and not args.json else None
     if args.json:
         print(json.dumps(reply, indent=2, sort_keys=True))
     elif not reply.get("ok"):
         pass
-    elif args.cmd == "health":
-        print(f"status: {reply['status']}")
-        if not reply.get("durability", {}).get("ok", True):
-            print(f"  records cannot be stored: {reply['durability']['reason']}")
-        if reply.get("fatal"):
-            print(f"  stopping: {reply['fatal']}")
-        if reply.get("risk", {}).get("halted"):
-            print(f"  trading halted: {reply['risk']['reason']}")
-        overload = reply.get("overload") or {}
-        if overload.get("overloaded"):
-            print(f"  overloaded for {overload['for_s']:.1f}s: {overload['in_flight']:,} ticks in flight "
-                  f"(bound {overload['max_in_flight']:,}), {overload['store_backlog']} writes waiting for the store")
-        if reply.get("stale"):
-            print(f"  stale: {', '.join(reply['stale'])}")
-        print(f"  {'actor':<10}{'state':<12}{'restarts':>9}{'mailbox':>9}{'processed':>12}{'errors':>8}  condition")
-        for name, a in reply["actors"].items():
-            print(f"  {name:<10}{a['state']:<12}{a['restarts']:>9}{a['mailbox']:>9}{a['processed']:>12}{a['errors']:>8}"
-                  f"  {_condition(a)}")
+    elif text is not None:
+        print(text)
     elif args.cmd == "metrics":
         print(json.dumps(reply["counters"], indent=2, sort_keys=True))
         print(f"latency from ingress receive, us{'batches':>12}{'p50':>10}{'p99':>10}{'max':>10}")
@@ -523,6 +726,26 @@ def cmd_ctl(args: argparse.Namespace) -> int:
         print(json.dumps(body, indent=2, sort_keys=True) if body else "ok")
     if not reply.get("ok"):
         return _fail(str(reply.get("error", "request failed")))
+    return EXIT_OK
+
+
+def _ctl_events(args: argparse.Namespace) -> int:
+    """Print one line per event (one JSON object with --json) until --count events or Ctrl-C."""
+    from actors.control.client import events
+    from actors.control.tables import event_line
+
+    if args.args:
+        return _fail(f"'ctl events' takes no KEY=VALUE arguments (got {args.args[0]!r}); use --topic", EXIT_USAGE)
+    try:  # from the first line on: Ctrl-C as soon as it is read is the normal end
+        sys.stderr.write(f"listening to {args.events}" + (f" for topics {args.topic}*" if args.topic else "")
+                         + (" (Ctrl-C to stop)" if args.count is None else "") + "\n")
+        for topic, body in events(args.events, args.topic, args.count, args.server_key, args.client_key):
+            line = json.dumps({"topic": topic, "event": body}, default=str) if args.json else event_line(topic, body)
+            print(line, flush=True)
+    except ValueError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        pass  # the way to stop a tail
     return EXIT_OK
 
 
@@ -568,6 +791,7 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_logging(getattr(args, "log_level", "WARNING") if args.command not in ("ctl", "keys") else "WARNING")
     handlers = {"live": cmd_live, "backtest": cmd_backtest, "ingest": cmd_ingest, "ctl": cmd_ctl,
+                "download": cmd_download, "data": cmd_data,
                 "feed-sim": cmd_feed_sim, "keys": cmd_keys, "optimize": cmd_optimize}
     try:
         return handlers[args.command](args)

@@ -8,6 +8,7 @@ lists are comma-separated.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -20,14 +21,16 @@ from typing import Any
 from supervisors.errors import SettingsError
 
 __all__ = [
-    "BacktestSettings", "ControlSettings", "ExecutorSettings", "FeatureSettings", "FeedSettings",
+    "BacktestSettings", "ControlSettings", "ExecutorSettings", "FeatureSettings", "FeedSettings", "HttpSettings",
     "IngressSettings", "ModelSettings", "Settings", "SettingsError", "StoreSettings",
-    "StrategySettings", "SupervisorSettings", "check_endpoint", "load_settings",
+    "StrategySettings", "SupervisorSettings", "VenueSettings", "check_endpoint", "check_listen", "is_loopback_host",
+    "load_settings",
 ]
 
 ENV_PREFIX = "TRADING_"
 SAMPLE_DATA = Path(__file__).resolve().parent / "data" / "sample_2024_1h.csv.gz"
 SIM_DB = "sim.db"  # live --feed sim stores here unless a database is named
+CREDENTIAL_ENV = ("TRADING_VENUE_API_KEY", "TRADING_VENUE_SECRET", "TRADING_VENUE_PASSWORD")  # never settings
 
 
 _HOST = re.compile(r"\*|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9._-]{0,252})?")
@@ -53,6 +56,30 @@ def check_endpoint(text: str) -> str:
     if not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ValueError(f"{text!r}: the port must be a number from 1 to 65535, not {port!r}")
     return text
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a host is reachable only from this machine (``localhost`` or a loopback address)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_listen(text: str) -> tuple[str, int] | None:
+    """Return ``(host, port)`` for an HTTP address ``HOST:PORT`` (HOST an address or a name, an IPv6
+    address in brackets; PORT 1-65535), or None for ``off``; else raise ValueError saying what is expected."""
+    if text.strip().lower() == "off":
+        return None
+    expected = f"{text!r} is not HOST:PORT like 127.0.0.1:8780 (or off)"
+    host, colon, port = text.rpartition(":")
+    if not colon or not host or host == "*" or not _HOST.fullmatch(host):
+        raise ValueError(expected)
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{text!r}: the port must be a number from 1 to 65535, not {port!r}")
+    return host.strip("[]"), int(port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +199,15 @@ class ControlSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """The dashboard and the Prometheus metrics ``live`` serves over HTTP."""
+
+    listen: str = "127.0.0.1:8780"  # HOST:PORT to serve on (live --http); "off" = no HTTP server
+    token: str = ""                # when set, every request must carry it; required off loopback (TRADING_HTTP_TOKEN)
+    push_s: float = 1.0            # seconds between the dashboard's updates
+
+
+@dataclass(frozen=True, slots=True)
 class SupervisorSettings:
     """Supervision of the actors."""
 
@@ -184,6 +220,24 @@ class SupervisorSettings:
     heartbeat_s: float = 1.0          # how often supervisors ping their children
     heartbeat_timeout_s: float = 5.0  # no answer for this long: reported slow, blocked or busy in health
     stuck_timeout_s: float = 60.0     # no answer, no progress and not blocked for this long: stuck, the system stops
+
+
+@dataclass(frozen=True, slots=True)
+class VenueSettings:
+    """Where live orders go: the paper broker, or an exchange through ccxt. Credentials are never
+    settings: they come from TRADING_VENUE_API_KEY / _SECRET / _PASSWORD or the file ``key_file``."""
+
+    id: str = "paper"              # paper | a ccxt exchange id (binance, kraken, okx, ...)
+    url: str = ""                  # rebase every endpoint of the venue onto this base URL; empty = its own
+    sandbox: bool = False          # the exchange's testnet (ccxt sandbox mode)
+    key_file: str = ""             # TOML file with api_key, secret (and password); must be mode 600
+    poll_s: float = 2.0            # order updates and fills polled this often
+    reconcile_s: float = 60.0      # balances and open orders reconciled this often (and at start)
+    timeout_s: float = 10.0        # a request with no reply after this long fails (and is retried)
+    retries: int = 3               # repeats of a request that met a network error, a 5xx or a rate limit
+    backoff_s: float = 0.5         # first wait before a repeat, doubled each time, with jitter
+    breaker_failures: int = 5      # consecutive failed requests that open the circuit breaker
+    lookback_s: float = 86_400.0   # how far back fills are looked for at start
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,8 +261,10 @@ class Settings:
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     control: ControlSettings = field(default_factory=ControlSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
     supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
     backtest: BacktestSettings = field(default_factory=BacktestSettings)
+    venue: VenueSettings = field(default_factory=VenueSettings)
 
     def with_values(self, values: Mapping[str, Any]) -> Settings:
         """Return a copy with ``{"section.key": value}`` applied (values are validated)."""
@@ -242,7 +298,7 @@ def load_settings(
     env = os.environ if env is None else env
     from_env = {}
     for name, raw in env.items():
-        if name.startswith(ENV_PREFIX):
+        if name.startswith(ENV_PREFIX) and name not in CREDENTIAL_ENV:
             section, _, key = name[len(ENV_PREFIX):].lower().partition("_")
             from_env[f"{section}.{key}"] = raw
     settings = _apply(settings, from_env, "environment")
@@ -370,6 +426,14 @@ def _validate(s: Settings) -> None:
     check(s.store.lock_patience_s > 0 and s.store.lock_patience_s == s.store.lock_patience_s,
           "store.lock_patience_s", "must be > 0")
     check(s.control.summary_s > 0, "control.summary_s", "must be > 0")
+    try:
+        check_listen(s.http.listen)
+    except ValueError as exc:
+        raise SettingsError(f"settings key 'http.listen': {exc}") from None
+    check(not s.http.token or len(s.http.token) >= 16, "http.token",
+          "must be at least 16 characters (make one with: python -c \"import secrets; print(secrets.token_urlsafe(24))\")")
+    check(s.http.token.isprintable() and " " not in s.http.token, "http.token", "must be printable, without spaces")
+    check(0.05 <= s.http.push_s <= 60, "http.push_s", "must be in [0.05, 60]")
     check(s.supervisor.stop_timeout_s > 0, "supervisor.stop_timeout_s", "must be > 0")
     check(s.supervisor.max_restarts >= 0, "supervisor.max_restarts", "must be >= 0")
     check(s.supervisor.within_s > 0, "supervisor.within_s", "must be > 0")
@@ -380,6 +444,7 @@ def _validate(s: Settings) -> None:
     check(s.supervisor.heartbeat_timeout_s > 0, "supervisor.heartbeat_timeout_s", "must be > 0")
     check(s.supervisor.stuck_timeout_s >= s.supervisor.heartbeat_timeout_s, "supervisor.stuck_timeout_s",
           f"must be >= supervisor.heartbeat_timeout_s ({s.supervisor.heartbeat_timeout_s:g})")
+    _validate_venue(s)
     check(s.backtest.chunk >= 1, "backtest.chunk", "must be at least 1")
     check(s.backtest.window >= 1, "backtest.window", "must be at least 1")
     from actors.feature.indicators import output_names, spec_for_column
@@ -404,6 +469,31 @@ def _validate(s: Settings) -> None:
           f"has {len(set(s.feed.symbols)):,} symbols, over feed.max_symbols ({s.feed.max_symbols:,})")
     check(s.feed.source != "sim" or "*" not in s.feed.symbols, "feed.symbols",
           "cannot be * with feed.source 'sim': the simulator needs the symbols to simulate")
+
+
+def _validate_venue(s: Settings) -> None:
+    """The venue section: a known ccxt id, a base URL, positive intervals."""
+    v = s.venue
+    if v.id != "paper":
+        import ccxt
+
+        if v.id not in ccxt.exchanges:
+            raise SettingsError(f"settings key 'venue.id' must be paper or a ccxt exchange id (e.g. binance, kraken), "
+                                f"got {v.id!r}")
+    if v.url:
+        from actors.store.exchange import check_venue_url
+        try:
+            check_venue_url(v.url)
+        except ValueError as exc:
+            raise SettingsError(f"settings key 'venue.url': {exc}") from None
+    for key in ("poll_s", "reconcile_s", "timeout_s", "backoff_s", "lookback_s"):
+        value = getattr(v, key)
+        if not (value > 0 and value == value):
+            raise SettingsError(f"settings key 'venue.{key}' must be > 0")
+    if v.retries < 0:
+        raise SettingsError("settings key 'venue.retries' must be >= 0")
+    if v.breaker_failures < 1:
+        raise SettingsError("settings key 'venue.breaker_failures' must be at least 1")
 
 
 def _validate_signals(s: Settings) -> None:

@@ -111,7 +111,9 @@ class BarFrame:
     """Consecutive closed bars of one symbol and timeframe, as read-only columns.
 
     A frame is enriched as it travels: the feature actor adds ``features``, the model
-    ``prediction`` and the strategy ``signal`` (+1 buy, -1 sell, 0 nothing) per bar.
+    ``prediction`` and the strategy its ``decider`` (see :mod:`messages.trading`): what the strategy
+    would do at each bar's close for a given position, which the executor asks at decision time,
+    with the position it holds then.
     ``derived`` marks a higher timeframe the buffer built from lower-timeframe bars.
     """
 
@@ -125,7 +127,7 @@ class BarFrame:
     volume: np.ndarray
     features: tuple[tuple[str, np.ndarray], ...] = ()
     prediction: np.ndarray | None = None
-    signal: np.ndarray | None = None
+    decider: Any = None
     derived: bool = False
 
     def __len__(self) -> int:
@@ -159,7 +161,7 @@ class BarFrame:
             self.low[start:stop], self.close[start:stop], self.volume[start:stop],
             tuple((k, v[start:stop]) for k, v in self.features),
             None if self.prediction is None else self.prediction[start:stop],
-            None if self.signal is None else self.signal[start:stop], self.derived,
+            None if self.decider is None else self.decider.slice(start, stop), self.derived,
         )
 
 

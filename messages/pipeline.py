@@ -17,8 +17,7 @@ class MarketBatch:
     """Everything the feed drained in one go, enriched stage by stage.
 
     ``ticks`` and ``bars`` are what came in (bars from ingress or replay); ``frames`` are closed
-    bars as columns (built by the buffer, enriched by feature, model and strategy); ``signals``
-    are the strategy's decisions. ``recv_ns`` is the monotonic clock (``perf_counter_ns``) when
+    bars as columns (built by the buffer, enriched by feature, model and strategy). ``recv_ns`` is the monotonic clock (``perf_counter_ns``) when
     the feed received the first message, so each stage can measure latency; 0 for a batch that
     did not come from ingress (replay, warm-up, the feed's clock), which is not timed. A
     ``history`` batch carries stored bars that warm the stages up before live data: it updates
@@ -30,7 +29,6 @@ class MarketBatch:
     ticks: tuple[Tick, ...] = ()
     bars: tuple[Bar, ...] = ()
     frames: tuple[BarFrame, ...] = ()
-    signals: tuple[Signal, ...] = ()
     history: bool = False
 
 
@@ -68,3 +66,4 @@ class Persist:
     dead_letters: tuple[DeadLetter, ...] = ()
     models: tuple[ModelState, ...] = ()
     ticks: tuple[Tick, ...] = ()
+    venue_ids: tuple[tuple[str, str, str], ...] = ()  # (client id, client id sent to the venue, venue's order id)

@@ -9,6 +9,7 @@ events and counters.
 TradingError
 ├── SettingsError     a settings file, variable or flag is wrong (names the key)
 ├── StrategyError     a strategy name, parameter or strategies file is wrong (``key``: the setting)
+├── StrategyFault     a strategy's own code raised while deciding (names its file and line)
 ├── GridError         an optimisation's grid, metric or walk-forward split is wrong
 ├── PluginError       a model plug-in cannot be loaded or answered nonsense
 ├── DataError         a data file or date range is unusable (names the rows)
@@ -27,7 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["BacktestFailed", "DataError", "GridError", "InjectedCrash", "PluginError", "SettingsError", "StartupError",
-           "StorageError", "StrategyError", "TradingError"]
+           "StorageError", "StrategyError", "StrategyFault", "TradingError"]
 
 
 class TradingError(Exception):
@@ -84,3 +85,8 @@ class BacktestFailed(TradingError, RuntimeError):
 
 class InjectedCrash(TradingError, RuntimeError):
     """Raised by an actor told to crash by fault injection."""
+
+
+class StrategyFault(TradingError, RuntimeError):
+    """A strategy's own code raised (or answered nonsense) while deciding: one line naming the
+    strategy, the user's file and line, the exception and the bar."""

@@ -36,8 +36,8 @@ MAX_POINTS = 100_000
 """The most points one grid may have."""
 
 COLUMNS = ("total_return_pct", "cagr_pct", "sharpe", "sortino", "max_drawdown_pct", "max_drawdown_days", "trades",
-           "win_rate_pct", "profit_factor", "avg_trade", "avg_trade_pct", "exposure_pct", "open_positions",
-           "final_equity")
+           "win_rate_pct", "profit_factor", "avg_trade", "avg_trade_pct", "avg_holding_hours", "exposure_pct",
+           "open_positions", "fees", "final_equity")
 """The backtest summary's figures kept for every point (see actors/executor/report.py)."""
 
 ParamValue = int | float | bool
@@ -234,14 +234,15 @@ def stitch(reports: Sequence[Mapping[str, Any]], initial_cash: float) -> dict[st
     """The summary of consecutive backtests run one after the other as one account: each starts
     with the equity the one before ended with (its curve and trades scaled by that growth)."""
     ts_parts, equity_parts, trades = [], [], []
-    exposed = marked = 0.0
+    exposed = marked = fees = 0.0
     growth = 1.0
     for report in reports:
         equity = np.asarray(report["equity"], dtype=float)
         ts_parts.append(np.asarray(report["equity_ts"], dtype=np.int64))
         equity_parts.append(equity * growth)
-        trades.extend(Trade(t["symbol"], 0, t["entry_price"], 0, t["exit_price"], t["qty"] * growth, t["pnl"] * growth)
-                      for t in report["trades"])
+        trades.extend(Trade(t["symbol"], _ns(t["entry_time"]), t["entry_price"], _ns(t["exit_time"]), t["exit_price"],
+                            t["qty"] * growth, t["pnl"] * growth) for t in report["trades"])
+        fees += report["summary"]["fees"] * growth
         exposure = report["summary"]["exposure_pct"]
         if exposure is not None:
             exposed += exposure / 100.0 * len(equity)
@@ -251,7 +252,12 @@ def stitch(reports: Sequence[Mapping[str, Any]], initial_cash: float) -> dict[st
     ts = np.concatenate(ts_parts) if ts_parts else np.empty(0, dtype=np.int64)
     curve = np.concatenate(equity_parts) if equity_parts else np.empty(0)
     last_open = reports[-1]["summary"]["open_positions"] if reports else 0
-    return summarize(initial_cash, ts, curve, trades, last_open, exposed / marked if marked else None)
+    return summarize(initial_cash, ts, curve, trades, last_open, exposed / marked if marked else None, fees)
+
+
+def _ns(iso: str) -> int:
+    """``2024-01-03T04:00:00Z`` as ns since the epoch."""
+    return int(np.datetime64(iso.removesuffix("Z"), "ns").astype(np.int64))
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:

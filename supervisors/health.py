@@ -44,6 +44,13 @@ class LatencyWindow:
         return {"samples": len(values), "p50_us": float(p50) / 1e3, "p99_us": float(p99) / 1e3,
                 "max_us": float(values.max()) / 1e3}
 
+    def histogram(self, bounds_ns: np.ndarray) -> tuple[int, list[int], int]:
+        """The samples in the window; how many are at or under each of the ascending ``bounds_ns``
+        (cumulative, as Prometheus buckets are); and their sum in nanoseconds."""
+        values = self._ring[:min(self.count, len(self._ring))].copy()
+        under = np.searchsorted(np.sort(values), bounds_ns, side="right")
+        return len(values), [int(n) for n in under], int(values.sum())
+
 
 class ActorStats:
     """Health of one named actor, kept by its supervisor across restarts.
@@ -125,7 +132,7 @@ class Counters:
         "seq_gaps", "bars", "bars_read", "bars_processed", "bars_dead_lettered", "bars_dropped_at_stop", "signals",
         "orders", "fills", "dead_letters", "hangs", "late_output_dropped", "ticks_duplicate", "bars_late",
         "stale_episodes", "seq_sources_evicted", "ticks_refused", "publishers_refused",
-        "orders_stored", "fills_stored",
+        "orders_stored", "fills_stored", "strategy_faults",
     )
 
     def __init__(self) -> None:

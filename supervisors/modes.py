@@ -18,21 +18,23 @@ from loguru import logger
 from tqdm import tqdm
 
 from actors.control.security import CurveKeys, control_security, ingress_security
+from actors.web.security import http_access
 from actors.feed.actor import IngressSocket
 from actors.feed.replay import ReplayPlan, in_flight
 from actors.feed.replay_actor import StartReplay
 from actors.feed.publisher import MINUTE_NS, CompressedClock, run_simulator
 from actors.store.errors import StorageError
-from actors.store.history import DataError, finest_per_symbol, load_bar_file, select_range
+from actors.store.history import DataError, finest_per_symbol, load_bar_file, read_bar_file, select_range
 from actors.store.reader import StoreReader
 from actors.store.writer import clear_run
 from messages.pipeline import Drain
 from messages.system import Query
-from settings import SAMPLE_DATA, Settings
+from settings import SAMPLE_DATA, Settings, check_listen
 from supervisors.clock import SimClock
 from supervisors.deps import Deps
 from supervisors.errors import BacktestFailed
 from supervisors.system import StartupError, System
+from supervisors.tree import tree_for
 
 __all__ = ["ACCOUNTING", "BacktestFailed", "LiveResult", "StopRequest", "bars_lost", "check_endpoints_free",
            "live_preflight", "load_backtest_bars", "run_backtest", "run_live"]
@@ -81,12 +83,14 @@ def _summary(system: System, previous: int, elapsed: float) -> tuple[str, int]:
 
 
 def live_preflight(settings: Settings) -> tuple[CurveKeys | None, CurveKeys | None]:
-    """Check what a live run needs before it touches anything: its endpoints free, and CURVE where a
-    socket is bound off loopback. Return the control's and the ingress's keys (None: plain sockets);
-    StartupError (one line) otherwise. Nothing is bound, written or locked."""
+    """Check what a live run needs before it touches anything: its endpoints free, CURVE where a
+    socket is bound off loopback, and a token where the HTTP server is. Return the control's and the
+    ingress's keys (None: plain sockets); StartupError (one line) otherwise. Nothing is bound, written
+    or locked."""
     control = settings.control
     check_endpoints_free(settings)
     try:
+        http_access(settings.http.listen, settings.http.token)
         curve = control_security((control.endpoint, control.events), control.curve_secret_key, control.curve_clients)
         bound = tuple(e for e in (settings.ingress.endpoint, settings.ingress.cryptofeed) if e)
         ingress_curve = ingress_security(bound, control.curve_secret_key, control.curve_clients,
@@ -125,7 +129,9 @@ def run_live(settings: Settings, duration: float | None, stop: threading.Event |
                 sock.close()
         raise StartupError(str(exc)) from None
     system = System(settings, "live", Deps.of(settings, "live", ingress=ingress, cryptofeed=cryptofeed, curve=curve,
-                                              feed_clock=sim_clock))
+                                              feed_clock=sim_clock),
+                    tree=tree_for("live", web=check_listen(settings.http.listen) is not None,
+                                  venue=settings.venue.id != "paper"))
     system.start()
     began = time.monotonic()
     sim_stop = threading.Event()
@@ -178,6 +184,9 @@ def check_endpoints_free(settings: Settings) -> None:
     anything starts."""
     wanted = [("ingress", settings.ingress.endpoint), ("cryptofeed", settings.ingress.cryptofeed),
               ("control", settings.control.endpoint), ("events", settings.control.events)]
+    http = check_listen(settings.http.listen)
+    if http is not None:
+        wanted.append(("http", f"tcp://[{http[0]}]:{http[1]}" if ":" in http[0] else f"tcp://{http[0]}:{http[1]}"))
     seen: dict[str, str] = {}
     for name, endpoint in wanted:
         if not endpoint:
@@ -241,13 +250,18 @@ def _simulate(endpoint: str, symbols: tuple[str, ...], rate: float, speed: float
 
 
 def load_backtest_bars(data: str | None, db_path: str, start_ns: int | None, end_ns: int | None,
-                       symbols: tuple[str, ...] | None, timeframe: str | None = None) -> tuple[pd.DataFrame, str]:
-    """Bars for a backtest, and where they came from: ``data`` if given, else the database if it
-    has bars in the range, else the bundled sample. From the database, each symbol replays
-    ``timeframe``, or by default its finest stored timeframe in the range."""
+                       symbols: tuple[str, ...] | None, timeframe: str | None = None, ts_label: str = "close",
+                       tz: str | None = None) -> tuple[pd.DataFrame, str]:
+    """Bars for a backtest, and where they came from: ``data`` if given (cleaned as ``ingest`` cleans a
+    file, with ``ts_label`` and ``tz``; what was cleaned is logged), else the database if it has bars in
+    the range, else the bundled sample. From the database, each symbol replays ``timeframe``, or by
+    default its finest stored timeframe in the range."""
     if data:
         only = symbols[0] if symbols and len(symbols) == 1 else None
-        return select_range(load_bar_file(data, symbol=only), start_ns, end_ns, symbols), data
+        bars, reports = read_bar_file(data, symbol=only, ts_label=ts_label, tz=tz)
+        for report in reports:
+            logger.log("WARNING" if report.cleaned else "INFO", "{}", report)
+        return select_range(bars, start_ns, end_ns, symbols), data
     with StoreReader(db_path) as store:
         stored = store.replay_bars(symbols, start_ns, end_ns, timeframe)
     if stored is not None and not stored.empty:
@@ -288,7 +302,11 @@ def run_backtest(settings: Settings, bars: pd.DataFrame, db_path: str, progress:
     failed = ""
     try:
         with _replay_collection():
-            return _replay(system, plan.bars, progress, faults)
+            report = _replay(system, plan.bars, progress, faults)
+        stopped = system.health()["risk"]["strategies_stopped"]
+        if not stopped:
+            return report
+        failed = next(iter(stopped.values()))  # a strategy's own code raised: its result would mislead
     except BacktestFailed as exc:
         failed = system.fatal or exc.reason
     finally:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["FeedView", "OverloadSource", "Owned", "RiskView"]
+__all__ = ["FeedView", "OverloadSource", "Owned", "RiskView", "VenueView"]
 
 T = TypeVar("T")
 
@@ -54,7 +54,22 @@ class FeedView:
 
 @dataclass(frozen=True, slots=True)
 class RiskView:
-    """What the executor shows: whether trading is halted (kill switch, records that cannot be stored) and why."""
+    """What the executor shows: whether trading is halted (kill switch, records that cannot be stored) and why,
+    and the strategies stopped on a symbol and timeframe because their code kept raising."""
 
     halted: bool = False
     reason: str = ""
+    strategies: tuple[tuple[str, str], ...] = ()
+    symbols: tuple[tuple[str, str], ...] = ()  # symbols new orders are halted on (venue differences), and why
+
+
+@dataclass(frozen=True, slots=True)
+class VenueView:
+    """What the venue actor shows: the venue, its circuit breaker, the orders it follows."""
+
+    venue: str = ""
+    breaker_open: bool = False
+    failures: int = 0
+    last_error: str = ""
+    open_orders: int = 0
+    stops_held: int = 0

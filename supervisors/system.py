@@ -20,7 +20,7 @@ from supervisors.clock import Clock, LiveClock
 from supervisors.deps import Deps
 from supervisors.errors import StartupError
 from supervisors.health import ActorStats, Counters
-from supervisors.owned import FeedView, Owned, RiskView
+from supervisors.owned import FeedView, Owned, RiskView, VenueView
 from supervisors.registry import Registry
 from supervisors.spec import RestartChild, StopChildren, SupervisorSpec
 from supervisors.supervisor import Supervisor
@@ -44,7 +44,7 @@ class System:
         self.registry = Registry(on_drop=self._dropped_after_stop)
         self.counters = Counters()
         self.deps = replace(deps or Deps.of(settings, mode), view=self)
-        self.tree = tree or tree_for(mode)
+        self.tree = tree or tree_for(mode, venue=settings.venue.id != "paper")
         self.actor_names = tuple(self.tree.workers())
         self.owners: dict[str, str] = {}
         self.supervisor_specs: dict[str, SupervisorSpec] = {}
@@ -214,34 +214,48 @@ class System:
         states = {a["state"] for a in actors.values()} | {self.stats[s].state for s in self.supervisor_specs}
         halt = self._shown("executor", RiskView) or RiskView()
         feed = self._shown("feed", FeedView) or FeedView()
-        risk = {"halted": halt.halted, "reason": halt.reason}
+        risk = {"halted": halt.halted, "reason": halt.reason, "strategies_stopped": dict(halt.strategies),
+                "symbols_halted": dict(halt.symbols)}
+        venue = self._shown("venue", VenueView)
         stale = list(feed.stale)
         late = {name: a["condition"] for name, a in actors.items() if a["condition"] != "ok"}
         overload = feed.flow.view(time.monotonic_ns()) if feed.flow is not None else {"overloaded": False}
         if self.fatal or "failed" in states:
             status = "failed"
-        elif (states <= {"running"} and not halt.halted and not stale and not late
-              and not overload["overloaded"]):
+        elif (states <= {"running"} and not halt.halted and not halt.strategies and not stale and not late
+              and not overload["overloaded"] and not halt.symbols and not (venue and venue.breaker_open)):
             status = "healthy"
         else:
             status = "degraded"
         return {"status": status, "mode": self.mode, "actors": actors, "risk": risk, "stale": stale, "late": late,
                 "overload": overload, "publishers": dict(feed.publishers),
                 "durability": {"ok": self.durability is None, "reason": self.durability or ""},
-                "fatal": self.fatal, "tree": {"root": self._node(self.tree)}}
+                "fatal": self.fatal, "tree": {"root": self._node(self.tree)},
+                **({"venue": {"id": venue.venue, "breaker_open": venue.breaker_open, "failures": venue.failures,
+                              "last_error": venue.last_error, "open_orders": venue.open_orders,
+                              "stops_held": venue.stops_held}} if venue is not None else {})}
 
     def _shown(self, actor: str, kind: type[V]) -> V | None:
         """The view ``actor`` shows, if it runs in this tree and showed a ``kind``."""
         owned = self.owned.get(actor)
         return owned.shown(kind) if owned is not None else None
 
+    def _stages(self) -> list[str]:
+        """The actors in pipeline order, those off the pipeline last."""
+        return sorted(self.actor_names, key=lambda n: PIPELINE.index(n) if n in PIPELINE else len(PIPELINE))
+
     def metrics(self) -> dict[str, Any]:
         """Counters; latency from ingress receive to the executor's decision, and to the end of each
         stage that timed a batch (in pipeline order), over each one's last 10,000 ingress batches."""
-        order = sorted(self.actor_names, key=lambda n: PIPELINE.index(n) if n in PIPELINE else len(PIPELINE))
-        stages = {name: self.stats[name].latency.summary() for name in order}
+        stages = {name: self.stats[name].latency.summary() for name in self._stages()}
         return {"counters": self.counters.snapshot(), "latency": stages.get("executor", {"samples": 0}),
                 "latency_by_stage": {name: lat for name, lat in stages.items() if lat["samples"]}}
+
+    def latency_histograms(self, bounds_ns: Any) -> dict[str, tuple[int, list[int], int]]:
+        """For each stage that timed a batch (pipeline order), over the same window as ``metrics``:
+        ``(samples, counts under each of bounds_ns, sum in ns)`` (see LatencyWindow.histogram)."""
+        histograms = {name: self.stats[name].latency.histogram(bounds_ns) for name in self._stages()}
+        return {name: histogram for name, histogram in histograms.items() if histogram[0]}
 
     def query(self, actor: str, what: str) -> Any:
         """Ask an actor for a read-only view."""
@@ -251,6 +265,15 @@ class System:
             raise LookupError(f"{actor} is restarting; try again") from exc
         except pykka.Timeout as exc:
             raise TimeoutError(f"{actor} did not answer within 2s") from exc
+
+    def ask(self, actor: str, message: Any) -> Any:
+        """Ask an actor to act on ``message`` and return its answer (the control socket's manual orders)."""
+        try:
+            return self.registry.address(actor).ask(message, timeout=10.0)
+        except pykka.ActorDeadError as exc:
+            raise LookupError(f"{actor} is restarting; try again") from exc
+        except pykka.Timeout as exc:
+            raise TimeoutError(f"{actor} did not answer within 10s") from exc
 
     def watch(self, add: tuple[str, ...], remove: tuple[str, ...]) -> list[str]:
         """Change the feed's watch list; return the new list."""

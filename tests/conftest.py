@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import sys
@@ -16,6 +17,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from settings import Settings, load_settings  # noqa: E402
+
+# A live run serves HTTP on 127.0.0.1:8780 by default: the runs tests start (inheriting this
+# environment) serve none unless a test gives them a free port with --http
+os.environ["TRADING_HTTP_LISTEN"] = "off"
 
 
 _RANDOM = random.SystemRandom()  # not the seeded module state: two processes must not pick alike

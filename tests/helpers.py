@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from actors.control.client import request
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,3 +58,51 @@ def wait_for_control(endpoint: str, process: subprocess.Popen[str] | None = None
         except TimeoutError:
             return False
     wait_until(answered, timeout, f"control socket {endpoint}")
+
+
+class FilledAtOnce:
+    """A rule driven as an account that fills every decision at once would drive it: the
+    position flips with each signal. Lets a rule's signals be checked without an executor."""
+
+    def __init__(self, rule: Any, long: bool = False) -> None:
+        self.rule, self.long = rule, long
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.rule, name)
+
+    def update(self, frame: Any) -> tuple[np.ndarray, list]:
+        """The signal column (+1 buy, -1 sell) and the signals of ``frame``."""
+        decider = self.rule.decider(frame)
+        column = np.zeros(len(frame), dtype=np.int8)
+        signals = []
+        i = decider.first(0, float(self.long))
+        while i < len(frame):
+            signal = decider.decide(i, float(self.long))
+            if signal is not None:
+                self.long = signal.side == "buy"
+                column[i] = 1 if self.long else -1
+                signals.append(signal)
+            i = decider.first(i + 1, float(self.long))
+        return column, signals
+
+
+class Scripted:
+    """A decider that gives fixed signals at fixed bars whatever the position (as a strategy that
+    ignores its position would), so the executor's own checks can be tested."""
+
+    asks_while_open = True
+
+    def __init__(self, signals: dict[int, Any]) -> None:
+        self.signals = dict(sorted(signals.items()))
+
+    def first(self, start: int, position: float) -> int:
+        """The next scripted bar at or after ``start``."""
+        return next((i for i in self.signals if i >= start), 1 << 62)
+
+    def decide(self, i: int, position: float) -> Any:
+        """The signal scripted at bar ``i``."""
+        return self.signals.get(i)
+
+    def slice(self, start: int, stop: int) -> Scripted:
+        """The script of bars ``start:stop``, renumbered from 0."""
+        return Scripted({i - start: s for i, s in self.signals.items() if start <= i < stop})

@@ -167,8 +167,7 @@ class BufferActor(SupervisedActor):
                               bars_late=len(batch.bars) - len(external))
         if new_bars or kept:
             self.send("store", Persist(bars=tuple(new_bars + derived), ticks=tuple(kept or ())))
-        self.send(NEXT, MarketBatch(batch.seq, batch.recv_ns, batch.ticks, (), tuple(frames), batch.signals,
-                                    batch.history))
+        self.send(NEXT, MarketBatch(batch.seq, batch.recv_ns, batch.ticks, (), tuple(frames), batch.history))
 
     def _extend(self, frames: list[BarFrame]) -> None:
         for frame in frames:

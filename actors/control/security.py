@@ -7,7 +7,6 @@ public key (safe to share), ``NAME.key_secret`` both keys (keep private). The se
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -15,6 +14,8 @@ from urllib.parse import urlsplit
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
+
+from settings import is_loopback_host
 
 __all__ = ["CurveKeys", "CurveServer", "control_security", "generate_keypair", "ingress_security", "is_loopback",
            "load_curve", "secure_client"]
@@ -32,15 +33,7 @@ class CurveKeys:
 def is_loopback(endpoint: str) -> bool:
     """Whether an endpoint is reachable only from this machine (loopback, ipc, inproc)."""
     parts = urlsplit(endpoint)
-    if parts.scheme in ("ipc", "inproc"):
-        return True
-    host = parts.hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return parts.scheme in ("ipc", "inproc") or is_loopback_host(parts.hostname or "")
 
 
 def control_security(endpoints: tuple[str, ...], secret_key_file: str, clients_dir: str) -> CurveKeys | None:

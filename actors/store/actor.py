@@ -208,6 +208,7 @@ class StoreActor(SupervisedActor):
         if p.fills:
             db.write_fills(run, p.fills, {o.client_id for o in p.orders if o.status == "filled"})
         db.write_equity(run, p.equity)
+        db.write_venue_ids(run, p.venue_ids)
         db.write_model_states(run, p.models)
         db.write_dead_letters(p.dead_letters)
 

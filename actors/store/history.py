@@ -1,4 +1,4 @@
-"""Historical bars from CSV or Parquet files, validated, as one table in the replay's format."""
+"""Historical bars from CSV or Parquet files, cleaned (actors/store/cleaning.py), as one table in the replay's format."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from actors.store.cleaning import CleaningReport, check_zone, clean_bars, format_time
 from messages.market import timeframe_ns
 from supervisors.errors import DataError
 
-__all__ = ["DataError", "finest_per_symbol", "infer_timeframe", "load_bar_file", "parse_date", "select_range"]
+__all__ = ["DataError", "finest_per_symbol", "infer_timeframe", "load_bar_file", "parse_date", "read_bar_file",
+           "select_range"]
 
 _TS_NAMES = ("ts", "timestamp", "time", "date", "datetime")
 _PRICES = ("open", "high", "low", "close")
@@ -35,7 +37,7 @@ def parse_date(text: str, name: str, end_of_day: bool = False) -> int:
 
 def iso_utc(ts: int) -> str:
     """A time in ns since the epoch as ISO-8601 UTC, e.g. ``2024-01-01T01:00:00Z``."""
-    return pd.Timestamp(int(ts), unit="ns", tz="UTC").isoformat().replace("+00:00", "Z")
+    return format_time(ts)
 
 
 def iso_utc_many(ts: Iterable[int] | np.ndarray) -> list[str]:
@@ -48,10 +50,13 @@ def iso_utc_many(ts: Iterable[int] | np.ndarray) -> list[str]:
 
 
 def infer_timeframe(ts: np.ndarray) -> str:
-    """The timeframe of evenly spaced close times, e.g. ``"1h"`` (from the most common spacing)."""
-    if len(ts) < 2:
+    """The timeframe of evenly spaced bar times, e.g. ``"1h"`` (from the most common spacing between
+    distinct times, so duplicates do not count)."""
+    steps = np.diff(np.sort(ts))
+    steps = steps[steps > 0]
+    if not len(steps):
         raise DataError("cannot infer the timeframe from fewer than two bars")
-    steps, counts = np.unique(np.diff(np.sort(ts)), return_counts=True)
+    steps, counts = np.unique(steps, return_counts=True)
     step_s = int(steps[np.argmax(counts)]) // 1_000_000_000
     for unit_s, unit in _UNITS:
         if step_s >= unit_s and step_s % unit_s == 0:
@@ -59,39 +64,31 @@ def infer_timeframe(ts: np.ndarray) -> str:
     raise DataError(f"bars are spaced {step_s}s apart, which is not a timeframe")
 
 
-def load_bar_file(path: str | Path, symbol: str | None = None, ts_label: str = "close",
-                  timeframe: str | None = None, aligned: bool = False) -> pd.DataFrame:
-    """Load OHLCV bars from ``.csv`` (optionally gzipped) or ``.parquet``.
+def read_bar_file(path: str | Path, symbol: str | None = None, ts_label: str = "close",
+                  timeframe: str | None = None, tz: str | None = None,
+                  strict: bool = False) -> tuple[pd.DataFrame, list[CleaningReport]]:
+    """Load OHLCV bars from ``.csv`` (optionally gzipped) or ``.parquet``, cleaned, with a report per series.
 
-    Columns (case-insensitive): a time column (ts/timestamp/time/date/datetime: ISO text or
-    epoch seconds/ms/ns), open, high, low, close, volume (optional, default 0), symbol
-    (optional if ``symbol`` is given), timeframe (optional; else ``timeframe``, else inferred
-    per symbol). ``ts_label`` says whether times are bar opens or closes; the result uses close
-    times. With ``aligned``, close times must fall on the timeframe's boundaries (as the live
-    bars do). Raises DataError naming the bad rows and every reason they are bad.
+    Columns (case-insensitive): a time column (ts/timestamp/time/date/datetime: ISO text, with or
+    without a UTC offset, or epoch seconds/ms/ns), open, high, low, close, volume (optional, default
+    0), symbol (optional if ``symbol`` is given), timeframe (optional; else ``timeframe``, else
+    inferred per symbol). ``ts_label`` says whether times are bar opens or closes; the result uses
+    close times. ``tz`` (an IANA name) is the exchange's time zone: times without an offset are read
+    in it, and the bars' grid follows its wall clock. Each series goes through
+    :func:`actors.store.cleaning.clean_bars` (with ``strict``, any artifact is a DataError naming
+    the rows). Raises DataError for what cannot be cleaned: a missing column, an unreadable time,
+    a timeframe column that disagrees with ``timeframe``, no bars.
     """
     if ts_label not in ("open", "close"):
         raise DataError(f"ts_label must be 'open' or 'close', not {ts_label!r}")
+    tz = check_zone(tz)
     if timeframe is not None:
         try:
             timeframe_ns(timeframe)
         except ValueError as exc:
             raise DataError(str(exc)) from None
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"data file {path} does not exist")
-    suffixes = "".join(path.suffixes[-2:]).lower()
-    try:
-        if suffixes.endswith(".parquet"):
-            raw = pd.read_parquet(path)
-        elif ".csv" in suffixes:
-            raw = pd.read_csv(path)
-        else:
-            raise DataError(f"data file {path} must be .csv, .csv.gz or .parquet")
-    except DataError:
-        raise
-    except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
-        raise DataError(f"cannot read {path}: {exc}") from exc
+    raw = _read_table(path)
     raw.columns = [str(c).strip().lower() for c in raw.columns]
     ts_col = next((c for c in _TS_NAMES if c in raw.columns), None)
     missing = [c for c in _PRICES if c not in raw.columns]
@@ -109,51 +106,92 @@ def load_bar_file(path: str | Path, symbol: str | None = None, ts_label: str = "
     raw = raw.reset_index(drop=True)
     if "volume" not in raw.columns:
         raw["volume"] = 0.0
-    ts = _to_ns(raw[ts_col], path, lines)
-    out = pd.DataFrame({"symbol": raw["symbol"].astype(str).to_numpy(), "ts": ts})
+    out = pd.DataFrame({"symbol": raw["symbol"].astype(str).to_numpy(), "ts": _to_ns(raw[ts_col], path, lines, tz)})
     for name in (*_PRICES, "volume"):
         out[name] = pd.to_numeric(raw[name], errors="coerce").to_numpy(dtype=np.float64)
-    problems = _row_problems(out, lines)
     if out.empty:
         raise DataError(f"{path}: no bars" + (f" of symbol {symbol}" if symbol is not None else ""))
-    timeframes = {}
-    for sym, group in out.groupby("symbol", sort=False):
-        if "timeframe" in raw.columns:
-            timeframes[sym] = str(raw.loc[group.index, "timeframe"].iloc[0])
-        else:
-            timeframes[sym] = timeframe or infer_timeframe(group["ts"].to_numpy())
-    out["timeframe"] = out["symbol"].map(timeframes)
+    if "timeframe" in raw.columns:
+        out["timeframe"] = raw["timeframe"].astype(str).to_numpy()
+        if timeframe is not None and (out["timeframe"] != timeframe).any():
+            raise DataError(f"{path}: timeframe is not {timeframe} at rows {_rows(out['timeframe'] != timeframe, lines)}")
+    keys = ["symbol", "timeframe"] if "timeframe" in out.columns else ["symbol"]
+    series = [out] if (out[keys].nunique() == 1).all() else [group for _, group in out.groupby(keys, sort=False)]
+    parts, reports = [], []
+    for group in series:
+        if "timeframe" not in group.columns:
+            group = group.assign(timeframe=timeframe or infer_timeframe(group["ts"].to_numpy()))
+        cleaned, report = clean_bars(group, str(group["timeframe"].iloc[0]), tz, ts_label=ts_label,
+                                     lines=lines[group.index.to_numpy()], source=str(path),
+                                     symbol=str(group["symbol"].iloc[0]))
+        parts.append(cleaned)
+        reports.append(report)
+    if strict and any(r.cleaned for r in reports):
+        raise DataError(f"{path}: " + "; ".join(
+            (f"{r.symbol}: " if len(reports) > 1 else "") + r.problems() for r in reports if r.cleaned))
+    if len(parts) == 1:
+        bars = parts[0][["symbol", "ts", *_PRICES, "volume", "timeframe"]]
+    else:
+        bars = pd.concat(parts, ignore_index=True)[["symbol", "ts", *_PRICES, "volume", "timeframe"]]
+        bars = bars.sort_values(["ts", "symbol"], kind="stable").reset_index(drop=True)
+    if bars.empty:
+        raise DataError(f"{path}: no bars left after cleaning")
+    return bars, reports
+
+
+def load_bar_file(path: str | Path, symbol: str | None = None, ts_label: str = "close",
+                  timeframe: str | None = None, tz: str | None = None, strict: bool = False) -> pd.DataFrame:
+    """The bars of :func:`read_bar_file`, without its reports."""
+    return read_bar_file(path, symbol, ts_label, timeframe, tz, strict)[0]
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise DataError(f"data file {path} does not exist")
+    suffixes = "".join(path.suffixes[-2:]).lower()
     try:
-        lengths = out["timeframe"].map(timeframe_ns).astype(np.int64)
-    except ValueError as exc:
-        raise DataError(f"{path}: {exc}") from None
-    if ts_label == "open":
-        out["ts"] = out["ts"] + lengths
-    if timeframe is not None and (out["timeframe"] != timeframe).any():
-        problems.append(f"timeframe is not {timeframe} at rows {_rows(out['timeframe'] != timeframe, lines)}")
-    if aligned and (out["ts"] % lengths != 0).any():
-        problems.append(f"bar {'open' if ts_label == 'open' else 'close'} time not on a whole {out['timeframe'].iloc[0]} "
-                        f"boundary (UTC) at rows {_rows(out['ts'] % lengths != 0, lines)}")
-    duplicated = out.duplicated(["symbol", "ts"], keep="first")
-    if duplicated.any():
-        problems.append(f"duplicate bars at rows {_rows(duplicated, lines)}")
-    if problems:
-        raise DataError(f"{path}: " + "; ".join(problems))
-    return out.sort_values(["ts", "symbol"], kind="stable").reset_index(drop=True)
+        if suffixes.endswith(".parquet"):
+            return pd.read_parquet(path)
+        if ".csv" in suffixes:
+            return pd.read_csv(path)
+    except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
+        raise DataError(f"cannot read {path}: {exc}") from exc
+    raise DataError(f"data file {path} must be .csv, .csv.gz or .parquet")
 
 
-def _to_ns(column: pd.Series, path: Path, lines: np.ndarray) -> np.ndarray:
+_OFFSET = r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"  # a UTC offset after a time of day: Z, +09:00, -0500, +01
+
+
+def _to_ns(column: pd.Series, path: Path, lines: np.ndarray, tz: str | None) -> np.ndarray:
+    """Times in ns (UTC): epoch numbers as they are; text with an offset at it, text without in ``tz``."""
     if pd.api.types.is_numeric_dtype(column):
         values = column.to_numpy(dtype=np.float64)
         if np.isnan(values).any():
             raise DataError(f"{path}: empty time at rows {_rows(pd.Series(np.isnan(values)), lines)}")
         scale = np.where(values < 1e11, 1e9, np.where(values < 1e14, 1e6, 1.0))  # s, ms, ns
         return (values * scale).astype(np.int64)
-    parsed = pd.to_datetime(column, utc=True, errors="coerce", format="ISO8601")
+    text = column.astype(str).str.strip()
+    parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
     bad = parsed.isna()
     if bad.any():
         raise DataError(f"{path}: unreadable time at rows {_rows(bad, lines)}")
-    return parsed.dt.as_unit("ns").astype(np.int64).to_numpy()
+    ns = parsed.dt.as_unit("ns").astype(np.int64).to_numpy().copy()
+    if tz is None:
+        return ns
+    naive = ~text.str.contains(r"\d:\d{2}(?::\d{2}(?:\.\d*)?)?\s*" + _OFFSET, regex=True).to_numpy()
+    if naive.any():
+        wall = pd.DatetimeIndex(ns[naive].astype("datetime64[ns]"))
+        try:
+            local = wall.tz_localize(tz, ambiguous="infer", nonexistent="NaT")
+        except ValueError:  # a repeated hour that the order of the rows does not settle
+            local = wall.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+        unplaced = np.zeros(len(ns), dtype=bool)
+        unplaced[np.flatnonzero(naive)[local.isna()]] = True
+        if unplaced.any():
+            raise DataError(f"{path}: local time skipped or repeated by a DST change in {tz} at rows "
+                            f"{_rows(pd.Series(unplaced), lines)}; give these times with their UTC offset")
+        ns[naive] = local.tz_convert("UTC").as_unit("ns").tz_localize(None).to_numpy().view(np.int64)
+    return ns
 
 
 def _rows(mask: pd.Series, lines: np.ndarray) -> str:
@@ -161,19 +199,6 @@ def _rows(mask: pd.Series, lines: np.ndarray) -> str:
     rows = lines[np.flatnonzero(np.asarray(mask))].tolist()
     shown = ", ".join(map(str, rows[:10]))
     return shown + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
-
-
-def _row_problems(out: pd.DataFrame, lines: np.ndarray) -> list[str]:
-    prices = out[list(_PRICES)]
-    checks = (
-        (prices.isna().any(axis=1) | out["volume"].isna(), "missing or non-numeric price/volume"),
-        (np.isinf(prices).any(axis=1) | np.isinf(out["volume"]), "infinite price/volume"),
-        ((prices <= 0).any(axis=1), "price <= 0"),
-        (out["volume"] < 0, "negative volume"),
-        ((out["high"] < out[["open", "close", "low"]].max(axis=1)) | (out["low"] > out[["open", "close"]].min(axis=1)),
-         "high/low do not contain open and close"),
-    )
-    return [f"{why} at rows {_rows(mask, lines)}" for mask, why in checks if mask.any()]
 
 
 def finest_per_symbol(bars: pd.DataFrame) -> pd.DataFrame:

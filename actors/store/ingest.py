@@ -1,4 +1,4 @@
-"""Importing history: a bar file, validated, upserted into the database in batches."""
+"""Importing history: a bar file, cleaned (actors/store/cleaning.py), upserted into the database in batches."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from actors.store.writer import Database
+from actors.store.cleaning import CleaningReport
 from actors.store.history import iso_utc as _iso
-from actors.store.history import load_bar_file
+from actors.store.history import read_bar_file
+from actors.store.writer import Database
 from messages.market import BarFrame
+from supervisors.errors import DataError
 
 __all__ = ["IngestReport", "ingest_file"]
 
@@ -27,20 +29,25 @@ class IngestReport:
     new: int
     first_ts: int
     last_ts: int
+    cleaning: CleaningReport | None = None
 
     def __str__(self) -> str:
-        return (f"ingested {self.rows:,} {self.timeframe} bars of {self.symbol} from {self.path} into {self.db} "
+        return (f"{self.cleaning}\n" if self.cleaning is not None else "") + (f"ingested {self.rows:,} {self.timeframe} bars of {self.symbol} from {self.path} into {self.db} "
                 f"({self.new:,} new, {self.rows - self.new:,} replaced): close times {_iso(self.first_ts)} .. "
                 f"{_iso(self.last_ts)}")
 
 
 def ingest_file(path: str | Path, db_path: str | Path, symbol: str, timeframe: str | None = None,
-                ts_label: str = "close", progress: bool = True, batch: int = 10_000) -> IngestReport:
-    """Validate a bar file of one symbol (every bad row is named, nothing is written if any is
-    bad) and upsert it in batches of ``batch`` rows, one transaction each, with a progress bar
-    on a terminal, then bring the series' columnar copy up to date. Close times must fall on the
-    timeframe's boundaries, like live bars."""
-    bars = load_bar_file(path, symbol=symbol, ts_label=ts_label, timeframe=timeframe, aligned=True)
+                ts_label: str = "close", progress: bool = True, batch: int = 10_000, tz: str | None = None,
+                strict: bool = False) -> IngestReport:
+    """Clean a bar file of one symbol (``tz``: the exchange's time zone; see
+    :func:`actors.store.history.read_bar_file`) and upsert it in batches of ``batch`` rows, one
+    transaction each, with a progress bar on a terminal, then bring the series' columnar copy up to
+    date. With ``strict``, any artifact is a DataError naming the rows, and nothing is written."""
+    bars, reports = read_bar_file(path, symbol=symbol, ts_label=ts_label, timeframe=timeframe, tz=tz, strict=strict)
+    if len(reports) > 1:
+        raise DataError(f"{path}: bars of {symbol} in several timeframes "
+                        f"({', '.join(r.timeframe for r in reports)}); pick one with --timeframe")
     timeframe = str(bars["timeframe"].iloc[0])
     db = Database(db_path)
     try:
@@ -58,4 +65,4 @@ def ingest_file(path: str | Path, db_path: str | Path, symbol: str, timeframe: s
     finally:
         db.close()
     return IngestReport(str(path), str(db_path), symbol, timeframe, len(bars), after - before,
-                        int(bars["ts"].iloc[0]), int(bars["ts"].iloc[-1]))
+                        int(bars["ts"].iloc[0]), int(bars["ts"].iloc[-1]), reports[0])

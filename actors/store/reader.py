@@ -10,10 +10,12 @@ yet, or has no tables yet, reads as an empty one. An error of the file is a one-
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import pandas as pd
 
@@ -22,6 +24,7 @@ from actors.store.account import StoredAccount, read_account
 from actors.store.bar_reads import BarReads
 from actors.store.connection import BUSY_MS, connect, stored
 from actors.store.errors import StorageError, describe
+from actors.store.recent import RecentReads
 from actors.store.writer import refresh_bar_copy
 from messages.market import Bar
 from messages.pipeline import ModelState
@@ -29,7 +32,7 @@ from messages.pipeline import ModelState
 __all__ = ["StoreReader"]
 
 
-class StoreReader(BarReads):
+class StoreReader(BarReads, RecentReads):
     """A read-only connection to the database at ``path``, opened at once; use from one thread and
     ``close`` it (or use it as a context manager). ``present`` says whether the file exists with its
     tables; when it does not, every read answers as an empty database would."""
@@ -96,6 +99,19 @@ class StoreReader(BarReads):
             return StoredAccount([], [], {})
         with self._reading():
             return read_account(self.conn, run)
+
+    def recent_signals(self, run: str, last: int) -> list[dict[str, Any]]:
+        """``run``'s latest ``last`` stored signals, oldest first, with their reasons, the inputs the rule
+        read and the strategy's parameters (``ctl signals``)."""
+        if not self._has("signals"):
+            return []
+        with self._reading():
+            rows = self.conn.execute(
+                "SELECT strategy, symbol, timeframe, ts, side, price, reason, inputs, params FROM signals "
+                "WHERE run=? ORDER BY ts DESC, symbol DESC, strategy DESC LIMIT ?", (run, last)).fetchall()
+        keys = ("strategy", "symbol", "timeframe", "ts", "side", "price", "reason")
+        return [{**dict(zip(keys, row[:7], strict=True)), "inputs": json.loads(row[7]), "params": json.loads(row[8])}
+                for row in reversed(rows)]
 
     # -- what the runners read before a system starts ----------------------------------------------
 

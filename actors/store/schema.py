@@ -53,11 +53,20 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     message_type TEXT NOT NULL, summary TEXT NOT NULL, ticks INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_letters_by_time ON dead_letters (ts);
+CREATE TABLE IF NOT EXISTS venue_ids (
+    run TEXT NOT NULL, client_id TEXT NOT NULL, venue_client_id TEXT NOT NULL, venue_order_id TEXT NOT NULL,
+    PRIMARY KEY (run, client_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS series_sources (
+    symbol TEXT NOT NULL, timeframe TEXT NOT NULL, source TEXT NOT NULL, url TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (symbol, timeframe)
+) WITHOUT ROWID;
 """
 
 
 def create(conn: sqlite3.Connection) -> None:
-    """Create what is missing of the tables and of the bars' columnar copy; bring older files up to date."""
+    """Create what is missing of the tables and of the bars' columnar copy; bring older files up to date
+    (a file from before ``series_sources`` gains the table, empty: its series' sources are unrecorded)."""
     conn.executescript(SCHEMA)
     columnar.install(conn)
     if "params" not in {row[1] for row in conn.execute("PRAGMA table_info(signals)")}:

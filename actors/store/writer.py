@@ -191,6 +191,13 @@ class Database(BarReads):
             if unmarked:
                 self.conn.executemany("UPDATE orders SET status='filled' WHERE run=? AND client_id=?", unmarked)
 
+    def write_venue_ids(self, run: str, ids: Iterable[tuple[str, str, str]]) -> None:
+        """Upsert the client order ids sent to a venue for ours, with the venue's order ids."""
+        rows = [(run, *row) for row in ids]
+        if rows:
+            self.begin()
+            self.insert_rows("INSERT OR REPLACE INTO venue_ids", rows)
+
     def write_equity(self, run: str, points: Iterable[tuple[int, float]]) -> None:
         """Upsert equity points."""
         rows = [(run, ts, value) for ts, value in points]

@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 
-from actors.strategy.base import Evaluation, Rule, period_ok, require
+from actors.strategy.api import ParamValue, Strategy
+from actors.strategy.base import Evaluation, period_ok, require
 from messages.market import BarFrame
 from messages.trading import BUY
 
@@ -23,18 +24,22 @@ def number_text(value: float) -> str:
     return np.format_float_positional(value, trim="-")
 
 
-class BollingerBreakout(Rule):
+class BollingerBreakout(Strategy):
     """Volatility breakout: a close above the upper band buys; a close below the middle band sells."""
 
     name = "bollinger_breakout"
 
-    def __init__(self, period: int = 20, k: float = 2.0) -> None:
-        super().__init__()
-        require(period_ok(period), f"period ({period}) must be >= 1")
-        require(math.isfinite(k) and k > 0.0, f"k ({k:g}) must be a positive number")
-        self.period, self.k = period, k
-        suffix = f"{period}_{number_text(k)}"
+    params = {"period": 20, "k": 2.0}
+
+    def __init__(self, *args: ParamValue, **values: ParamValue) -> None:
+        super().__init__(*args, **values)
+        suffix = f"{self.period}_{number_text(self.k)}"
         self.keys = (f"bb_up_{suffix}", f"bb_mid_{suffix}", f"bb_low_{suffix}", f"bb_pctb_{suffix}", f"bb_width_{suffix}")
+
+    def check(self) -> None:
+        """Refuse a bad combination of parameters."""
+        require(period_ok(self.period), f"period ({self.period}) must be >= 1")
+        require(math.isfinite(self.k) and self.k > 0.0, f"k ({self.k:g}) must be a positive number")
 
     def required_features(self) -> tuple[str, ...]:
         """The Bollinger bands."""

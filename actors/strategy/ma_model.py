@@ -14,25 +14,31 @@ from __future__ import annotations
 
 import numpy as np
 
-from actors.strategy.base import Evaluation, Rule, period_ok, prediction_of, require
+from actors.strategy.api import ParamValue, Strategy
+from actors.strategy.base import Evaluation, period_ok, prediction_of, require
 from messages.market import BarFrame
 from messages.trading import BUY
 
 __all__ = ["MaModel"]
 
 
-class MaModel(Rule):
+class MaModel(Strategy):
     """SMA fast/slow direction, acted on only when the model's probability agrees."""
 
     name = "ma_model"
 
-    def __init__(self, fast: int = 10, slow: int = 30, threshold: float = 0.55) -> None:
-        super().__init__()
-        require(period_ok(fast) and period_ok(slow), "periods fast and slow must be >= 1")
-        require(fast < slow, f"fast ({fast}) must be less than slow ({slow})")
-        require(0.5 <= threshold < 1.0, f"threshold ({threshold:g}) must be in [0.5, 1)")
-        self.fast, self.slow, self.threshold = fast, slow, threshold
-        self.fast_key, self.slow_key = f"sma_{fast}", f"sma_{slow}"
+    params = {"fast": 10, "slow": 30, "threshold": 0.55}
+    uses_model = True
+
+    def __init__(self, *args: ParamValue, **values: ParamValue) -> None:
+        super().__init__(*args, **values)
+        self.fast_key, self.slow_key = f"sma_{self.fast}", f"sma_{self.slow}"
+
+    def check(self) -> None:
+        """Refuse a bad combination of parameters."""
+        require(period_ok(self.fast) and period_ok(self.slow), "periods fast and slow must be >= 1")
+        require(self.fast < self.slow, f"fast ({self.fast}) must be less than slow ({self.slow})")
+        require(0.5 <= self.threshold < 1.0, f"threshold ({self.threshold:g}) must be in [0.5, 1)")
 
     def required_features(self) -> tuple[str, ...]:
         """The two moving averages."""

@@ -13,30 +13,34 @@ import math
 
 import numpy as np
 
-from actors.strategy.base import Evaluation, Rule, crossed_above, crossed_below, last, period_ok, previous, require
+from actors.strategy.api import ParamValue, Strategy
+from actors.strategy.base import Evaluation, crossed_above, crossed_below, last, period_ok, previous, require
 from messages.market import BarFrame
 from messages.trading import BUY
 
 __all__ = ["MacdRsi"]
 
 
-class MacdRsi(Rule):
+class MacdRsi(Strategy):
     """MACD line crossing its signal line, bought only below an RSI ceiling, sold on the reverse cross or RSI peak."""
 
     name = "macd_rsi"
 
-    def __init__(self, fast: int = 12, slow: int = 26, signal: int = 9, rsi: int = 14,
-                 buy_below: float = 70.0, sell_above: float = 80.0) -> None:
-        super().__init__()
-        require(all(period_ok(p) for p in (fast, slow, signal, rsi)), "periods fast, slow, signal and rsi must be >= 1")
-        require(fast < slow, f"fast ({fast}) must be less than slow ({slow})")
-        require(0.0 < buy_below <= 100.0, f"buy_below ({buy_below:g}) must be in (0, 100]")
-        require(0.0 < sell_above <= 100.0, f"sell_above ({sell_above:g}) must be in (0, 100]")
-        self.fast, self.slow, self.signal, self.rsi = fast, slow, signal, rsi
-        self.buy_below, self.sell_above = buy_below, sell_above
-        suffix = f"{fast}_{slow}_{signal}"
-        self.keys = (f"macd_{suffix}", f"macd_signal_{suffix}", f"macd_hist_{suffix}", f"rsi_{rsi}")
+    params = {"fast": 12, "slow": 26, "signal": 9, "rsi": 14, "buy_below": 70.0, "sell_above": 80.0}
+
+    def __init__(self, *args: ParamValue, **values: ParamValue) -> None:
+        super().__init__(*args, **values)
+        suffix = f"{self.fast}_{self.slow}_{self.signal}"
+        self.keys = (f"macd_{suffix}", f"macd_signal_{suffix}", f"macd_hist_{suffix}", f"rsi_{self.rsi}")
         self._prev_hist = math.nan
+
+    def check(self) -> None:
+        """Refuse a bad combination of parameters."""
+        require(all(period_ok(p) for p in (self.fast, self.slow, self.signal, self.rsi)),
+                "periods fast, slow, signal and rsi must be >= 1")
+        require(self.fast < self.slow, f"fast ({self.fast}) must be less than slow ({self.slow})")
+        require(0.0 < self.buy_below <= 100.0, f"buy_below ({self.buy_below:g}) must be in (0, 100]")
+        require(0.0 < self.sell_above <= 100.0, f"sell_above ({self.sell_above:g}) must be in (0, 100]")
 
     def required_features(self) -> tuple[str, ...]:
         """The MACD and the RSI."""

@@ -1,7 +1,9 @@
 """Every strategy by name, its typed parameters, and which strategy trades which symbol.
 
-A strategy is a class whose ``__init__`` takes keyword parameters, each with a default whose
-type (int, float or bool) is the parameter's type; it raises ValueError for a bad combination.
+A strategy is a :class:`~actors.strategy.api.Strategy` subclass: a built-in one by its name
+(``sma_cross``), or one of the user's as ``path/to/file.py:ClassName`` or
+``package.module:ClassName``. Its ``params`` give each parameter a default whose type (int,
+float or bool) is the parameter's type; its ``check`` raises ValueError for a bad combination.
 :func:`make_spec` checks a name and parameters once and returns a :class:`StrategySpec` that
 builds one rule per symbol and timeframe. A :class:`StrategyPlan` gives every symbol its spec:
 the default one (settings ``strategy.name`` and ``strategy.params``) or the one a strategies
@@ -17,15 +19,20 @@ Every error is a :class:`StrategyError`: one line that says what is valid.
 
 from __future__ import annotations
 
-import inspect
+import hashlib
+import importlib
+import importlib.util
 import math
+import os
+import sys
 import tomllib
+import traceback
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any
 
-import numpy as np
-
+from actors.strategy.api import Strategy
 from actors.strategy.bollinger_breakout import BollingerBreakout
 from actors.strategy.ma_model import MaModel
 from actors.strategy.macd_rsi import MacdRsi
@@ -33,15 +40,14 @@ from actors.strategy.rsi_trend import RsiTrend
 from actors.strategy.sma_cross import SmaCross
 from actors.strategy.sr_breakout import SrBreakout
 from messages.market import SYMBOL_PATTERN, BarFrame
-from messages.trading import Signal
 from supervisors.errors import StrategyError
 
 __all__ = [
-    "STRATEGIES", "StrategyError", "StrategyPlan", "StrategyRule", "StrategySpec", "defaults", "load_strategy_file",
+    "STRATEGIES", "StrategyError", "StrategyPlan", "StrategySpec", "defaults", "load_strategy_class", "load_strategy_file",
     "make_spec", "parse_param_texts", "strategy_plan", "valid_params",
 ]
 
-STRATEGIES: dict[str, type] = {
+STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls for cls in (SmaCross, MacdRsi, RsiTrend, BollingerBreakout, SrBreakout, MaModel)
 }
 """Every strategy class by its name."""
@@ -50,28 +56,79 @@ ParamValue = int | float | bool
 _FILE_KEYS = ("name", "symbols", "params")
 
 
-class StrategyRule(Protocol):
-    """What the strategy actor needs from a rule."""
-
-    long: bool
-    params: tuple[tuple[str, ParamValue], ...]
-
-    def required_features(self) -> tuple[str, ...]: ...
-    def needs_prediction(self) -> bool: ...
-    def update(self, frame: BarFrame) -> tuple[np.ndarray, list[Signal]]: ...
-
-
-def _strategy(name: str) -> type:
+def _strategy(name: str) -> type[Strategy]:
+    if isinstance(name, str) and ":" in name:
+        return load_strategy_class(name)
     cls = STRATEGIES.get(name) if isinstance(name, str) else None
     if cls is None:
-        raise StrategyError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
+        raise StrategyError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}, "
+                            f"or your own as path/to/file.py:ClassName or package.module:ClassName")
     return cls
+
+
+_LOADED: dict[str, type[Strategy]] = {}
+
+
+def load_strategy_class(reference: str) -> type[Strategy]:
+    """The Strategy subclass ``file.py:ClassName`` or ``package.module:ClassName`` names (loaded once)."""
+    found = _LOADED.get(reference)
+    if found is not None:
+        return found
+    where, _, class_name = reference.rpartition(":")
+    if not where or not class_name.isidentifier():
+        raise StrategyError(f"strategy {reference!r} is not FILE.py:ClassName or package.module:ClassName")
+    if where.endswith(".py") or "/" in where or os.sep in where:
+        path = Path(where).expanduser().resolve()
+        if not path.is_file():
+            raise StrategyError(f"strategy file {where} not found")
+        module_name = "actortrade_user_" + hashlib.sha1(str(path).encode()).hexdigest()[:12] + "_" + \
+            "".join(c if c.isalnum() else "_" for c in path.stem)
+        module = sys.modules.get(module_name)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            if spec is None or spec.loader is None:
+                raise StrategyError(f"strategy file {where} cannot be loaded as Python")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module  # so that pickling and dataclasses inside it work
+            try:
+                spec.loader.exec_module(module)
+            except Exception as exc:  # noqa: BLE001 - user code: say where it failed, in one line
+                del sys.modules[module_name]
+                raise StrategyError(f"strategy file {where} failed to load: {_where(exc, str(path))}") from None
+    else:
+        try:
+            module = importlib.import_module(where)
+        except ImportError as exc:
+            raise StrategyError(f"strategy module {where} cannot be imported: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - user code
+            raise StrategyError(f"strategy module {where} failed to load: {_where(exc, None)}") from None
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)) or cls is Strategy:
+        found_classes = sorted(n for n, v in vars(module).items()
+                               if isinstance(v, type) and issubclass(v, Strategy) and v is not Strategy)
+        raise StrategyError(f"{where} has no Strategy subclass {class_name!r}; "
+                            f"it has: {', '.join(found_classes) or 'none'}")
+    _LOADED[reference] = cls
+    return cls
+
+
+def _where(exc: BaseException, path: str | None) -> str:
+    """``file:line: Kind: message`` for an exception raised by user code."""
+    if isinstance(exc, SyntaxError):
+        return f"{exc.filename}:{exc.lineno}: SyntaxError: {exc.msg}"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if path is None or f.filename == path]
+    at = f"{frames[-1].filename}:{frames[-1].lineno}: " if frames else ""
+    return f"{at}{type(exc).__name__}: {exc}"
 
 
 def defaults(name: str) -> dict[str, ParamValue]:
     """The parameters of strategy ``name`` with their defaults, in order."""
-    signature = inspect.signature(_strategy(name).__init__)
-    return {p.name: p.default for p in list(signature.parameters.values())[1:]}
+    params = _strategy(name).params
+    bad = [key for key, value in params.items() if not isinstance(value, (int, float, bool))]
+    if bad:
+        raise StrategyError(f"strategy {name!r}: parameter {bad[0]!r} has default {params[bad[0]]!r}; "
+                            f"a default must be an int, a float or a bool")
+    return dict(params)
 
 
 def valid_params(name: str) -> str:
@@ -129,15 +186,13 @@ class StrategySpec:
     features: tuple[str, ...]
     needs_prediction: bool
 
-    def build(self) -> StrategyRule:
-        """A fresh rule (one per symbol and timeframe); its signals carry these parameters."""
-        rule = STRATEGIES[self.name](**dict(self.params))
-        rule.params = self.params
-        return rule
+    def build(self) -> Strategy:
+        """A fresh instance (one per symbol and timeframe); its signals carry these parameters."""
+        return _strategy(self.name)(**dict(self.params))
 
     def describe(self) -> str:
         """``"macd_rsi(fast=12, slow=26, ...)"``."""
-        return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in self.params)})"
+        return f"{_strategy(self.name).strategy_name()}({', '.join(f'{k}={v!r}' for k, v in self.params)})"
 
 
 def make_spec(name: str, params: Mapping[str, Any] | None = None) -> StrategySpec:
@@ -150,7 +205,7 @@ def make_spec(name: str, params: Mapping[str, Any] | None = None) -> StrategySpe
                                 "strategy.params")
         values[key] = _coerce(name, key, value, known[key])
     try:
-        rule = STRATEGIES[name](**values)
+        rule = _strategy(name)(**values)
     except ValueError as exc:
         raise StrategyError(f"strategy {name!r}: {exc}; valid parameters: {valid_params(name)}",
                             "strategy.params") from None

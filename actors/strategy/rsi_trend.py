@@ -10,25 +10,30 @@ from __future__ import annotations
 
 import numpy as np
 
-from actors.strategy.base import Evaluation, Rule, period_ok, require
+from actors.strategy.api import ParamValue, Strategy
+from actors.strategy.base import Evaluation, period_ok, require
 from messages.market import BarFrame
 from messages.trading import BUY
 
 __all__ = ["RsiTrend"]
 
 
-class RsiTrend(Rule):
+class RsiTrend(Strategy):
     """Buy oversold RSI above the trend average; sell overbought RSI or a close below the average."""
 
     name = "rsi_trend"
 
-    def __init__(self, rsi: int = 14, trend: int = 200, oversold: float = 30.0, overbought: float = 70.0) -> None:
-        super().__init__()
-        require(period_ok(rsi) and period_ok(trend), "periods rsi and trend must be >= 1")
-        require(0.0 <= oversold < overbought <= 100.0,
-                f"need 0 <= oversold ({oversold:g}) < overbought ({overbought:g}) <= 100")
-        self.rsi, self.trend, self.oversold, self.overbought = rsi, trend, oversold, overbought
-        self.rsi_key, self.trend_key = f"rsi_{rsi}", f"sma_{trend}"
+    params = {"rsi": 14, "trend": 200, "oversold": 30.0, "overbought": 70.0}
+
+    def __init__(self, *args: ParamValue, **values: ParamValue) -> None:
+        super().__init__(*args, **values)
+        self.rsi_key, self.trend_key = f"rsi_{self.rsi}", f"sma_{self.trend}"
+
+    def check(self) -> None:
+        """Refuse a bad combination of parameters."""
+        require(period_ok(self.rsi) and period_ok(self.trend), "periods rsi and trend must be >= 1")
+        require(0.0 <= self.oversold < self.overbought <= 100.0,
+                f"need 0 <= oversold ({self.oversold:g}) < overbought ({self.overbought:g}) <= 100")
 
     def required_features(self) -> tuple[str, ...]:
         """The RSI and the trend average."""

@@ -16,73 +16,56 @@ import math
 
 import numpy as np
 
-from messages.market import BarFrame, readonly
-from messages.trading import BUY, SELL, Signal
+from actors.strategy.api import ParamValue, Strategy
+from actors.strategy.base import Evaluation, last, prediction_of, previous, require
+from messages.market import BarFrame
+from messages.trading import BUY
 
 __all__ = ["SmaCross"]
 
 UP, DOWN = "fast crossed above slow", "fast crossed below slow"
 
 
-class SmaCross:
-    """The rule for one symbol and timeframe; remembers the previous bar and the position."""
+class SmaCross(Strategy):
+    """Buy when the fast average crosses above the slow one; sell when it crosses below."""
 
     name = "sma_cross"
-    params: tuple[tuple[str, float | int | bool], ...] = ()  # set by the spec that builds the rule
 
-    def __init__(self, fast: int = 10, slow: int = 30, min_prob: float = 0.0) -> None:
-        if not 1 <= fast < slow:
-            raise ValueError(f"need 1 <= fast ({fast}) < slow ({slow})")
-        if not 0.0 <= min_prob < 1.0:
-            raise ValueError(f"min_prob ({min_prob:g}) must be in [0, 1)")
-        self.fast, self.slow, self.min_prob = fast, slow, min_prob
-        self.fast_key, self.slow_key = f"sma_{fast}", f"sma_{slow}"
-        self.long = False
+    params = {"fast": 10, "slow": 30, "min_prob": 0.0}
+
+    def __init__(self, *args: ParamValue, **values: ParamValue) -> None:
+        super().__init__(*args, **values)
+        self.fast_key, self.slow_key = f"sma_{self.fast}", f"sma_{self.slow}"
         self._prev_diff = math.nan
 
+    def check(self) -> None:
+        """Refuse a bad combination of parameters."""
+        require(1 <= self.fast < self.slow, f"need 1 <= fast ({self.fast}) < slow ({self.slow})")
+        require(0.0 <= self.min_prob < 1.0, f"min_prob ({self.min_prob:g}) must be in [0, 1)")
+
     def required_features(self) -> tuple[str, ...]:
-        """Indicator specs this rule reads."""
+        """The two averages."""
         return (f"sma:{self.fast}", f"sma:{self.slow}")
 
     def needs_prediction(self) -> bool:
         """Whether buys are gated on the model's probability."""
         return self.min_prob > 0
 
-    def update(self, frame: BarFrame) -> tuple[np.ndarray, list[Signal]]:
-        """Return the signal column (+1 buy, -1 sell, 0) and the signals for the frame.
-
-        Vectorised: the candidates are the crosses up (that pass ``min_prob``) and the crosses
-        down; walking them in time order, a cross up while flat buys and a cross down while long
-        sells, so the ones that trade are exactly those whose side differs from the candidate
-        before them (the first one compared with the position held before the frame).
-        """
+    def evaluate(self, frame: BarFrame) -> Evaluation:
+        """Crosses up (that pass ``min_prob``) buy; crosses down sell."""
         fast = np.asarray(frame.feature(self.fast_key))
         slow = np.asarray(frame.feature(self.slow_key))
         diff = fast - slow
-        prev = np.concatenate(([self._prev_diff], diff[:-1]))
+        prev = previous(diff, self._prev_diff)
+        self._prev_diff = last(diff, self._prev_diff)
         up = (diff > 0) & (prev < 0)
         down = (diff < 0) & (prev > 0)
-        if len(diff):
-            self._prev_diff = float(diff[-1])
-        prediction = frame.prediction
+        prob = prediction_of(frame)
         if self.min_prob > 0:
-            up &= np.asarray(prediction, dtype=np.float64) >= self.min_prob if prediction is not None else False
-        candidates = np.flatnonzero(up | down)
-        sides = np.where(up[candidates], 1, -1).astype(np.int8)
-        changed = sides != np.concatenate(([1 if self.long else -1], sides[:-1]))
-        trades = candidates[changed]
-        column = np.zeros(len(diff), dtype=np.int8)
-        if not len(trades):
-            return readonly(column), []
-        column[trades] = sides[changed]
-        self.long = bool(column[trades[-1]] > 0)
-        probs = np.full(len(trades), math.nan) if prediction is None else np.asarray(prediction, dtype=np.float64)[trades]
-        signals = [
-            Signal(self.name, frame.symbol, frame.timeframe, ts, BUY if buy else SELL, close, UP if buy else DOWN,
-                   ((self.fast_key, f), (self.slow_key, sl), ("prob_up", prob), ("min_prob", self.min_prob)),
-                   self.params)
-            for ts, close, buy, f, sl, prob in zip(
-                frame.ts[trades].tolist(), frame.close[trades].tolist(), (column[trades] > 0).tolist(),
-                fast[trades].tolist(), slow[trades].tolist(), probs.tolist(), strict=True)
-        ]
-        return readonly(column), signals
+            up &= prob >= self.min_prob
+        return up, down, {self.fast_key: fast, self.slow_key: slow, "prob_up": prob,
+                          "min_prob": np.full(len(diff), self.min_prob)}
+
+    def reason(self, side: str, i: int, inputs: dict[str, np.ndarray]) -> str:
+        """Which way the averages crossed."""
+        return UP if side == BUY else DOWN

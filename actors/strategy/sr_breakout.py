@@ -13,26 +13,31 @@ import math
 
 import numpy as np
 
-from actors.strategy.base import Evaluation, Rule, last, period_ok, previous, require
+from actors.strategy.api import ParamValue, Strategy
+from actors.strategy.base import Evaluation, last, period_ok, previous, require
 from messages.market import BarFrame
 from messages.trading import BUY
 
 __all__ = ["SrBreakout"]
 
 
-class SrBreakout(Rule):
+class SrBreakout(Strategy):
     """A close above the last ``period`` bars' high buys; a close below the last ``exit_period`` bars' low sells."""
 
     name = "sr_breakout"
 
-    def __init__(self, period: int = 20, exit_period: int = 10) -> None:
-        super().__init__()
-        require(period_ok(period), f"period ({period}) must be >= 1")
-        require(period_ok(exit_period), f"exit_period ({exit_period}) must be >= 1")
-        self.period, self.exit_period = period, exit_period
-        self.high_key, self.low_key = f"hh_{period}", f"ll_{exit_period}"
+    params = {"period": 20, "exit_period": 10}
+
+    def __init__(self, *args: ParamValue, **values: ParamValue) -> None:
+        super().__init__(*args, **values)
+        self.high_key, self.low_key = f"hh_{self.period}", f"ll_{self.exit_period}"
         self._prev_high = math.nan
         self._prev_low = math.nan
+
+    def check(self) -> None:
+        """Refuse a bad combination of parameters."""
+        require(period_ok(self.period), f"period ({self.period}) must be >= 1")
+        require(period_ok(self.exit_period), f"exit_period ({self.exit_period}) must be >= 1")
 
     def required_features(self) -> tuple[str, ...]:
         """The rolling high and the rolling low."""

@@ -336,28 +336,28 @@ def test_non_numeric_price_names_the_row(tmp_path: Path) -> None:
     rows = good_rows()
     rows[1] = "BTCUSD,2024-01-01T02:00:00Z,100,abc,99,101,5"
     with pytest.raises(DataError, match=r"non-numeric price/volume at rows 3$"):
-        load_bar_file(write_csv(tmp_path, rows))
+        load_bar_file(write_csv(tmp_path, rows), strict=True)
 
 
 def test_high_below_low_names_the_row(tmp_path: Path) -> None:
     rows = good_rows(5)
     rows[3] = "BTCUSD,2024-01-01T04:00:00Z,100,98,99,100,5"
     with pytest.raises(DataError, match=r"high/low do not contain open and close at rows 5$"):
-        load_bar_file(write_csv(tmp_path, rows))
+        load_bar_file(write_csv(tmp_path, rows), strict=True)
 
 
 def test_close_above_high_names_the_row(tmp_path: Path) -> None:
     rows = good_rows()
     rows[0] = "BTCUSD,2024-01-01T01:00:00Z,100,102,99,103,5"
     with pytest.raises(DataError, match=r"high/low do not contain open and close at rows 2$"):
-        load_bar_file(write_csv(tmp_path, rows))
+        load_bar_file(write_csv(tmp_path, rows), strict=True)
 
 
 def test_duplicate_rows_are_named(tmp_path: Path) -> None:
     rows = good_rows(4)
     rows.insert(2, rows[1])  # file rows 3 and 4 are the same bar
     with pytest.raises(DataError, match=r"duplicate bars at rows 4$"):
-        load_bar_file(write_csv(tmp_path, rows))
+        load_bar_file(write_csv(tmp_path, rows), strict=True)
 
 
 def test_unreadable_time_names_the_rows(tmp_path: Path) -> None:
@@ -372,17 +372,17 @@ def test_non_positive_price_and_negative_volume_name_the_row(tmp_path: Path) -> 
     rows = good_rows()
     rows[2] = "BTCUSD,2024-01-01T03:00:00Z,0,102,0,101,5"
     with pytest.raises(DataError, match=r"price <= 0 at rows 4$"):
-        load_bar_file(write_csv(tmp_path, rows))
+        load_bar_file(write_csv(tmp_path, rows), strict=True)
     rows = good_rows()
     rows[0] = "BTCUSD,2024-01-01T01:00:00Z,100,102,99,101,-1"
     with pytest.raises(DataError, match=r"negative volume at rows 2$"):
-        load_bar_file(write_csv(tmp_path, rows, name="vol.csv"))
+        load_bar_file(write_csv(tmp_path, rows, name="vol.csv"), strict=True)
 
 
 def test_more_than_ten_bad_rows_are_summarised(tmp_path: Path) -> None:
     rows = [f"BTCUSD,2024-01-01T{i + 1:02d}:00:00Z,100,x,99,101,5" for i in range(13)]
     with pytest.raises(DataError, match=r"at rows 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 and 3 more$"):
-        load_bar_file(write_csv(tmp_path, rows))
+        load_bar_file(write_csv(tmp_path, rows), strict=True)
 
 
 def test_missing_and_unsupported_files_are_data_errors(tmp_path: Path) -> None:
@@ -441,7 +441,7 @@ def test_bad_row_number_is_the_file_line_even_with_a_symbol_filter(tmp_path: Pat
     rows = [*good_rows(2, "A"), *good_rows(2, "B")]
     rows[3] = "B,2024-01-01T02:00:00Z,100,98,99,100,5"  # file row 5
     with pytest.raises(DataError, match=r"at rows 5$"):
-        load_bar_file(write_csv(tmp_path, rows), symbol="B")
+        load_bar_file(write_csv(tmp_path, rows), symbol="B", strict=True)
 
 
 def test_infer_timeframe_uses_the_most_common_spacing() -> None:
@@ -552,7 +552,7 @@ def test_every_kind_of_bad_row_is_reported_at_once(tmp_path: Path) -> None:
     rows[2] = "BTCUSD,2024-01-01T03:00:00Z,100,102,99,101,-5"
     rows[4] = "BTCUSD,2024-01-01T05:00:00Z,100,102,99,105,5"
     with pytest.raises(DataError) as error:
-        load_bar_file(write_csv(tmp_path, rows))
+        load_bar_file(write_csv(tmp_path, rows), strict=True)
     assert str(error.value).endswith(": missing or non-numeric price/volume at rows 2; negative volume at rows 4; "
                                      "high/low do not contain open and close at rows 6")
 
@@ -573,13 +573,13 @@ def test_a_timeframe_column_that_disagrees_with_the_given_timeframe_names_the_ro
         load_bar_file(path, timeframe="1m")
 
 
-def test_aligned_files_must_have_bars_on_the_timeframes_boundaries(tmp_path: Path) -> None:
+def test_bars_off_the_timeframes_boundaries_are_dropped_or_refused_when_strict(tmp_path: Path) -> None:
     rows = good_rows(4)
     rows[2] = "BTCUSD,2024-01-01T03:30:00Z,100,102,99,101,5"
     path = write_csv(tmp_path, rows)
-    assert len(load_bar_file(path, timeframe="1h")) == 4    # a backtest file may be irregular
+    assert len(load_bar_file(path, timeframe="1h")) == 3    # the stray row is cleaned away
     with pytest.raises(DataError, match=r"close time not on a whole 1h boundary \(UTC\) at rows 4$"):
-        load_bar_file(path, timeframe="1h", aligned=True)
+        load_bar_file(path, timeframe="1h", strict=True)
 
 
 def test_an_empty_selection_is_a_clear_error(tmp_path: Path) -> None:
@@ -612,13 +612,13 @@ def test_ingest_upserts_every_bar_in_batches_and_reports_what_it_did(tmp_path: P
     assert set(stored["timeframe"]) == {"1m"} and set(stored["symbol"]) == {"BTCUSD"}
 
 
-def test_ingest_of_a_broken_file_names_the_rows_and_writes_nothing(tmp_path: Path) -> None:
+def test_strict_ingest_of_a_dirty_file_names_the_rows_and_writes_nothing(tmp_path: Path) -> None:
     rows = good_rows(5)
     rows[1] = "BTCUSD,2024-01-01T02:00:00Z,0,102,99,101,5"
     rows[3] = "BTCUSD,2024-01-01T04:10:00Z,100,102,99,101,5"
     db_path = tmp_path / "h.db"
     with pytest.raises(DataError, match=r"price <= 0 at rows 3.*boundary.*at rows 5"):
-        ingest_file(write_csv(tmp_path, rows), db_path, "BTCUSD", timeframe="1h", progress=False)
+        ingest_file(write_csv(tmp_path, rows), db_path, "BTCUSD", timeframe="1h", progress=False, strict=True)
     assert not db_path.exists()
 
 

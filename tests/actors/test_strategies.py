@@ -19,6 +19,7 @@ from actors.strategy.rsi_trend import RsiTrend
 from actors.strategy.sr_breakout import SrBreakout
 from messages.market import BarFrame, readonly
 from messages.trading import BUY, SELL
+from tests.helpers import FilledAtOnce
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -60,7 +61,7 @@ def test_macd_rsi_buys_a_cross_up_under_the_rsi_ceiling_and_sells_a_cross_down_o
     # 1: cross up, RSI 60 < 70: buy.  3: cross down: sell.  4: cross up but RSI 72: no buy.
     # 6: RSI 85 while flat: nothing.  7: cross down while flat: nothing.  8: cross up, RSI 69.9: buy.
     # 9: RSI 81 > 80 while long: sell.  10: no cross, so no new buy.
-    rule = MacdRsi()
+    rule = FilledAtOnce(MacdRsi())
     column, signals = rule.update(macd_frame(hist, rsi))
     assert bars(column, 1) == [1, 8] and bars(column, -1) == [3, 9]
     assert [(s.side, s.reason) for s in signals] == [
@@ -72,12 +73,12 @@ def test_macd_rsi_buys_a_cross_up_under_the_rsi_ceiling_and_sells_a_cross_down_o
 
 
 def test_macd_rsi_cross_down_with_rsi_peak_names_both() -> None:
-    _, signals = MacdRsi().update(macd_frame([-1.0, 1.0, -1.0], [50.0, 50.0, 90.0]))
+    _, signals = FilledAtOnce(MacdRsi()).update(macd_frame([-1.0, 1.0, -1.0], [50.0, 50.0, 90.0]))
     assert signals[-1].reason == "MACD crossed below its signal and RSI above 80"
 
 
 def test_macd_rsi_tie_is_not_a_cross() -> None:
-    column, _ = MacdRsi().update(macd_frame([-1.0, 0.0, 1.0], [50.0, 50.0, 50.0]))
+    column, _ = FilledAtOnce(MacdRsi()).update(macd_frame([-1.0, 0.0, 1.0], [50.0, 50.0, 50.0]))
     assert not column.any()
 
 
@@ -91,7 +92,7 @@ def test_rsi_trend_buys_oversold_above_the_trend_and_sells_overbought_or_below_i
     rsi = [20.0, 25.0, 50.0, 75.0, 28.0, 40.0, 30.0, 10.0]
     # 0: oversold but below the trend: ignored.  1: buy.  3: RSI 75 > 70: sell.  4: buy.
     # 5: close 100 < 101: sell.  6: RSI exactly 30 is not below 30.  7: buy.
-    rule = RsiTrend(trend=50)
+    rule = FilledAtOnce(RsiTrend(trend=50))
     column, signals = rule.update(frame_of(close, {"rsi_14": rsi, "sma_50": trend}))
     assert bars(column, 1) == [1, 4, 7] and bars(column, -1) == [3, 5]
     assert [s.reason for s in signals[1:4]] == [
@@ -112,7 +113,7 @@ def test_bollinger_breakout_buys_above_the_upper_band_and_sells_below_the_middle
     # 4: 101 < 102: sell.  5: 104 == upper: no buy.  6: 104.5 > 104: buy.
     features = {"bb_up_20_2.5": up, "bb_mid_20_2.5": mid, "bb_low_20_2.5": [98.0] * 7,
                 "bb_pctb_20_2.5": [0.5] * 7, "bb_width_20_2.5": [0.1] * 7}
-    rule = BollingerBreakout(20, 2.5)
+    rule = FilledAtOnce(BollingerBreakout(20, 2.5))
     assert rule.required_features() == ("bb:20:2.5",)
     column, signals = rule.update(frame_of(close, features))
     assert bars(column, 1) == [2, 6] and bars(column, -1) == [4]
@@ -133,7 +134,7 @@ def test_bollinger_k_is_written_as_the_indicator_spells_it() -> None:
 def test_sr_breakout_on_real_rolling_highs_and_lows_of_the_previous_bars() -> None:
     close = [10.0, 11.0, 12.0, 11.0, 13.0, 12.0, 10.0, 9.0, 11.0, 14.0]
     frame = frame_of(close, spread=0.5)
-    rule = SrBreakout(period=3, exit_period=2)
+    rule = FilledAtOnce(SrBreakout(period=3, exit_period=2))
     frame = dataclasses.replace(frame, features=IndicatorSet(rule.required_features()).update(frame))
     assert np.array_equal(frame.feature("hh_3"), [NAN, NAN, 12.5, 12.5, 13.5, 13.5, 13.5, 12.5, 11.5, 14.5],
                           equal_nan=True)
@@ -148,7 +149,7 @@ def test_sr_breakout_on_real_rolling_highs_and_lows_of_the_previous_bars() -> No
 
 
 def test_sr_breakout_carries_the_previous_bar_between_frames() -> None:
-    rule = SrBreakout(period=3, exit_period=2)
+    rule = FilledAtOnce(SrBreakout(period=3, exit_period=2))
     first = frame_of([10.0, 11.0, 12.0], {"hh_3": [NAN, NAN, 12.5], "ll_2": [NAN, 9.5, 10.5]})
     assert rule.update(first)[1] == []
     column, (signal,) = rule.update(frame_of([13.0], {"hh_3": [13.5], "ll_2": [12.5]}))
@@ -164,7 +165,7 @@ def test_ma_model_acts_in_the_mas_direction_only_when_the_model_agrees() -> None
     prob = [0.9, 0.5, 0.65, 0.1, 0.45, 0.3, NAN, 0.9, 0.6]
     # 1: up but P 0.5 < 0.6.  2: P 0.65: buy.  3: P 0.1 but fast > slow: hold.
     # 4: down, P 0.45 > 0.4: hold.  5: P 0.3 <= 0.4: sell.  6: no prediction.  7: tie.  8: P 0.6: buy.
-    rule = MaModel(threshold=0.6)
+    rule = FilledAtOnce(MaModel(threshold=0.6))
     assert rule.needs_prediction()
     frame = frame_of([100.0] * 9, {"sma_10": [100.0 + d for d in diff], "sma_30": [100.0] * 9}, prediction=prob)
     column, signals = rule.update(frame)
@@ -176,7 +177,7 @@ def test_ma_model_acts_in_the_mas_direction_only_when_the_model_agrees() -> None
 
 def test_ma_model_without_predictions_never_trades() -> None:
     frame = frame_of([100.0] * 3, {"sma_10": [99.0, 101.0, 102.0], "sma_30": [100.0] * 3})
-    column, signals = MaModel().update(frame)
+    column, signals = FilledAtOnce(MaModel()).update(frame)
     assert signals == [] and not column.any()
 
 
@@ -211,9 +212,9 @@ def test_small_parameters_cover_every_strategy() -> None:
 def test_batch_and_bar_by_bar_give_the_same_signals(name: str, seed: int, cuts: list[int]) -> None:
     spec = make_spec(name, SMALL[name])
     frame = random_frame(seed, 120, spec.features)
-    whole = spec.build()
+    whole = FilledAtOnce(spec.build())
     whole_column, whole_signals = whole.update(frame)
-    parts = spec.build()
+    parts = FilledAtOnce(spec.build())
     columns, signals, start = [], [], 0
     for size in [*cuts, *([1] * len(frame))]:
         stop = min(start + size, len(frame))
@@ -231,7 +232,7 @@ def test_batch_and_bar_by_bar_give_the_same_signals(name: str, seed: int, cuts: 
 def test_defaults_trade_on_a_long_random_walk_and_every_input_is_explained(name: str) -> None:
     spec = make_spec(name)
     frame = random_frame(7, 3000, spec.features)
-    column, signals = spec.build().update(frame)
+    column, signals = FilledAtOnce(spec.build()).update(frame)
     assert len(signals) >= 4, name
     assert len(signals) == np.count_nonzero(column)
     for signal in signals:

@@ -14,6 +14,7 @@ from actors.feature.indicators import SMA
 from actors.strategy.sma_cross import SmaCross
 from messages.market import BarFrame, readonly
 from messages.trading import BUY, SELL
+from tests.helpers import FilledAtOnce
 
 H = 3_600_000_000_000
 NAN = math.nan
@@ -54,17 +55,18 @@ def test_hand_made_closes_buy_and_sell_at_the_crosses() -> None:
     # up at 5 (flat: buy), down at 8 (long: sell), up at 11 (flat: buy)
     assert np.array_equal(sma(2, close), sma2, equal_nan=True)
     assert np.array_equal(sma(4, close), sma4, equal_nan=True)
-    rule = SmaCross(2, 4)
+    rule = FilledAtOnce(SmaCross(2, 4))
     column, signals = rule.update(frame_with(sma2, sma4, close))
     assert indices(column, 1) == [5, 11]
     assert indices(column, -1) == [8]
     assert [(s.side, s.ts, s.price) for s in signals] == [(BUY, 6 * H, 6.0), (SELL, 9 * H, 3.0), (BUY, 12 * H, 8.0)]
     assert rule.long
-    assert not column.flags.writeable and column.dtype == np.int8
+    candidates = SmaCross(2, 4).decider(frame_with(sma2, sma4, close))  # shared between threads: immutable
+    assert candidates.buy == (5, 11) and candidates.sell == (8,)
 
 
 def test_signal_records_its_inputs_and_reason() -> None:
-    _, (signal,) = SmaCross(2, 4).update(diff_frame([-1.0, 2.0]))
+    _, (signal,) = FilledAtOnce(SmaCross(2, 4)).update(diff_frame([-1.0, 2.0]))
     assert (signal.strategy, signal.symbol, signal.timeframe) == ("sma_cross", "BTCUSD", "1h")
     assert signal.reason == "fast crossed above slow"
     name_values = dict(signal.inputs)
@@ -73,72 +75,72 @@ def test_signal_records_its_inputs_and_reason() -> None:
 
 
 def test_cross_down_while_flat_is_not_a_sell() -> None:
-    column, signals = SmaCross(2, 4).update(diff_frame([1.0, -1.0, -2.0, 1.0]))
+    column, signals = FilledAtOnce(SmaCross(2, 4)).update(diff_frame([1.0, -1.0, -2.0, 1.0]))
     assert indices(column, -1) == [] and indices(column, 1) == [3]
     assert [s.side for s in signals] == [BUY]
 
 
 def test_no_second_buy_while_long() -> None:
     # up at 1 (buy); tie at 2 and -1 at 3 are no cross down; up again at 4 while long; down at 5 (sell)
-    column, signals = SmaCross(2, 4).update(diff_frame([-1.0, 1.0, 0.0, -1.0, 1.0, -1.0]))
+    column, signals = FilledAtOnce(SmaCross(2, 4)).update(diff_frame([-1.0, 1.0, 0.0, -1.0, 1.0, -1.0]))
     assert indices(column, 1) == [1]
     assert indices(column, -1) == [5]
     assert [s.side for s in signals] == [BUY, SELL]
 
 
 def test_tie_on_the_previous_bar_means_no_cross() -> None:
-    column, signals = SmaCross(2, 4).update(diff_frame([-1.0, 0.0, 1.0, 2.0]))
+    column, signals = FilledAtOnce(SmaCross(2, 4)).update(diff_frame([-1.0, 0.0, 1.0, 2.0]))
     assert signals == [] and not column.any()
 
 
 def test_tie_on_the_current_bar_is_not_a_cross() -> None:
-    column, _ = SmaCross(2, 4).update(diff_frame([-1.0, 0.0]))
+    column, _ = FilledAtOnce(SmaCross(2, 4)).update(diff_frame([-1.0, 0.0]))
     assert not column.any()
 
 
 def test_tie_before_a_cross_down_means_no_sell() -> None:
-    column, _ = SmaCross(2, 4).update(diff_frame([-1.0, 1.0, 0.0, -1.0]))
+    column, _ = FilledAtOnce(SmaCross(2, 4)).update(diff_frame([-1.0, 1.0, 0.0, -1.0]))
     assert indices(column, 1) == [1] and indices(column, -1) == []
 
 
 def test_warm_up_nans_are_never_a_cross() -> None:
-    column, _ = SmaCross(2, 4).update(frame_with([NAN, 1.0, 2.0, 3.0], [NAN, NAN, NAN, 1.0]))
+    column, _ = FilledAtOnce(SmaCross(2, 4)).update(frame_with([NAN, 1.0, 2.0, 3.0], [NAN, NAN, NAN, 1.0]))
     assert not column.any()
 
 
 def test_buy_below_min_prob_is_blocked() -> None:
-    rule = SmaCross(2, 4, min_prob=0.55)
+    rule = FilledAtOnce(SmaCross(2, 4, min_prob=0.55))
     column, signals = rule.update(diff_frame([-1.0, 1.0, -1.0], prediction=[0.9, 0.54, 0.9]))
     assert signals == [] and not column.any() and not rule.long  # blocked buy: no later sell either
 
 
 def test_buy_at_or_above_min_prob_goes_through() -> None:
-    rule = SmaCross(2, 4, min_prob=0.55)
+    rule = FilledAtOnce(SmaCross(2, 4, min_prob=0.55))
     column, (signal,) = rule.update(diff_frame([-1.0, 1.0], prediction=[0.1, 0.55]))
     assert indices(column, 1) == [1]
     assert dict(signal.inputs)["prob_up"] == 0.55 and dict(signal.inputs)["min_prob"] == 0.55
 
 
 def test_missing_prediction_blocks_buys_when_min_prob_is_set() -> None:
-    assert SmaCross(2, 4, min_prob=0.5).update(diff_frame([-1.0, 1.0]))[1] == []
-    assert SmaCross(2, 4, min_prob=0.5).update(diff_frame([-1.0, 1.0], prediction=[NAN, NAN]))[1] == []
+    assert FilledAtOnce(SmaCross(2, 4, min_prob=0.5)).update(diff_frame([-1.0, 1.0]))[1] == []
+    assert FilledAtOnce(SmaCross(2, 4, min_prob=0.5)).update(diff_frame([-1.0, 1.0], prediction=[NAN, NAN]))[1] == []
 
 
 def test_min_prob_does_not_gate_sells() -> None:
-    rule = SmaCross(2, 4, min_prob=0.6)
+    rule = FilledAtOnce(SmaCross(2, 4, min_prob=0.6))
     _, signals = rule.update(diff_frame([-1.0, 1.0, -1.0], prediction=[0.5, 0.7, 0.01]))
     assert [s.side for s in signals] == [BUY, SELL]
 
 
 def test_cross_between_two_frames_is_detected() -> None:
-    rule = SmaCross(2, 4)
+    rule = FilledAtOnce(SmaCross(2, 4))
     assert rule.update(diff_frame([-2.0, -1.0]))[1] == []
     column, (signal,) = rule.update(diff_frame([1.0, 2.0], first=2))
     assert indices(column, 1) == [0] and signal.ts == 3 * H
 
 
 def test_empty_frame_keeps_the_previous_bar() -> None:
-    rule = SmaCross(2, 4)
+    rule = FilledAtOnce(SmaCross(2, 4))
     rule.update(diff_frame([-1.0]))
     column, signals = rule.update(diff_frame([]))
     assert len(column) == 0 and signals == []
@@ -158,9 +160,9 @@ _DIFFS = st.lists(st.sampled_from([-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, NAN]), 
 def test_batch_and_incremental_give_the_same_signals(diff: list[float], cuts: list[int], min_prob: float,
                                                       seed: int) -> None:
     prediction = np.random.default_rng(seed).uniform(0.0, 1.0, len(diff)).tolist()
-    whole = SmaCross(2, 4, min_prob)
+    whole = FilledAtOnce(SmaCross(2, 4, min_prob))
     whole_column, whole_signals = whole.update(diff_frame(diff, prediction))
-    parts = SmaCross(2, 4, min_prob)
+    parts = FilledAtOnce(SmaCross(2, 4, min_prob))
     frame = diff_frame(diff, prediction)
     columns, signals, start = [], [], 0
     for size in [*cuts, len(diff)]:
@@ -182,7 +184,7 @@ def test_update_equals_the_rule_applied_bar_by_bar(diff: list[float], min_prob: 
                                                    with_prediction: bool, seed: int) -> None:
     rng = np.random.default_rng(seed)
     prediction = rng.uniform(0.0, 1.0, len(diff)).tolist() if with_prediction else None
-    rule = SmaCross(2, 4, min_prob)
+    rule = FilledAtOnce(SmaCross(2, 4, min_prob))
     rule.long = long
     column, signals = rule.update(diff_frame(diff, prediction))
     expected, previous = [], NAN  # the rule as written in the module docstring, one bar at a time
@@ -213,7 +215,7 @@ def test_signals_on_a_random_walk_alternate_and_match_a_vectorised_reference(fas
     f, s = sma(fast, close), sma(slow, close)
     frame = dataclasses.replace(frame_with(f.tolist(), s.tolist(), close.tolist()),
                                 features=((f"sma_{fast}", readonly(f)), (f"sma_{slow}", readonly(s))))
-    column, signals = SmaCross(fast, slow).update(frame)
+    column, signals = FilledAtOnce(SmaCross(fast, slow)).update(frame)
     d = f - s
     up = np.flatnonzero((d[1:] > 0) & (d[:-1] < 0)) + 1
     down = np.flatnonzero((d[1:] < 0) & (d[:-1] > 0)) + 1

@@ -135,7 +135,9 @@ def test_a_12s_lock_mid_run_delays_writes_loses_none_and_a_restart_rebuilds_the_
         sub.close()
     assert live.returncode == 0, err
     assert counters["hangs"] == 0 and counters["dead_letters"] == 0  # the store waited; it was never taken for hung
-    assert [e["change"] for e in events] == ["blocked", "unblocked"]
+    # a loaded machine may also show the store late for a moment ("state" events); never restarted
+    assert [e["change"] for e in events if e["change"] != "state"] == ["blocked", "unblocked"]
+    assert all(e["restarts"] == 0 for e in events if e["change"] == "state"), events
     conn = sqlite3.connect(db)
     try:
         stored_orders = conn.execute("SELECT COUNT(*) FROM orders WHERE run='live'").fetchone()[0]

