@@ -1,4 +1,4 @@
-"""Command line: live | backtest | ingest | download | data | ctl | feed-sim | keys.
+"""Command line: live | backtest | optimize | ingest | download | data | ctl | feed-sim | keys.
 
 Thin: parse the arguments, load the settings, build and run the tree. User mistakes are
 one line on stderr and a non-zero exit, never a traceback.
@@ -209,6 +209,57 @@ def _data_commands(commands: Any) -> None:
         _common(action)
 
 
+def _replay_options(parser: argparse.ArgumentParser) -> None:
+    """The bars to replay (backtest, optimize): the range, the symbols, and where from."""
+    parser.add_argument("--from", dest="start", required=True, metavar="DATE", help="first day, e.g. 2024-01-01")
+    parser.add_argument("--to", dest="end", metavar="DATE", help="last day (inclusive)")
+    parser.add_argument("--symbols", type=_symbols, help="symbols to replay (default: all in the data)")
+    parser.add_argument("--data", metavar="FILE", help="bars from a .csv, .csv.gz or .parquet file (cleaned as "
+                        "ingest cleans it; see --ts-label and --tz)")
+    _file_time_options(parser)
+    parser.add_argument("--db", metavar="PATH", help="sqlite database (default trading.db)")
+    parser.add_argument("--timeframe", type=_timeframe, help="timeframe to replay from the database "
+                        "(default: each symbol's finest)")
+
+
+def _grid(text: str) -> str:
+    from supervisors.grid import parse_axis
+    return _valid(parse_axis, text)
+
+
+def _one_or_more(text: str) -> int:
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return value
+
+
+def _optimize_parser(commands: Any) -> None:
+    optimize = commands.add_parser(
+        "optimize", help="backtest a strategy over a grid of parameters, on many cores",
+        description="Backtest every point of a parameter grid in worker processes (or on a Dask cluster), rank "
+        "the points by a metric, write results.csv (and heatmap.png for two parameters).")
+    _replay_options(optimize)
+    optimize.add_argument("--strategy", metavar="NAME", help="the strategy to optimise: a built-in one (default "
+                          "sma_cross), or your own as FILE.py:ClassName or package.module:ClassName")
+    optimize.add_argument("--param", action="append", type=_param, metavar="KEY=VALUE",
+                          help="a fixed strategy parameter, repeatable")
+    optimize.add_argument("--grid", action="append", type=_grid, required=True, metavar="KEY=SPEC",
+                          help="a parameter's values, repeatable: KEY=START:STOP:STEP (stop included) or KEY=A,B,C")
+    optimize.add_argument("--metric", default="sharpe", help="what to rank by (default sharpe): sharpe, sortino, "
+                          "return, cagr, max_drawdown, drawdown_days, trades, win_rate, profit_factor, avg_trade, "
+                          "avg_trade_pct, final_equity")
+    optimize.add_argument("--walk-forward", type=_one_or_more, metavar="K", help="fit on K rolling in-sample windows, "
+                          "each tested on the window after it")
+    where = optimize.add_mutually_exclusive_group()
+    where.add_argument("--jobs", type=_one_or_more, metavar="N", help="worker processes (default: every core)")
+    where.add_argument("--cluster", type=_endpoint, metavar="tcp://HOST:PORT", help="run on this Dask scheduler")
+    optimize.add_argument("--out", metavar="DIR", default="optimize", help="where results.csv and heatmap.png go "
+                          "(default optimize/)")
+    optimize.add_argument("--top", type=_one_or_more, default=10, metavar="N", help="best points shown (default 10)")
+    _common(optimize)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
     parser = _Parser(prog="run.py", description="Actor-model trading engine: live, backtest, control.")
@@ -249,19 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     backtest = commands.add_parser("backtest", help="replay history through the same actors",
                                    description="Replay bars from --data, else the database, else the bundled sample.")
-    backtest.add_argument("--from", dest="start", required=True, metavar="DATE", help="first day, e.g. 2024-01-01")
-    backtest.add_argument("--to", dest="end", metavar="DATE", help="last day (inclusive)")
-    backtest.add_argument("--symbols", type=_symbols, help="symbols to replay (default: all in the data)")
-    backtest.add_argument("--data", metavar="FILE", help="bars from a .csv, .csv.gz or .parquet file (cleaned as "
-                          "ingest cleans it; see --ts-label and --tz)")
-    _file_time_options(backtest)
-    backtest.add_argument("--db", metavar="PATH", help="sqlite database (default trading.db)")
-    backtest.add_argument("--timeframe", type=_timeframe, help="timeframe to replay from the database "
-                          "(default: each symbol's finest)")
+    _replay_options(backtest)
     backtest.add_argument("--json", action="store_true", help="print the report as JSON")
     backtest.add_argument("--out", metavar="DIR", help="write trades.csv, equity.csv, report.png and report.html")
     _strategy_options(backtest)
     _common(backtest)
+
+    _optimize_parser(commands)
 
     ingest = commands.add_parser("ingest", help="import historical bars into the database",
                                  description="Clean a bar file (known vendor artifacts dropped or repaired, each "
@@ -431,25 +476,37 @@ def _out_problem(path: str) -> str:
     return ""
 
 
-def cmd_backtest(args: argparse.Namespace) -> int:
-    """Run a backtest and print its report."""
+def _replay_input(args: argparse.Namespace, settings: Any) -> tuple[Any, str] | str:
+    """Check ``--out`` and the database, then read the bars that ``--from``, ``--to``, ``--data`` (with
+    ``--ts-label`` and ``--tz``), ``--symbols`` and ``--timeframe`` pick: (bars, where from), or the
+    usage mistake in one line."""
     from actors.store.history import parse_date
-    from actors.strategy.registry import strategy_plan
-    from supervisors.modes import load_backtest_bars, run_backtest
+    from supervisors.modes import load_backtest_bars
 
-    settings = _settings(args, {"store.db": args.db, **_strategy_overrides(args)})
     problem = _out_problem(args.out) if args.out else ""
     if problem:
-        return _fail(f"--out {args.out}: {problem}", EXIT_USAGE)
+        return f"--out {args.out}: {problem}"
     if not args.data and (args.tz or args.ts_label != "close"):
-        return _fail("--ts-label and --tz say how to read a --data FILE; give one, or leave them out", EXIT_USAGE)
+        return "--ts-label and --tz say how to read a --data FILE; give one, or leave them out"
     _check_database(settings)
     start = parse_date(args.start, "--from")
     end = parse_date(args.end, "--to", end_of_day=True) if args.end else None
     if end is not None and end <= start:
-        return _fail(f"--to {args.end} is before --from {args.start}", EXIT_USAGE)
-    bars, source = load_backtest_bars(args.data, settings.store.db, start, end, args.symbols, args.timeframe,
-                                      args.ts_label, args.tz)
+        return f"--to {args.end} is before --from {args.start}"
+    return load_backtest_bars(args.data, settings.store.db, start, end, args.symbols, args.timeframe,
+                              args.ts_label, args.tz)
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    """Run a backtest and print its report."""
+    from actors.strategy.registry import strategy_plan
+    from supervisors.modes import run_backtest
+
+    settings = _settings(args, {"store.db": args.db, **_strategy_overrides(args)})
+    loaded = _replay_input(args, settings)
+    if isinstance(loaded, str):
+        return _fail(loaded, EXIT_USAGE)
+    bars, source = loaded
     from loguru import logger
     logger.info("replaying {:,} bars of {} from {}", len(bars), ",".join(bars["symbol"].unique()), source)
     logger.info("strategy: {}", strategy_plan(settings.strategy).describe())
@@ -476,6 +533,58 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if c["dead_letters"] or lost:
         return _fail(f"backtest incomplete: {c['dead_letters']:,} messages dead-lettered ({c['bars_dead_lettered']:,} "
                      f"bars), {lost:,} bars lost; the figures above miss them (see the log)")
+    return EXIT_OK
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    """Backtest every point of the grid, print the best, write the results."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from loguru import logger
+
+    from actors.store.history import iso_utc
+    from actors.strategy.registry import strategy_plan
+    from supervisors.grid import GridError, check_axes, metric_named, parse_axis
+    from supervisors.optimize import optimize, plan_grid
+    from supervisors.optimize_output import report_lines, write_results
+
+    settings = _settings(args, {"store.db": args.db, "strategy.name": args.strategy, "strategy.file": "",
+                                "strategy.params": tuple(args.param or ()) if args.param or args.strategy else None})
+    spec = strategy_plan(settings.strategy).default
+    fixed = {text.partition("=")[0].strip() for text in settings.strategy.params}
+    try:
+        metric = metric_named(args.metric)
+        axes = check_axes([parse_axis(text) for text in args.grid], dict(spec.params), spec.name)
+        both = [axis.key for axis in axes if axis.key in fixed]
+        if both:
+            raise GridError(f"parameter {both[0]!r} is both fixed (--param, or strategy.params in the settings) and "
+                            "varied by --grid; give it one")
+        plan = plan_grid(settings, axes)
+    except GridError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    loaded = _replay_input(args, settings)
+    if isinstance(loaded, str):
+        return _fail(loaded, EXIT_USAGE)
+    bars, source = loaded
+    symbols = ",".join(bars["symbol"].unique())
+    logger.info("optimising {} on {:,} bars of {} from {}", spec.name, len(bars), symbols, source)
+    try:
+        search = optimize(settings, bars, plan, metric, jobs=args.jobs, cluster=args.cluster,
+                          walk_forward=args.walk_forward or 0,
+                          on_start=lambda where: logger.info("backtests run on {}", where))
+    except GridError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except BrokenProcessPool as exc:
+        return _fail(f"a worker process died: {exc}")
+    print(f"optimize {spec.name} on {symbols} {iso_utc(int(bars['ts'].min()))} .. {iso_utc(int(bars['ts'].max()))}  "
+          f"(source: {source})")
+    for line in report_lines(search, args.top):
+        print(line)
+    written = write_results(args.out, search, f"{spec.name} on {symbols}")
+    print(f"written: {', '.join(str(p) for p in written)}")
+    if search.failed:
+        return _fail(f"{len(search.failed):,} backtests failed; the ranking misses them (see the error column of "
+                     f"{written[0]})")
     return EXIT_OK
 
 
@@ -715,7 +824,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(getattr(args, "log_level", "WARNING") if args.command not in ("ctl", "keys") else "WARNING")
     handlers = {"live": cmd_live, "backtest": cmd_backtest, "ingest": cmd_ingest, "ctl": cmd_ctl,
                 "download": cmd_download, "data": cmd_data,
-                "feed-sim": cmd_feed_sim, "keys": cmd_keys}
+                "feed-sim": cmd_feed_sim, "keys": cmd_keys, "optimize": cmd_optimize}
     try:
         return handlers[args.command](args)
     except TradingError as exc:  # settings, data, storage, ...: each message is one line for the user

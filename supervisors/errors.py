@@ -10,6 +10,7 @@ TradingError
 ├── SettingsError     a settings file, variable or flag is wrong (names the key)
 ├── StrategyError     a strategy name, parameter or strategies file is wrong (``key``: the setting)
 ├── StrategyFault     a strategy's own code raised while deciding (names its file and line)
+├── GridError         an optimisation's grid, metric or walk-forward split is wrong
 ├── PluginError       a model plug-in cannot be loaded or answered nonsense
 ├── DataError         a data file or date range is unusable (names the rows)
 ├── StorageError      the database cannot keep the records, or cannot be used at all
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BacktestFailed", "DataError", "InjectedCrash", "PluginError", "SettingsError", "StartupError",
+__all__ = ["BacktestFailed", "DataError", "GridError", "InjectedCrash", "PluginError", "SettingsError", "StartupError",
            "StorageError", "StrategyError", "StrategyFault", "TradingError"]
 
 
@@ -44,6 +45,10 @@ class StrategyError(TradingError, ValueError):
     def __init__(self, message: str, key: str = "strategy.name") -> None:
         super().__init__(message)
         self.key = key
+
+
+class GridError(TradingError, ValueError):
+    """An optimisation's ``--grid``, ``--metric`` or ``--walk-forward`` is wrong; the message says what is valid."""
 
 
 class PluginError(TradingError, ValueError):
