@@ -75,6 +75,7 @@ class BinanceDouble:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
         self.port = 0
 
     # -- life ---------------------------------------------------------------------------------------
@@ -109,17 +110,25 @@ class BinanceDouble:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    async def _serve(self) -> None:
+    def _application(self) -> web.Application:
+        """The app with the public market-data routes; a richer double adds its own (calling this first)."""
         app = web.Application()
         app.router.add_get("/api/v3/time", self._time)
         app.router.add_get("/api/v3/exchangeInfo", self._exchange_info)
         app.router.add_get("/api/v3/klines", self._klines)
         app.router.add_get("/fapi/v1/exchangeInfo", self._no_futures)
         app.router.add_get("/dapi/v1/exchangeInfo", self._no_futures)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        return app
+
+    async def _serve(self) -> None:
+        self._runner = web.AppRunner(self._application(), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
+        await self._listen(0)
+
+    async def _listen(self, port: int) -> None:
+        assert self._runner is not None
+        self._site = web.TCPSite(self._runner, "127.0.0.1", port, reuse_address=True)
+        await self._site.start()
         self.port = self._runner.addresses[0][1]
 
     # -- the clock, the bars, faults and the log ----------------------------------------------------

@@ -59,25 +59,15 @@ class TickerBinance(BinanceDouble):
 
     # -- life: the routes, going away and coming back -----------------------------------------------
 
-    async def _serve(self) -> None:
-        app = web.Application(middlewares=[self._gone])
-        for path, handler in (("/api/v3/time", self._time), ("/api/v3/exchangeInfo", self._exchange_info),
-                              ("/api/v3/klines", self._klines), ("/fapi/v1/exchangeInfo", self._no_futures),
-                              ("/dapi/v1/exchangeInfo", self._no_futures), ("/api/v3/ticker/24hr", self._ticker_24hr),
-                              ("/api/v3/ticker/bookTicker", self._book_ticker),
+    def _application(self) -> web.Application:
+        app = super()._application()
+        app.middlewares.append(self._gone)
+        for path, handler in (("/api/v3/ticker/24hr", self._ticker_24hr), ("/api/v3/ticker/bookTicker", self._book_ticker),
                               ("/api/v3/ticker/price", self._price)):
             app.router.add_get(path, handler)
         if self.websocket:
             app.router.add_get("/ws/{stream}", self._stream)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await self._listen(0)
-
-    async def _listen(self, port: int) -> None:
-        assert self._runner is not None
-        self._site = web.TCPSite(self._runner, "127.0.0.1", port, reuse_address=True)
-        await self._site.start()
-        self.port = self._runner.addresses[0][1]
+        return app
 
     @web.middleware
     async def _gone(self, request: web.Request, handler: _Handler) -> web.StreamResponse:

@@ -96,13 +96,8 @@ class TradingBinance(BinanceDouble):
 
     # -- the app: the base double's routes plus the trading ones ----------------------------------
 
-    async def _serve(self) -> None:
-        app = web.Application()
-        app.router.add_get("/api/v3/time", self._time)
-        app.router.add_get("/api/v3/exchangeInfo", self._exchange_info)
-        app.router.add_get("/api/v3/klines", self._klines)
-        app.router.add_get("/fapi/v1/exchangeInfo", self._no_futures)
-        app.router.add_get("/dapi/v1/exchangeInfo", self._no_futures)
+    def _application(self) -> web.Application:
+        app = super()._application()
         app.router.add_get("/api/v3/ticker/price", self._ticker_price)
         app.router.add_get("/api/v3/ticker/24hr", self._ticker_24hr)
         app.router.add_get("/api/v3/account", self._signed(self._account))
@@ -112,11 +107,7 @@ class TradingBinance(BinanceDouble):
         app.router.add_get("/api/v3/openOrders", self._signed(self._open_orders))
         app.router.add_get("/api/v3/allOrders", self._signed(self._all_orders))
         app.router.add_get("/api/v3/myTrades", self._signed(self._my_trades))
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        return app
 
     # -- what tests do ------------------------------------------------------------------------------
 

@@ -17,21 +17,15 @@ from typing import Any
 import pytest
 
 from tests.conftest import free_endpoint
+from tests.browser import open_page, sync_api
 from tests.helpers import ROOT, ctl, wait_for_control
 
 pytestmark = pytest.mark.timeout(120)
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 TOKEN = "browser-token-0123456789abcdef"
 ACTORS = ("store", "executor", "control", "web", "feature", "model", "strategy", "buffer", "feed")
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: "
-                               "pip install -r requirements-dev.txt")
-if not CHROMIUM.exists():
-    pytest.skip(f"the browser tests need Debian's chromium at {CHROMIUM} (apt-get install -y chromium, as .ci/run "
-                "does); it is not installed here", allow_module_level=True)
+sync_api()  # skips this module, saying why, without chromium or Playwright
 
 ALL_RUNNING = """(names) => {
     const rows = [...document.querySelectorAll("tr[data-actor]")];
@@ -64,12 +58,8 @@ def live_run(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 @pytest.fixture
 def page() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser.new_page(viewport={"width": 1400, "height": 1000})
-        finally:
-            browser.close()
+    with open_page() as opened:
+        yield opened
 
 
 def test_the_dashboard_shows_every_actor_running_and_counters_moving_while_ticks_flow(live_run: dict[str, Any],

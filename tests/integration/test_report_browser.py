@@ -12,19 +12,13 @@ from typing import Any
 
 import pytest
 
+from tests.browser import open_page, sync_api
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.timeout(120)
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: "
-                               "pip install -r requirements-dev.txt")
-if not CHROMIUM.exists():
-    pytest.skip(f"the browser tests need Debian's chromium at {CHROMIUM} (apt-get install -y chromium, as .ci/run "
-                "does); it is not installed here", allow_module_level=True)
+sync_api()  # skips this module, saying why, without chromium or Playwright
 
 AXIS_RANGES = """() => {
     const layout = document.getElementById("report-chart")._fullLayout;
@@ -43,12 +37,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def page() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser.new_page(viewport={"width": 1400, "height": 1000})
-        finally:
-            browser.close()
+    with open_page() as opened:
+        yield opened
 
 
 def test_the_report_draws_offline_and_one_drag_zooms_every_panel(report: Path, page: Any) -> None:
