@@ -449,6 +449,11 @@ class PaperBroker:
         orders.append(order)
         if why is None and self.blocked:
             why = self.blocked.get(signal.symbol)
+        if why is None and self.config.external and not held and (
+                signal.stop_loss == signal.stop_loss or signal.take_profit == signal.take_profit
+                or signal.trail == signal.trail):  # never an entry left unprotected without a word
+            why = ("protective orders (stop_loss, take_profit, trail) are not placed on a venue yet: "
+                   "paper and backtests only")
         if why is None:
             why = self.risk.check(order, held, signal.price, sum(1 for p in self.pending.values() if not p.group))
         if why is not None:

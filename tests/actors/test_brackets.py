@@ -529,3 +529,13 @@ def test_a_short_strategy_fills_as_worked_by_hand() -> None:
     b, result = run_strategy(ShortTheTop(), rows, allow_short=True)
     assert [(f.client_id, f.price) for f in result.fills][1] == (f"{entry}:sl", 105.0)
     assert b.trades[0].pnl == -100.0 and b.cash == 9_900.0
+
+
+def test_an_entry_with_protective_orders_is_refused_on_a_venue_not_left_unprotected() -> None:
+    b = broker(external=True)
+    result = b.process((bars(FLAT, {0: signal(FLAT, 0, BUY, stop_loss=99.0, take_profit=110.0)}),))
+    assert [(o.status, o.reason) for o in result.orders] == [
+        ("submitted", ""),
+        ("rejected", "protective orders (stop_loss, take_profit, trail) are not placed on a venue yet: paper and "
+                     "backtests only")]
+    assert b.pending == {} and b.brackets == {}
