@@ -10,6 +10,7 @@ from tqdm import tqdm
 from actors.store.cleaning import CleaningReport
 from actors.store.history import iso_utc as _iso
 from actors.store.history import read_bar_file
+from actors.store.catalog import record_source
 from actors.store.writer import Database
 from messages.market import BarFrame
 from supervisors.errors import DataError
@@ -60,6 +61,8 @@ def ingest_file(path: str | Path, db_path: str | Path, symbol: str, timeframe: s
                     k: chunk[k].to_numpy() for k in ("ts", "open", "high", "low", "close", "volume")})])
                 db.commit()
                 bar.update(len(chunk))
+        record_source(db, symbol, timeframe, f"file {Path(path).name}")  # what `data list` shows as its source
+        db.commit()
         db.refresh_bar_copy([symbol], timeframe)
         after = db.bar_summary(symbol, timeframe)[0]
     finally:

@@ -214,7 +214,7 @@ def test_data_list_shows_every_series_with_its_gaps_and_source(tmp_path: Path) -
     assert set(series) == {"BTC/USDT", "ETH/USDT", "GOOG"}
     steps = pd.Series(goog.index).diff().dt.days.dropna()
     assert series["GOOG"] | {"rows": 2148, "gaps": int((steps > 1).sum()), "missing": int((steps - 1).sum()),
-                             "source": None} == series["GOOG"]
+                             "source": "file goog.csv"} == series["GOOG"]
     for symbol in ("BTC/USDT", "ETH/USDT"):
         assert series[symbol] | {"rows": 593, "gaps": 1, "missing": 7, "source": "binance",
                                  "first": "2024-01-01T00:01:00Z", "last": "2024-01-01T10:00:00Z"} == series[symbol]
@@ -222,7 +222,7 @@ def test_data_list_shows_every_series_with_its_gaps_and_source(tmp_path: Path) -
     assert table[0].split() == ["symbol", "timeframe", "first", "last", "rows", "gaps", "missing", "source"]
     assert table[1].split() == ["BTC/USDT", "1m", "2024-01-01T00:01:00Z", "2024-01-01T10:00:00Z", "593", "1", "7",
                                 "binance"]
-    assert table[3].split()[0] == "GOOG" and table[3].split()[-1] == "-"
+    assert table[3].split()[0] == "GOOG" and table[3].endswith("file goog.csv")  # ingested: the file it came from
     assert len({line.index("rows") if i == 0 else None for i, line in enumerate(table)} - {None}) == 1
     gaps = run_cli("data", "gaps", "ETH/USDT", "--db", str(db))
     assert gaps.returncode == 0, gaps.stderr
