@@ -176,7 +176,7 @@ class ExecutorActor(SupervisedActor):
         if result.mark:
             self._confirm(result.mark)
         if self.venue:
-            self._route(result.orders if result.alerts else ())
+            self._route(result.orders)  # new orders, and routed ones cancelled (an exit, the kill switch)
         for fault in result.faults:
             self._strategy_fault(fault)
         publish_all(self.ctx, "signal", result.signals)
@@ -215,7 +215,7 @@ class ExecutorActor(SupervisedActor):
         """Take in what the venue did (actor thread)."""
         broker = self.broker
         if isinstance(message, VenueFill):
-            external.take_fill(broker, message)
+            made = external.take_fill(broker, message)
             self.touched.add(message.fill.symbol)
             self.ctx.counters.add(fills=1)
             self._dirty = True  # the order's executions are stored as one fill once it is filled
@@ -223,6 +223,12 @@ class ExecutorActor(SupervisedActor):
                                        fills=(message.total,) if message.order.status == "filled" else ()))
             publish_all(self.ctx, "order", (message.order,))
             publish_all(self.ctx, "fill", (message.fill,))
+            if made:  # a bracket opened (after its entry filled) or closed (one of it filled)
+                wait_for = broker.ahead.end_batch(broker.pending)
+                self._record(tuple(made))
+                if wait_for:
+                    self._confirm(wait_for)
+                self._route(made)
         elif isinstance(message, VenueOrderUpdate):
             external.take_state(broker, message)
             self._record((message.order,))

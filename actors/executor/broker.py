@@ -449,11 +449,9 @@ class PaperBroker:
         orders.append(order)
         if why is None and self.blocked:
             why = self.blocked.get(signal.symbol)
-        if why is None and self.config.external and not held and (
-                signal.stop_loss == signal.stop_loss or signal.take_profit == signal.take_profit
-                or signal.trail == signal.trail):  # never an entry left unprotected without a word
-            why = ("protective orders (stop_loss, take_profit, trail) are not placed on a venue yet: "
-                   "paper and backtests only")
+        if why is None and self.config.external and not held and signal.trail == signal.trail:
+            why = ("a trailing stop is not placed on a venue yet (paper and backtests only); "
+                   "stop_loss and take_profit are")
         if why is None:
             why = self.risk.check(order, held, signal.price, sum(1 for p in self.pending.values() if not p.group))
         if why is not None:
@@ -543,6 +541,21 @@ class PaperBroker:
         else:
             self._open_bracket(self.brackets.pop(order.client_id, ()), fill, result)
         return fill
+
+    def venue_fill_done(self, order: Order, total: Fill) -> list[Order]:
+        """A venue filled ``order`` in full (``total``: all its executions): open the bracket of an
+        entry, or cancel the other orders of the bracket a protective order belonged to (one
+        cancels the others). Return the order states this made (to store, publish and route)."""
+        result = BatchResult([], [], [], np.empty(0, dtype=np.int64), np.empty(0))
+        group = next((p.group for k, p in self.pending.items() if k == order.client_id and p.group), "")
+        if group:
+            for key in [k for k, p in self.pending.items() if p.group == group and k != order.client_id]:
+                self._cancel(self.pending.pop(key), f"{order.client_id} filled (one cancels the others)", result)
+        bracket = self.brackets.pop(order.client_id, ())
+        if bracket:
+            self._open_bracket(bracket, total, result)
+        self.orders.extend(result.orders)
+        return result.orders
 
     def _open_bracket(self, bracket: tuple[Order, ...], fill: Fill, result: BatchResult) -> None:
         """Accept the protective orders of the entry ``fill``, for its quantity; a trailing stop starts

@@ -60,13 +60,16 @@ def cancel(broker: PaperBroker, client_id: str, reason: str) -> Order:
     return order
 
 
-def take_fill(broker: PaperBroker, message: VenueFill) -> None:
+def take_fill(broker: PaperBroker, message: VenueFill) -> list[Order]:
     """Book a venue's execution (unless the balances the account was set from hold it) and the order's
-    new state."""
+    new state. An order filled in full opens its bracket (an entry) or cancels the rest of its bracket
+    (a stop-loss or take-profit): return those order states."""
     if not message.in_balance:
         broker.portfolio.apply(message.fill)
     broker.fills.append(message.fill)
+    made = broker.venue_fill_done(message.order, message.total) if message.order.status == "filled" else []
     take_state(broker, VenueOrderUpdate(message.order, message.order.strategy == "outside"))
+    return made
 
 
 def take_state(broker: PaperBroker, message: VenueOrderUpdate) -> None:

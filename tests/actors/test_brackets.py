@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 
 from actors.executor.broker import BrokerConfig, PaperBroker
+from actors.executor.external import take_fill
 from actors.executor.risk import RiskLimits
 from actors.store.reader import StoreReader
 from actors.store.writer import Database
 from actors.strategy.api import Bar, Strategy
 from messages.market import BarFrame, Tick
-from messages.trading import BUY, SELL, Signal
+from messages.trading import BUY, SELL, Fill, Signal
+from messages.venue import VenueFill
 from tests.helpers import Scripted
 
 H = 3_600_000_000_000
@@ -531,11 +533,33 @@ def test_a_short_strategy_fills_as_worked_by_hand() -> None:
     assert b.trades[0].pnl == -100.0 and b.cash == 9_900.0
 
 
-def test_an_entry_with_protective_orders_is_refused_on_a_venue_not_left_unprotected() -> None:
+def test_on_a_venue_a_bracket_opens_when_the_venue_fills_the_entry_and_one_fill_cancels_the_other() -> None:
+    # the venue fills (the broker never does): the entry's fill comes in, its stop-loss and take-profit
+    # become open orders for the filled quantity; the take-profit's fill cancels the stop-loss
     b = broker(external=True)
-    result = b.process((bars(FLAT, {0: signal(FLAT, 0, BUY, stop_loss=99.0, take_profit=110.0)}),))
+    b.process((bars(FLAT, {0: signal(FLAT, 0, BUY, sizing="qty", size=10.0, stop_loss=99.0, take_profit=110.0)}),))
+    (entry,) = [p.order for p in b.pending.values()]
+    assert len(b.fills) == 0 and entry.qty == 10.0 and len(b.brackets[entry.client_id]) == 2  # nothing filled on paper
+    filled = entry._replace(status="filled")
+    fill = Fill(entry.client_id, "BTCUSD", BUY, 10.0, 100.5, 0.1, entry.ts + 1)
+    opened = take_fill(b, VenueFill(fill, filled, fill))
+    assert [(o.client_id.rsplit(":", 1)[-1], o.kind, o.status, o.qty, o.stop_price, o.limit_price)
+            for o in opened] == [("sl", "stop", "accepted", 10.0, 99.0, pytest.approx(math.nan, nan_ok=True)),
+                                 ("tp", "limit", "accepted", 10.0, pytest.approx(math.nan, nan_ok=True), 110.0)]
+    assert b.positions["BTCUSD"].qty == 10.0 and set(b.pending) == {o.client_id for o in opened}
+    tp = next(o for o in opened if o.kind == "limit")
+    exit_fill = Fill(tp.client_id, "BTCUSD", SELL, 10.0, 110.0, 0.1, entry.ts + 2)
+    closed = take_fill(b, VenueFill(exit_fill, tp._replace(status="filled"), exit_fill))
+    assert [(o.client_id.rsplit(":", 1)[-1], o.status, o.reason) for o in closed] == [
+        ("sl", "cancelled", f"{tp.client_id} filled (one cancels the others)")]
+    assert b.pending == {} and "BTCUSD" not in b.positions
+
+
+def test_a_trailing_stop_is_refused_on_a_venue_not_left_unprotected() -> None:
+    b = broker(external=True)
+    result = b.process((bars(FLAT, {0: signal(FLAT, 0, BUY, trail=0.05)}),))
     assert [(o.status, o.reason) for o in result.orders] == [
         ("submitted", ""),
-        ("rejected", "protective orders (stop_loss, take_profit, trail) are not placed on a venue yet: paper and "
-                     "backtests only")]
+        ("rejected", "a trailing stop is not placed on a venue yet (paper and backtests only); stop_loss and "
+                     "take_profit are")]
     assert b.pending == {} and b.brackets == {}

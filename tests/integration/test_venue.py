@@ -42,6 +42,17 @@ class BuyOnce(Strategy):
         return "buy" if not position and self.seen >= self.after else None
 
 
+class BracketOnce(Strategy):
+    """Buy one unit once, with a stop-loss at 95 and a take-profit at 110."""
+
+    def next(self, bar, ind, position):
+        self.done = getattr(self, "done", False)
+        if position or self.done:
+            return None
+        self.done = True
+        return self.buy(qty=1.0, stop_loss=95.0, take_profit=110.0)
+
+
 class Never(Strategy):
     """Decide nothing (orders come from the control socket)."""
 
@@ -267,3 +278,25 @@ def test_submit_cancel_and_flatten_work_on_paper_through_the_risk_checks(tmp_pat
         if process.poll() is None:
             ctl(control, "shutdown")
             process.wait(timeout=30)
+
+
+def test_a_bracket_rests_its_take_profit_on_the_venue_and_its_fill_cancels_the_stop_loss(
+        tmp_path: Path, venue: TradingBinance) -> None:
+    live = Live(tmp_path, venue, "BracketOnce").start()
+    try:
+        wait_until(lambda: live.held() == pytest.approx(1.0), 40, "the entry filled at the venue")
+        # the take-profit rests on the venue as a limit sell; the stop-loss is watched here (emulated)
+        resting = wait_until(lambda: [o for o in venue.book.values() if o.status == "NEW"], 20, "the take-profit")
+        assert [(o.side, o.qty, o.price) for o in resting] == [("SELL", 1.0, 110.0)]
+        assert venue.posts() == 2
+        venue.set_price("BTC/USDT", 111.0)  # the limit fills at the venue
+        wait_until(lambda: live.held() == 0.0, 20, "the take-profit's fill in the position")
+        wait_until(lambda: {o["client_id"].rsplit(":", 1)[-1]: o for o in ctl(live.control, "orders")["orders"]}
+                   ["sl"]["status"] == "cancelled", 20, "the stop-loss cancelled")
+        orders = {o["client_id"].rsplit(":", 1)[-1]: o for o in ctl(live.control, "orders")["orders"]}
+        assert orders["tp"]["status"] == "filled"
+        assert orders["sl"]["reason"] == f"{orders['tp']['client_id']} filled (one cancels the others)"
+        _reconciled_twice(venue)
+        assert venue.posts() == 2 and venue.balance("BTC") == pytest.approx(0.0)  # the stop was never sent
+    finally:
+        live.stop()
