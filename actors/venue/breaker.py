@@ -10,7 +10,9 @@ __all__ = ["CircuitBreaker"]
 @dataclass(slots=True)
 class CircuitBreaker:
     """Counts consecutive failures; ``open`` past ``threshold`` of them, until the next success.
-    ``changed`` is set by the call that opened or closed it (the caller publishes that once)."""
+    ``changed`` is set when it opens or closes and stays set until the caller, having published the
+    change, clears it (requests after the one that closed it do not hide the change); it clears itself
+    when the breaker opens and closes again before that (nothing to publish)."""
 
     threshold: int = 5
     failures: int = 0
@@ -22,10 +24,11 @@ class CircuitBreaker:
         """Record a failed request."""
         self.failures += 1
         self.last_error = error
-        self.changed = not self.open and self.failures >= self.threshold
-        self.open = self.open or self.changed
+        if not self.open and self.failures >= self.threshold:
+            self.open, self.changed = True, not self.changed
 
     def succeeded(self) -> None:
         """Record a successful request."""
-        self.changed = self.open
-        self.failures, self.open = 0, False
+        if self.open:
+            self.open, self.changed = False, not self.changed
+        self.failures = 0

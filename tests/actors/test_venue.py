@@ -69,10 +69,17 @@ def test_the_breaker_opens_after_n_consecutive_failures_and_closes_on_a_success(
     for _ in range(3):
         breaker.failed("500")
     assert breaker.open and breaker.changed
+    breaker.changed = False  # published
     breaker.failed("500")
     assert breaker.open and not breaker.changed
     breaker.succeeded()
+    breaker.succeeded()  # a later success in the same poll does not hide that it closed
     assert not breaker.open and breaker.changed
+    breaker.changed = False
+    for _ in range(3):
+        breaker.failed("500")
+    breaker.succeeded()  # opened and closed again before anyone published: nothing to say
+    assert not breaker.open and not breaker.changed
 
 
 def test_venue_client_ids_are_stable_short_and_of_the_characters_venues_take() -> None:

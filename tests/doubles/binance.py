@@ -175,6 +175,11 @@ class BinanceDouble:
         with self._lock:
             self._faults.setdefault(path, deque()).extend([("pass", None)] * after + [("delay", seconds)] * times)
 
+    def heal(self, path: str) -> None:
+        """Drop the faults still queued for ``path``: it answers as usual again."""
+        with self._lock:
+            self._faults.pop(path, None)
+
     @property
     def requests(self) -> list[Request]:
         """Every request so far, in order."""

@@ -20,7 +20,7 @@ sent."). ``place`` puts an order on the book directly, as a person using the ven
 
 Faults on top of the base double's per-path ``fail``/``delay``: ``fail_order(status, processed)`` answers
 the next order placement with ``status``, before placing it or (``processed=True``) after, as when a
-reply is lost.
+reply is lost. ``set_balance`` changes a balance with no order or trade behind it.
 """
 
 from __future__ import annotations
@@ -145,6 +145,13 @@ class TradingBinance(BinanceDouble):
         with self._trading:
             order = self._open(symbol.replace("/", ""), side.upper(), kind.upper(), qty, price, client_id)
             return order.view()
+
+    def set_balance(self, asset: str, free: float) -> None:
+        """Set the free balance of ``asset`` by hand, with no order or trade explaining it (a deposit,
+        a withdrawal, a correction by the venue)."""
+        with self._trading:
+            self.free[asset] = free
+            self.locked.setdefault(asset, 0.0)
 
     def orders_with_client_id(self, client_id: str) -> list[VenueOrder]:
         """Every order on the book with this client order id."""

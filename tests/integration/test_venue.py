@@ -82,11 +82,12 @@ def venue() -> Iterator[TradingBinance]:
 class Live:
     """``run.py live --venue binance`` against the double, in the background."""
 
-    def __init__(self, tmp_path: Path, venue: TradingBinance, strategy: str = "Never", secret: str = SECRET) -> None:
+    def __init__(self, tmp_path: Path, venue: TradingBinance, strategy: str = "Never", secret: str = SECRET,
+                 settings: str = SETTINGS, symbols: str = "BTC/USDT") -> None:
         (tmp_path / "strategies.py").write_text(STRATEGIES)
-        (tmp_path / "settings.toml").write_text(SETTINGS)
+        (tmp_path / "settings.toml").write_text(settings)
         self.control, self.events = free_endpoint(), free_endpoint()
-        self.args = ["live", "--feed", "sim", "--symbols", "BTC/USDT", "--sim-speed", "3000",
+        self.args = ["live", "--feed", "sim", "--symbols", symbols, "--sim-speed", "3000",
                      "--db", str(tmp_path / "venue.db"), "--settings", str(tmp_path / "settings.toml"),
                      "--ingress", free_endpoint(), "--control", self.control, "--events", self.events,
                      "--strategy", f"{tmp_path / 'strategies.py'}:{strategy}",
@@ -120,8 +121,8 @@ class Live:
         self.process.stdout.close()
         self.process.stderr.close()
 
-    def held(self) -> float:
-        position = ctl(self.control, "positions")["positions"].get("BTC/USDT")
+    def held(self, symbol: str = "BTC/USDT") -> float:
+        position = ctl(self.control, "positions")["positions"].get(symbol)
         return position["qty"] if position else 0.0
 
     def order(self, client_id: str) -> dict:
