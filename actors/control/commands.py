@@ -79,7 +79,11 @@ def _positions(request: dict[str, Any], view: ControlView) -> dict[str, Any]:
 def _orders(request: dict[str, Any], view: ControlView) -> dict[str, Any]:
     reply = view.query("executor", "orders")
     if "venue" in view.actor_names:  # each order as the venue sees it: its id there, state, filled, fee
-        venue = view.query("venue", "orders")
+        try:
+            venue = view.query("venue", "orders")
+        except (TimeoutError, LookupError) as exc:  # busy with a request the rate limiter holds back
+            reply["venue_error"] = str(exc)
+            venue = {}
         for order in reply["orders"]:
             order["venue"] = venue.get(order["client_id"])
     return reply
