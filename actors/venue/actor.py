@@ -333,6 +333,7 @@ class VenueActor(SupervisedActor):
         else:
             self.log.warning("{}: order stream unusable ({}); polling REST every {:g}s until it is back",
                              self.settings.id, why, self.settings.poll_s)
+        self._show()
 
     def _heard(self, order_ids: Any) -> None:
         """The stream spoke: updates for these venue order ids are no longer due; trust it again."""
@@ -432,7 +433,8 @@ class VenueActor(SupervisedActor):
 
     def _show(self) -> None:
         self.ctx.show(VenueView(self.settings.id, self.breaker.open, self.breaker.failures, self.breaker.last_error,
-                                len(self.book.open_orders()) if hasattr(self, "book") else 0, len(self.stops)))
+                                len(self.book.open_orders()) if hasattr(self, "book") else 0, len(self.stops),
+                                getattr(self, "via", "rest")))
 
     def _event(self, change: str, detail: str) -> None:
         publish(self.ctx, "health.venue", {"actor": self.name, "venue": self.settings.id, "change": change,

@@ -31,7 +31,9 @@ signed REST request is (HMAC-SHA256 of the sorted ``key=value`` pairs) and answe
 it is placed, TRADE for each execution (last quantity ``l``, price ``L``, commission ``n`` in ``N``, trade
 id ``t``), CANCELED when cancelled; ``X`` is the order's status after it (FILLED once executed in full).
 ``user_stream_away()`` closes the open user streams and refuses new ones at the handshake (HTTP 503)
-until ``user_stream_back()``; ``user_subscriptions`` counts the subscriptions accepted.
+until ``user_stream_back()``; ``user_stream_silent()`` keeps them open but sends nothing more on them (a
+stream that hangs); ``user_subscriptions`` counts the subscriptions accepted, ``user_events``
+the events pushed.
 """
 
 from __future__ import annotations
@@ -108,8 +110,10 @@ class TradingBinance(BinanceDouble):
         self._order_faults: deque[tuple[int, bool]] = deque()
         self._user_queues: dict[web.WebSocketResponse, asyncio.Queue[dict[str, Any]]] = {}
         self._user_away = threading.Event()
+        self._user_silent = threading.Event()
         self._subscription_ids = itertools.count(0)
         self.user_subscriptions = 0
+        self.user_events = 0
 
     # -- the app: the base double's routes plus the trading ones ----------------------------------
 
@@ -431,8 +435,13 @@ class TradingBinance(BinanceDouble):
         asyncio.run_coroutine_threadsafe(self._close_user_streams(), self._loop).result(timeout)
 
     def user_stream_back(self) -> None:
-        """Accept user streams again."""
+        """Accept user streams again (and send on them again)."""
         self._user_away.clear()
+        self._user_silent.clear()
+
+    def user_stream_silent(self) -> None:
+        """Keep the user streams open but push no more events on them."""
+        self._user_silent.set()
 
     async def _close_user_streams(self) -> None:
         for ws in list(self._user_queues):
@@ -440,7 +449,7 @@ class TradingBinance(BinanceDouble):
 
     def _report(self, order: VenueOrder, execution: str, trade: dict[str, Any] | None = None) -> None:
         """Push an ``executionReport`` of ``order``'s change to every subscribed user stream."""
-        if self._loop is None or not self._user_queues:
+        if self._loop is None or not self._user_queues or self._user_silent.is_set():
             return
         now = self.now_ms()
         event = {"e": "executionReport", "E": now, "s": order.symbol, "c": order.client_id, "S": order.side,
@@ -505,8 +514,10 @@ class TradingBinance(BinanceDouble):
                 pusher.cancel()
         return ws
 
-    @staticmethod
-    async def _push_user(ws: web.WebSocketResponse, queue: asyncio.Queue[dict[str, Any]], subscription: int) -> None:
+    async def _push_user(self, ws: web.WebSocketResponse, queue: asyncio.Queue[dict[str, Any]],
+                         subscription: int) -> None:
         while not ws.closed:
             event = await queue.get()
             await ws.send_json({"subscriptionId": subscription, "event": event})
+            with self._lock:
+                self.user_events += 1
