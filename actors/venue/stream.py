@@ -5,7 +5,8 @@ An ``OrderStream`` runs in a thread of its own with its own asyncio loop around 
 stream (``authenticate`` where ccxt has one, e.g. Binance's ``userDataStream.subscribe.signature`` on its
 WebSocket API), then relays what ``watch_orders`` and ``watch_my_trades`` return, as they come, to the
 venue actor (``tell``) as :class:`StreamOrders` and :class:`StreamTrades`. :class:`StreamUp` says the
-subscription stands, :class:`StreamDown` that it failed or was lost (``final`` when the venue has no such
+subscription stands (where ccxt's ``authenticate`` takes no arguments it is awaited first, so that means
+the venue accepted it; elsewhere it means the watches were started, and a refusal arrives as their error), :class:`StreamDown` that it failed or was lost (``final`` when the venue has no such
 stream in ccxt, so there is nothing to retry); after a failure it subscribes again with exponential
 backoff and jitter. What the actor does with these (and when it polls REST instead) is its business.
 """
@@ -13,6 +14,7 @@ backoff and jitter. What the actor does with these (and when it polls REST inste
 from __future__ import annotations
 
 import asyncio
+import inspect
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -64,6 +66,12 @@ def _one_line(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+def _no_arguments(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` can be called without arguments."""
+    return all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+               for p in inspect.signature(fn).parameters.values())
+
+
 def streams_orders(venue: str) -> bool:
     """Whether ccxt.pro offers ``venue``'s order updates and executions on a websocket."""
     if venue not in ccxt.pro.exchanges:
@@ -92,8 +100,16 @@ class OrderStream:
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
+    def _tell(self, message: Any) -> None:
+        """Hand ``message`` to the actor, unless the stream is stopped (its actor is going)."""
+        if not self._stop.is_set():
+            self.tell(message)
+
     def _run(self) -> None:
-        asyncio.run(self._main())
+        try:
+            asyncio.run(self._main())
+        except Exception as exc:  # anything unforeseen ends the stream, said once; REST polling goes on
+            self._tell(StreamDown(_one_line(exc), final=True))
 
     async def _main(self) -> None:
         exchange = open_trading(self.venue, self.credentials, self.url, self.sandbox, self.timeout_s, ccxt.pro)
@@ -119,19 +135,20 @@ class OrderStream:
         failures = 0
         while True:
             try:
-                if hasattr(exchange, "authenticate"):
-                    await asyncio.wait_for(exchange.authenticate({"type": "spot"}), self.timeout_s)
+                authenticate = getattr(exchange, "authenticate", None)
+                if authenticate is not None and _no_arguments(authenticate):
+                    await asyncio.wait_for(authenticate(), self.timeout_s)
             except (ccxt.BaseError, OSError, asyncio.TimeoutError) as exc:
-                self.tell(StreamDown(_one_line(exc)))
+                self._tell(StreamDown(_one_line(exc)))
                 await asyncio.sleep(self.retry.delay(failures))
                 failures += 1
                 continue
             failures = 0
-            self.tell(StreamUp())
+            self._tell(StreamUp())
             try:
                 await self._relay(exchange)
             except (ccxt.BaseError, OSError) as exc:
-                self.tell(StreamDown(_one_line(exc)))
+                self._tell(StreamDown(_one_line(exc)))
                 await asyncio.sleep(self.retry.delay(0))
 
     async def _relay(self, exchange: Any) -> None:
@@ -150,4 +167,4 @@ class OrderStream:
         while True:
             items = await watch()
             if items:
-                self.tell(wrap(tuple(dict(item) for item in items)))
+                self._tell(wrap(tuple(dict(item) for item in items)))
