@@ -8,8 +8,8 @@ stream is down or stays silent past ``venue.timeout_s`` after an order, by REST 
 ``venue.poll_s`` (``fetch_open_orders``, ``fetch_order``, ``fetch_my_trades``). Each switch between the
 two is logged once. An execution is taken in once, by its trade id, whichever path sees it first. It
 reconciles at start and every ``venue.reconcile_s``, always over REST: balances, open orders and recent
-executions against what the executor holds. Stop orders are held here and sent as market orders once the venue's last price
-crosses their stop (spot venues through ccxt do not offer one stop-market order type everywhere).
+executions against what the executor holds. Stop orders are held here and sent as market orders once the
+venue's last price crosses their stop (spot venues through ccxt do not offer one stop-market order type everywhere).
 
 At its first start in a process the executor's account is set from the venue's balances (cash = the
 quote currency's, positions = the base currencies' of the traded symbols); executions from before
@@ -83,6 +83,7 @@ class VenueActor(SupervisedActor):
         self.expecting: dict[str, float] = {}   # venue order id -> when a stream update for it became due
         self.last_rest = 0.0
         self.stream: OrderStream | None = None
+        self.stream_tried = False               # a subscription of the stream was tried (its failure said once)
         with self.waiting(f"{settings.id}: loading markets"):
             markets = self.session.load()
         self.quote = quote_of(markets, self.symbols)
@@ -318,8 +319,12 @@ class VenueActor(SupervisedActor):
         elif message.final or self.via == "websocket":
             self._switch("rest", message.error)
             self._poll(rest=True)
+        elif not self.stream_tried:
+            self.log.warning("{}: order stream not subscribed ({}); polling REST every {:g}s meanwhile, trying "
+                             "again with backoff", self.settings.id, message.error, self.settings.poll_s)
         else:
             self.log.debug("{}: order stream not subscribed ({}); retrying", self.settings.id, message.error)
+        self.stream_tried = True
 
     def _switch(self, via: str, why: str) -> None:
         """Take order updates from ``via`` (rest | websocket) from now on; logged once per switch."""

@@ -6,9 +6,10 @@ stream (``authenticate`` where ccxt has one, e.g. Binance's ``userDataStream.sub
 WebSocket API), then relays what ``watch_orders`` and ``watch_my_trades`` return, as they come, to the
 venue actor (``tell``) as :class:`StreamOrders` and :class:`StreamTrades`. :class:`StreamUp` says the
 subscription stands (where ccxt's ``authenticate`` takes no arguments it is awaited first, so that means
-the venue accepted it; elsewhere it means the watches were started, and a refusal arrives as their error), :class:`StreamDown` that it failed or was lost (``final`` when the venue has no such
-stream in ccxt, so there is nothing to retry); after a failure it subscribes again with exponential
-backoff and jitter. What the actor does with these (and when it polls REST instead) is its business.
+the venue accepted it; elsewhere it means the watches were started, and a refusal arrives as their
+error), :class:`StreamDown` that it failed or was lost (``final``: it is not tried again); after a
+failure it subscribes again with exponential backoff and jitter. What the actor does with these (and
+when it polls REST instead) is its business.
 """
 
 from __future__ import annotations

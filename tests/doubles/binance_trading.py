@@ -459,7 +459,8 @@ class TradingBinance(BinanceDouble):
                  "l": trade["qty"] if trade else "0.00000000", "z": f"{order.executed:.8f}",
                  "L": trade["price"] if trade else "0.00000000", "n": trade["commission"] if trade else "0",
                  "N": trade["commissionAsset"] if trade else None, "T": order.update_ms or order.time_ms,
-                 "t": trade["id"] if trade else -1, "I": next(self._ids), "w": order.status in ("NEW", "PARTIALLY_FILLED"),
+                 "t": trade["id"] if trade else -1, "I": next(self._ids),
+                 "w": order.status in ("NEW", "PARTIALLY_FILLED"),
                  "m": trade["isMaker"] if trade else False, "M": trade is not None, "O": order.time_ms,
                  "Z": f"{order.quote:.8f}", "Y": trade["quoteQty"] if trade else "0.00000000", "Q": "0.00000000",
                  "W": order.time_ms, "V": "EXPIRE_MAKER"}
@@ -487,7 +488,8 @@ class TradingBinance(BinanceDouble):
                 try:
                     asked = json.loads(message.data)
                 except ValueError:
-                    await ws.send_json({"id": None, "status": 400, "error": {"code": -1000, "msg": "Malformed request."}})
+                    await ws.send_json({"id": None, "status": 400,
+                                        "error": {"code": -1000, "msg": "Malformed request."}})
                     continue
                 if asked.get("method") != "userDataStream.subscribe.signature":
                     await ws.send_json({"id": asked.get("id"), "status": 400,
