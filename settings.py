@@ -231,7 +231,8 @@ class VenueSettings:
     url: str = ""                  # rebase every endpoint of the venue onto this base URL; empty = its own
     sandbox: bool = False          # the exchange's testnet (ccxt sandbox mode)
     key_file: str = ""             # TOML file with api_key, secret (and password); must be mode 600
-    poll_s: float = 2.0            # order updates and fills polled this often
+    poll_s: float = 2.0            # order updates and fills polled this often (when not streamed)
+    order_stream: bool = True      # order updates and fills from the venue's websocket where ccxt.pro has one
     reconcile_s: float = 60.0      # balances and open orders reconciled this often (and at start)
     timeout_s: float = 10.0        # a request with no reply after this long fails (and is retried)
     retries: int = 3               # repeats of a request that met a network error, a 5xx or a rate limit

@@ -73,3 +73,4 @@ class VenueView:
     last_error: str = ""
     open_orders: int = 0
     stops_held: int = 0
+    updates_via: str = ""   # where order updates and fills come from: websocket | rest

@@ -237,7 +237,8 @@ class System:
                 "fatal": self.fatal, "tree": {"root": self._node(self.tree)},
                 **({"venue": {"id": venue.venue, "breaker_open": venue.breaker_open, "failures": venue.failures,
                               "last_error": venue.last_error, "open_orders": venue.open_orders,
-                              "stops_held": venue.stops_held}} if venue is not None else {})}
+                              "stops_held": venue.stops_held, "updates_via": venue.updates_via}}
+                   if venue is not None else {})}
 
     def _shown(self, actor: str, kind: type[V]) -> V | None:
         """The view ``actor`` shows, if it runs in this tree and showed a ``kind``."""

@@ -1,11 +1,15 @@
 """Venue actor: the exchange session through ccxt beside the executor.
 
-It sends the orders the executor accepted (each once, by client id), cancels, polls order updates and
-executions every ``venue.poll_s`` (REST: ``fetch_open_orders``, ``fetch_order``, ``fetch_my_trades``;
-ccxt's websocket ``watch_*`` need ccxt.pro's event loop, so this actor polls everywhere), and reconciles
-at start and every ``venue.reconcile_s``: balances, open orders and recent executions against what the
-executor holds. Stop orders are held here and sent as market orders once the venue's last price
-crosses their stop (spot venues through ccxt do not offer one stop-market order type everywhere).
+It sends the orders the executor accepted (each once, by client id), cancels, and takes in order
+updates and executions: from the venue's websocket where ccxt.pro has ``watch_orders`` and
+``watch_my_trades`` for it (an :class:`~actors.venue.stream.OrderStream` in a thread and event loop of its
+own relays them here as they come; ``venue.order_stream`` off turns it off), else, and whenever that
+stream is down or stays silent past ``venue.timeout_s`` after an order, by REST polling every
+``venue.poll_s`` (``fetch_open_orders``, ``fetch_order``, ``fetch_my_trades``). Each switch between the
+two is logged once. An execution is taken in once, by its trade id, whichever path sees it first. It
+reconciles at start and every ``venue.reconcile_s``, always over REST: balances, open orders and recent
+executions against what the executor holds. Stop orders are held here and sent as market orders once the
+venue's last price crosses their stop (spot venues through ccxt do not offer one stop-market order type everywhere).
 
 At its first start in a process the executor's account is set from the venue's balances (cash = the
 quote currency's, positions = the base currencies' of the traded symbols); executions from before
@@ -26,6 +30,7 @@ from actors.venue.book import VenueBook
 from actors.venue.breaker import CircuitBreaker
 from actors.venue.credentials import load_credentials
 from actors.venue.session import OrderRefused, VenueSession, open_trading, venue_client_id
+from actors.venue.stream import OrderStream, StreamDown, StreamOrders, StreamTrades, StreamUp, streams_orders
 from messages.pipeline import Persist
 from messages.system import Query
 from messages.trading import Order
@@ -74,28 +79,54 @@ class VenueActor(SupervisedActor):
         self.stops: dict[str, Order] = {}
         self.last_reconcile = 0.0
         self.halted: dict[str, str] = {}
+        self.via = "rest"                       # where order updates come from: rest | websocket
+        self.expecting: dict[str, float] = {}   # venue order id -> when a stream update for it became due
+        self.last_rest = 0.0
+        self.stream: OrderStream | None = None
+        self.stream_tried = False               # a subscription of the stream was tried (its failure said once)
         with self.waiting(f"{settings.id}: loading markets"):
             markets = self.session.load()
         self.quote = quote_of(markets, self.symbols)
         self.book = VenueBook({s: markets[s] for s in self.symbols})
         self.book.seen = self.kept.seen
         self._start()
+        self.last_rest = time.monotonic()
         self._show()
+        self._open_stream(credentials, markets)
         self._stop_clock = threading.Event()
         self._clock = threading.Thread(target=self._tick, name="venue-poll", daemon=True)
         self._clock.start()
 
     def teardown(self) -> None:
-        """Stop the poll clock (actor thread)."""
+        """Stop the poll clock and the order stream (actor thread)."""
         stop = getattr(self, "_stop_clock", None)
         if stop is not None:
             stop.set()
+        if getattr(self, "stream", None) is not None:
+            self.stream.stop()
+
+    def _open_stream(self, credentials: Any, markets: dict[str, Any]) -> None:
+        """Start the order stream where the venue has one and it is wanted; else say updates are polled."""
+        settings = self.settings
+        if not settings.order_stream or not streams_orders(settings.id):
+            why = "venue.order_stream is off" if not settings.order_stream else "ccxt has no watch_orders and " \
+                                                                                 f"watch_my_trades for {settings.id}"
+            self.log.info("{}: order updates and fills polled over REST every {:g}s ({})", settings.id,
+                          settings.poll_s, why)
+            return
+        self.stream = OrderStream(settings.id, credentials, settings.url, settings.sandbox, settings.timeout_s,
+                                  markets, Retry(backoff_s=settings.backoff_s, cap_s=max(settings.backoff_s, 5.0)),
+                                  self.ctx.address.tell)
+        self.stream.start()
 
     def _tick(self) -> None:
-        """Tell this actor to poll every ``venue.poll_s`` (poll thread); a poll queued is not doubled."""
+        """Tell this actor to poll (poll thread): every ``venue.poll_s``, or sooner when reconciling or
+        watching the order stream for silence needs it; a poll queued is not doubled."""
         self._due = threading.Event()
         self._due.set()
-        while not self._stop_clock.wait(self.settings.poll_s):
+        settings = self.settings
+        step = min(settings.poll_s, settings.reconcile_s, settings.timeout_s)
+        while not self._stop_clock.wait(step):
             if self._due.is_set():
                 self._due.clear()
                 self.ctx.address.tell(Poll())
@@ -114,6 +145,12 @@ class VenueActor(SupervisedActor):
                 self._poll()
             finally:
                 self._due.set()
+        elif isinstance(message, StreamTrades):
+            self._streamed_trades(message.trades)
+        elif isinstance(message, StreamOrders):
+            self._streamed_orders(message.orders)
+        elif isinstance(message, (StreamUp, StreamDown)):
+            self._stream_changed(message)
         elif isinstance(message, Query):
             return self._query(message.what)
         else:
@@ -169,6 +206,7 @@ class VenueActor(SupervisedActor):
             self._after_failure()
             return
         self.book.placed(order.client_id, placed)
+        self._expect(order.client_id)
         self.send("store", Persist(venue_ids=((order.client_id, venue_client_id(order.client_id),
                                                str(placed.get("id") or "")),)))
         self.log.info("{} sent to {} as {} ({} {} {:g})", order.client_id, self.settings.id,
@@ -187,22 +225,35 @@ class VenueActor(SupervisedActor):
             self._after_failure()
             return
         self._executions_of(order.symbol)
+        self._expect(order.client_id)
         update = self.book.state(order.client_id, state, reason if state is not None else "")
         if update is not None:
             self._tell(update)
 
     # -- polling and reconciling ---------------------------------------------------------------------------
 
-    def _poll(self) -> None:
+    def _poll(self, rest: bool = False) -> None:
+        """Poll what is due: order updates and fills over REST (every ``venue.poll_s`` unless the order
+        stream brings them, or at once with ``rest``), emulated stops, the reconciliation."""
+        now, settings = time.monotonic(), self.settings
+        silent = [t for t in self.expecting.values() if now - t > settings.timeout_s]
+        if self.via == "websocket" and silent:
+            self._switch("rest", f"no update on the websocket {now - min(silent):.1f}s after an order")
+        due = now - self.last_rest >= settings.poll_s - min(settings.poll_s, settings.reconcile_s,
+                                                             settings.timeout_s) / 2
+        if due:
+            self.last_rest = now
         try:  # requests are short (venue.timeout_s); a venue failing repeatedly shows as slow, then the breaker
             for tracked in [t for t in self.book.open_orders() if not t.order_id]:
                 self._refresh(tracked.order.client_id)  # fate unknown: ask by client id first
-            self._executions(self.kept.since_ms)
-            listed = self._adopt_open()
-            for tracked in [t for t in self.book.open_orders() if t.order_id not in listed]:
-                self._closed_without_executions(tracked.order.client_id)
-            self._trigger_stops()
-            if time.monotonic() - self.last_reconcile >= self.settings.reconcile_s:
+            if rest or (due and self.via == "rest"):
+                self._executions(self.kept.since_ms)
+                listed = self._adopt_open()
+                for tracked in [t for t in self.book.open_orders() if t.order_id not in listed]:
+                    self._closed_without_executions(tracked.order.client_id)
+            if due:
+                self._trigger_stops()
+            if now - self.last_reconcile >= settings.reconcile_s:
                 self._account()
         except VenueError as exc:
             self.log.warning("poll of {} failed: {}", self.settings.id, exc)
@@ -239,7 +290,10 @@ class VenueActor(SupervisedActor):
             self._executions_of(symbol, since_ms, in_balance)
 
     def _executions_of(self, symbol: str, since_ms: int | None = None, in_balance: bool = False) -> None:
-        trades = self.session.trades(symbol, self.kept.since_ms if since_ms is None else since_ms)
+        self._take(self.session.trades(symbol, self.kept.since_ms if since_ms is None else since_ms), in_balance)
+
+    def _take(self, trades: Any, in_balance: bool = False) -> None:
+        """Take in executions (REST or stream): each once, by trade id; outside ones adopted with an event."""
         for trade in sorted(trades, key=lambda t: (t.get("timestamp") or 0, str(t.get("id")))):
             outside = str(trade.get("order") or "") not in self.book.by_order_id
             fill = self.book.execution(trade, in_balance)
@@ -247,20 +301,99 @@ class VenueActor(SupervisedActor):
                 continue
             if outside and not in_balance:
                 self._event("adopted", f"an execution outside the system: {fill.fill.side} {fill.fill.qty:g} "
-                            f"{symbol} at {fill.fill.price:g} (order {fill.order.client_id})")
+                            f"{fill.fill.symbol} at {fill.fill.price:g} (order {fill.order.client_id})")
             self._tell(fill)
+
+    # -- the order stream -----------------------------------------------------------------------------
+
+    def _expect(self, client_id: str) -> None:
+        """While updates come from the stream, note that one is due for this order (placed, cancelled)."""
+        tracked = self.book.tracked.get(client_id)
+        if self.via == "websocket" and tracked is not None and tracked.order_id:
+            self.expecting.setdefault(tracked.order_id, time.monotonic())
+
+    def _stream_changed(self, message: StreamUp | StreamDown) -> None:
+        if isinstance(message, StreamUp):
+            self._poll(rest=True)  # what the stream missed before it stood
+            self._switch("websocket", "subscribed")
+        elif message.final or self.via == "websocket":
+            self._switch("rest", message.error)
+            self._poll(rest=True)
+        elif not self.stream_tried:
+            self.log.warning("{}: order stream not subscribed ({}); polling REST every {:g}s meanwhile, trying "
+                             "again with backoff", self.settings.id, message.error, self.settings.poll_s)
+        else:
+            self.log.debug("{}: order stream not subscribed ({}); retrying", self.settings.id, message.error)
+        self.stream_tried = True
+
+    def _switch(self, via: str, why: str) -> None:
+        """Take order updates from ``via`` (rest | websocket) from now on; logged once per switch."""
+        if via == self.via:
+            return
+        self.via = via
+        self.expecting.clear()
+        if via == "websocket":
+            self.log.info("{}: order updates and fills through its websocket now ({}); REST reconciles every {:g}s",
+                          self.settings.id, why, self.settings.reconcile_s)
+        else:
+            self.log.warning("{}: order stream unusable ({}); polling REST every {:g}s until it is back",
+                             self.settings.id, why, self.settings.poll_s)
+        self._show()
+
+    def _heard(self, order_ids: Any) -> None:
+        """The stream spoke: updates for these venue order ids are no longer due; trust it again."""
+        for order_id in order_ids:
+            self.expecting.pop(str(order_id), None)
+        if self.via == "rest" and self.stream is not None and not self.expecting:
+            self._switch("websocket", "it speaks again")
+
+    def _streamed_trades(self, trades: tuple[dict[str, Any], ...]) -> None:
+        try:
+            if any(str(t.get("order") or "") not in self.book.by_order_id for t in trades):
+                for tracked in [t for t in self.book.open_orders() if not t.order_id]:
+                    self._refresh(tracked.order.client_id)  # fate unknown: it may be ours
+            self._take(trades)
+        except VenueError as exc:
+            self.log.warning("{}: lookup for a streamed execution failed: {}", self.settings.id, exc)
+            self._after_failure()
+
+    def _streamed_orders(self, orders: tuple[dict[str, Any], ...]) -> None:
+        ours = {venue_client_id(cid): cid for cid in self.book.tracked}
+        try:
+            for venue_order in orders:
+                order_id = str(venue_order.get("id") or "")
+                client_id = self.book.by_order_id.get(order_id) or ours.get(venue_order.get("clientOrderId") or "")
+                if client_id is None:
+                    if venue_order.get("status") == "open":
+                        self._adopt([venue_order], set(ours))
+                    continue
+                tracked = self.book.tracked[client_id]
+                if venue_order.get("status") in ("canceled", "expired", "rejected"):
+                    if float(venue_order.get("filled") or 0.0) > tracked.filled + 1e-12:
+                        self._executions_of(tracked.order.symbol)  # executions not taken in yet come first
+                    update = self.book.state(client_id, venue_order)
+                    if update is not None:
+                        self._tell(update)
+                elif not tracked.done:
+                    self.book.placed(client_id, venue_order)
+        except VenueError as exc:
+            self.log.warning("{}: lookup for a streamed order update failed: {}", self.settings.id, exc)
+            self._after_failure()
+        self._heard(o.get("id") for o in orders)
 
     def _adopt_open(self) -> set[str]:
         """Adopt open orders placed outside; return the venue ids of every open order."""
         listed = self.session.open_orders()
-        ours = {venue_client_id(cid) for cid in self.book.tracked}
-        for venue_order in listed:
+        self._adopt(listed, {venue_client_id(cid) for cid in self.book.tracked})
+        return {str(o.get("id")) for o in listed}
+
+    def _adopt(self, venue_orders: Any, ours: set[str]) -> None:
+        for venue_order in venue_orders:
             update = self.book.adopt(venue_order, ours)
             if update is not None:
                 self._event("adopted", f"an order placed outside the system: {update.order.side} "
                             f"{update.order.qty:g} {update.order.symbol} ({update.order.client_id})")
                 self._tell(update)
-        return {str(o.get("id")) for o in listed}
 
     def _trigger_stops(self) -> None:
         for client_id, order in list(self.stops.items()):
@@ -305,7 +438,8 @@ class VenueActor(SupervisedActor):
 
     def _show(self) -> None:
         self.ctx.show(VenueView(self.settings.id, self.breaker.open, self.breaker.failures, self.breaker.last_error,
-                                len(self.book.open_orders()) if hasattr(self, "book") else 0, len(self.stops)))
+                                len(self.book.open_orders()) if hasattr(self, "book") else 0, len(self.stops),
+                                getattr(self, "via", "rest")))
 
     def _event(self, change: str, detail: str) -> None:
         publish(self.ctx, "health.venue", {"actor": self.name, "venue": self.settings.id, "change": change,

@@ -45,10 +45,11 @@ def venue_client_id(client_id: str) -> str:
 
 
 def open_trading(venue: str, credentials: Credentials, url: str = "", sandbox: bool = False,
-                 timeout_s: float = 10.0) -> ccxt.Exchange:
+                 timeout_s: float = 10.0, api: Any = ccxt) -> ccxt.Exchange:
     """ccxt's exchange ``venue`` with the credentials, spot markets only, on its testnet with ``sandbox``,
-    every endpoint rebased onto ``url`` if given. Nothing is requested yet."""
-    exchange = open_venue(venue, None, timeout_s)
+    every endpoint (websocket ones too) rebased onto ``url`` if given. Nothing is requested yet. ``api``:
+    the ccxt flavour whose class is built (``ccxt``, or ``ccxt.pro`` for the order stream)."""
+    exchange = open_venue(venue, None, timeout_s, api)
     exchange.apiKey, exchange.secret = credentials.api_key, credentials.secret
     if credentials.password:
         exchange.password = credentials.password

@@ -21,13 +21,28 @@ sent."). ``place`` puts an order on the book directly, as a person using the ven
 Faults on top of the base double's per-path ``fail``/``delay``: ``fail_order(status, processed)`` answers
 the next order placement with ``status``, before placing it or (``processed=True``) after, as when a
 reply is lost. ``set_balance`` changes a balance with no order or trade behind it.
+
+The user data stream, as ccxt.pro's ``binance`` opens it for spot (``watch_orders``, ``watch_my_trades``):
+a websocket at ``/ws-api/v3`` (Binance's WebSocket API) where ``{"id", "method":
+"userDataStream.subscribe.signature", "params": {"apiKey", "timestamp", "signature"}}`` is checked as a
+signed REST request is (HMAC-SHA256 of the sorted ``key=value`` pairs) and answered ``{"id", "status": 200,
+"result": {"subscriptionId": n}}``; from then on every change the double makes to an order is pushed as
+``{"subscriptionId": n, "event": {"e": "executionReport", ...}}`` in Binance's field names: ``x`` NEW when
+it is placed, TRADE for each execution (last quantity ``l``, price ``L``, commission ``n`` in ``N``, trade
+id ``t``), CANCELED when cancelled; ``X`` is the order's status after it (FILLED once executed in full).
+``user_stream_away()`` closes the open user streams and refuses new ones at the handshake (HTTP 503)
+until ``user_stream_back()``; ``user_stream_silent()`` keeps them open but sends nothing more on them (a
+stream that hangs); ``user_subscriptions`` counts the subscriptions accepted, ``user_events``
+the events pushed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import asyncio
 import itertools
+import json
 import math
 import threading
 from collections import deque
@@ -35,7 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from tests.doubles.binance import _ERRORS, BinanceDouble
 
@@ -93,6 +108,12 @@ class TradingBinance(BinanceDouble):
         self._trade_ids = itertools.count(5000)
         self._trading = threading.RLock()
         self._order_faults: deque[tuple[int, bool]] = deque()
+        self._user_queues: dict[web.WebSocketResponse, asyncio.Queue[dict[str, Any]]] = {}
+        self._user_away = threading.Event()
+        self._user_silent = threading.Event()
+        self._subscription_ids = itertools.count(0)
+        self.user_subscriptions = 0
+        self.user_events = 0
 
     # -- the app: the base double's routes plus the trading ones ----------------------------------
 
@@ -107,6 +128,7 @@ class TradingBinance(BinanceDouble):
         app.router.add_get("/api/v3/openOrders", self._signed(self._open_orders))
         app.router.add_get("/api/v3/allOrders", self._signed(self._all_orders))
         app.router.add_get("/api/v3/myTrades", self._signed(self._my_trades))
+        app.router.add_get("/ws-api/v3", self._user_stream)
         return app
 
     # -- what tests do ------------------------------------------------------------------------------
@@ -173,6 +195,7 @@ class TradingBinance(BinanceDouble):
         base, quote = self.markets[market_id]
         order = VenueOrder(next(self._ids), client_id, market_id, side, kind, qty, price, self.now_ms())
         self.book[order.order_id] = order
+        self._report(order, "NEW")
         if kind == "MARKET":
             self._execute(order, qty, self.price(f"{base}/{quote}"), maker=False)
         else:
@@ -213,6 +236,7 @@ class TradingBinance(BinanceDouble):
                  "isBuyer": order.side == "BUY", "isMaker": maker, "isBestMatch": True}
         order.trades.append(trade)
         self.trades.append(trade)
+        self._report(order, "TRADE", trade)
         return trade
 
     # -- signing --------------------------------------------------------------------------------------
@@ -223,29 +247,34 @@ class TradingBinance(BinanceDouble):
                 return failed
             raw = (await request.text()) if request.method == "POST" else request.query_string
             params = dict(parse_qsl(raw, keep_blank_values=True))
-            key = request.headers.get("X-MBX-APIKEY", "")
-            if not key or not set(key) <= _KEY_CHARS:
-                return self._refuse(request, params, 401, -2014, "API-key format invalid.")
-            if key not in self.keys:
-                return self._refuse(request, params, 401, -2015, "Invalid API-key, IP, or permissions for action.")
             payload, sep, signature = raw.rpartition("&signature=")
-            expected = hmac.new(self.keys[key].encode(), payload.encode(), hashlib.sha256).hexdigest()
-            if not sep or not hmac.compare_digest(signature, expected):
-                return self._refuse(request, params, 400, -1022, "Signature for this request is not valid.")
-            try:
-                stamp = int(params["timestamp"])
-                window = int(params.get("recvWindow", 5000))
-            except (KeyError, ValueError):
-                return self._refuse(request, params, 400, -1102,
-                                    "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.")
-            if not 0 < window <= 60_000:
-                return self._refuse(request, params, 400, -1131, "recvWindow must be less than 60000")
-            now = self.now_ms()
-            if stamp > now + 1000 or now - stamp > window:
-                return self._refuse(request, params, 400, -1021,
-                                    "Timestamp for this request is outside of the recvWindow.")
+            refused = self._verify(request.headers.get("X-MBX-APIKEY", ""), payload if sep else raw,
+                                   signature if sep else "", params)
+            if refused is not None:
+                return self._refuse(request, params, *refused)
             return await handler(request, params)
         return checked
+
+    def _verify(self, key: str, payload: str, signature: str, params: dict[str, str]) -> tuple[int, int, str] | None:
+        """Why a signed request is refused, as ``(HTTP status, Binance code, message)``; None if it is not."""
+        if not key or not set(key) <= _KEY_CHARS:
+            return 401, -2014, "API-key format invalid."
+        if key not in self.keys:
+            return 401, -2015, "Invalid API-key, IP, or permissions for action."
+        expected = hmac.new(self.keys[key].encode(), payload.encode(), hashlib.sha256).hexdigest()
+        if not signature or not hmac.compare_digest(signature, expected):
+            return 400, -1022, "Signature for this request is not valid."
+        try:
+            stamp = int(params["timestamp"])
+            window = int(params.get("recvWindow", 5000))
+        except (KeyError, ValueError):
+            return 400, -1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed."
+        if not 0 < window <= 60_000:
+            return 400, -1131, "recvWindow must be less than 60000"
+        now = self.now_ms()
+        if stamp > now + 1000 or now - stamp > window:
+            return 400, -1021, "Timestamp for this request is outside of the recvWindow."
+        return None
 
     def _refuse(self, request: web.Request, params: dict[str, str], status: int, code: int, msg: str) -> web.Response:
         self._note(request, params, status)
@@ -375,6 +404,7 @@ class TradingBinance(BinanceDouble):
             if order.kind == "LIMIT":
                 self._lock_funds(order, -1)
             order.status, order.update_ms = "CANCELED", self.now_ms()
+            self._report(order, "CANCELED")
             return self._ok(request, params, order.view())
 
     async def _open_orders(self, request: web.Request, params: dict[str, str]) -> web.Response:
@@ -402,3 +432,101 @@ class TradingBinance(BinanceDouble):
                     and order_id in (None, str(t["orderId"]))]
         limit = int(params.get("limit", 500))
         return self._ok(request, params, rows[:limit] if not math.isnan(limit) else rows)
+
+    # -- the user data stream ---------------------------------------------------------------------------
+
+    def user_stream_away(self, timeout: float = 10.0) -> None:
+        """Close the open user streams and refuse new ones, until ``user_stream_back()``."""
+        assert self._loop is not None
+        self._user_away.set()
+        asyncio.run_coroutine_threadsafe(self._close_user_streams(), self._loop).result(timeout)
+
+    def user_stream_back(self) -> None:
+        """Accept user streams again (and send on them again)."""
+        self._user_away.clear()
+        self._user_silent.clear()
+
+    def user_stream_silent(self) -> None:
+        """Keep the user streams open but push no more events on them."""
+        self._user_silent.set()
+
+    async def _close_user_streams(self) -> None:
+        for ws in list(self._user_queues):
+            await ws.close()
+
+    def _report(self, order: VenueOrder, execution: str, trade: dict[str, Any] | None = None) -> None:
+        """Push an ``executionReport`` of ``order``'s change to every subscribed user stream."""
+        if self._loop is None or not self._user_queues or self._user_silent.is_set():
+            return
+        now = self.now_ms()
+        event = {"e": "executionReport", "E": now, "s": order.symbol, "c": order.client_id, "S": order.side,
+                 "o": order.kind, "f": "GTC", "q": f"{order.qty:.8f}", "p": f"{order.price:.8f}",
+                 "P": "0.00000000", "F": "0.00000000", "g": -1, "C": order.client_id if execution == "CANCELED" else "",
+                 "x": execution, "X": order.status, "r": "NONE", "i": order.order_id,
+                 "l": trade["qty"] if trade else "0.00000000", "z": f"{order.executed:.8f}",
+                 "L": trade["price"] if trade else "0.00000000", "n": trade["commission"] if trade else "0",
+                 "N": trade["commissionAsset"] if trade else None, "T": order.update_ms or order.time_ms,
+                 "t": trade["id"] if trade else -1, "I": next(self._ids),
+                 "w": order.status in ("NEW", "PARTIALLY_FILLED"),
+                 "m": trade["isMaker"] if trade else False, "M": trade is not None, "O": order.time_ms,
+                 "Z": f"{order.quote:.8f}", "Y": trade["quoteQty"] if trade else "0.00000000", "Q": "0.00000000",
+                 "W": order.time_ms, "V": "EXPIRE_MAKER"}
+        self._loop.call_soon_threadsafe(self._fan_out, event)
+
+    def _fan_out(self, event: dict[str, Any]) -> None:
+        """Queue ``event`` for every subscribed user stream, in order (loop thread)."""
+        for queue in self._user_queues.values():
+            queue.put_nowait(event)
+
+    async def _user_stream(self, request: web.Request) -> web.StreamResponse:
+        """Binance's WebSocket API, as far as the user data stream: subscribe by signature, then events."""
+        if self._user_away.is_set():
+            self._record(request, 503)
+            return web.Response(status=503)
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._record(request, 101)
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        pusher: asyncio.Task[None] | None = None
+        try:
+            async for message in ws:
+                if message.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    asked = json.loads(message.data)
+                except ValueError:
+                    await ws.send_json({"id": None, "status": 400,
+                                        "error": {"code": -1000, "msg": "Malformed request."}})
+                    continue
+                if asked.get("method") != "userDataStream.subscribe.signature":
+                    await ws.send_json({"id": asked.get("id"), "status": 400,
+                                        "error": {"code": -1100, "msg": "Unknown method."}})
+                    continue
+                params = {k: str(v) for k, v in (asked.get("params") or {}).items()}
+                signature = params.pop("signature", "")
+                payload = "&".join(f"{k}={v}" for k, v in sorted(params.items()))
+                refused = self._verify(params.get("apiKey", ""), payload, signature, params)
+                if refused is not None:
+                    await ws.send_json({"id": asked.get("id"), "status": refused[0],
+                                        "error": {"code": refused[1], "msg": refused[2]}})
+                    continue
+                subscription = next(self._subscription_ids)
+                await ws.send_json({"id": asked.get("id"), "status": 200, "result": {"subscriptionId": subscription}})
+                if pusher is None:
+                    self._user_queues[ws] = queue
+                    pusher = asyncio.create_task(self._push_user(ws, queue, subscription))
+                with self._lock:
+                    self.user_subscriptions += 1
+        finally:
+            self._user_queues.pop(ws, None)
+            if pusher is not None:
+                pusher.cancel()
+        return ws
+
+    async def _push_user(self, ws: web.WebSocketResponse, queue: asyncio.Queue[dict[str, Any]],
+                         subscription: int) -> None:
+        while not ws.closed:
+            event = await queue.get()
+            await ws.send_json({"subscriptionId": subscription, "event": event})
+            with self._lock:
+                self.user_events += 1
