@@ -449,9 +449,6 @@ class PaperBroker:
         orders.append(order)
         if why is None and self.blocked:
             why = self.blocked.get(signal.symbol)
-        if why is None and self.config.external and not held and signal.trail == signal.trail:
-            why = ("a trailing stop is not placed on a venue yet (paper and backtests only); "
-                   "stop_loss and take_profit are")
         if why is None:
             why = self.risk.check(order, held, signal.price, sum(1 for p in self.pending.values() if not p.group))
         if why is not None:

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors.executor.orderbook import trail_of
 from actors.store.exchange import Retry, VenueError
 from actors.venue.book import VenueBook
 from actors.venue.breaker import CircuitBreaker
@@ -77,6 +78,7 @@ class VenueActor(SupervisedActor):
                                                     cap_s=max(settings.backoff_s, 5.0)), self.breaker)
         self.kept = self.ctx.keep(_Kept, _Kept)
         self.stops: dict[str, Order] = {}
+        self.trail_best: dict[str, float] = {}  # a held trailing stop's best price since it was placed
         self.last_reconcile = 0.0
         self.halted: dict[str, str] = {}
         self.via = "rest"                       # where order updates come from: rest | websocket
@@ -214,6 +216,7 @@ class VenueActor(SupervisedActor):
         self._executions_of(order.symbol)
 
     def _cancel(self, order: Order, reason: str) -> None:
+        self.trail_best.pop(order.client_id, None)
         if self.stops.pop(order.client_id, None) is not None:
             self._tell(VenueOrderUpdate(order._replace(status="cancelled", reason=reason)))
             return
@@ -396,9 +399,23 @@ class VenueActor(SupervisedActor):
                 self._tell(update)
 
     def _trigger_stops(self) -> None:
+        """Send each held stop as a market order once the last price crosses it. A trailing stop first
+        follows the best last price seen here since it was placed (for a sell: the highest, less its
+        ``trail``), polled every ``poll_s``."""
         for client_id, order in list(self.stops.items()):
             price = self.session.last_price(order.symbol)
-            if (order.side == "buy" and price >= order.stop_price) or (order.side == "sell" and price <= order.stop_price):
+            trail = trail_of(order)
+            if trail == trail and price == price:
+                best = self.trail_best.get(client_id)
+                if best is None:  # from where the account placed it: its stop is trail away from the best
+                    best = order.stop_price / (1.0 - trail if order.side == "sell" else 1.0 + trail)
+                best = max(best, price) if order.side == "sell" else min(best, price)
+                self.trail_best[client_id] = best
+                order = self.stops[client_id] = order._replace(
+                    stop_price=best * (1.0 - trail) if order.side == "sell" else best * (1.0 + trail))
+            crossed = price >= order.stop_price if order.side == "buy" else price <= order.stop_price
+            if crossed:
+                self.trail_best.pop(client_id, None)
                 del self.stops[client_id]
                 self.log.info("stop {} triggered at {:g}: sent as a market order", client_id, price)
                 self._place(order._replace(kind="market"))

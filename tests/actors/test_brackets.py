@@ -555,11 +555,13 @@ def test_on_a_venue_a_bracket_opens_when_the_venue_fills_the_entry_and_one_fill_
     assert b.pending == {} and "BTCUSD" not in b.positions
 
 
-def test_a_trailing_stop_is_refused_on_a_venue_not_left_unprotected() -> None:
+def test_on_a_venue_a_trailing_stop_opens_with_the_entry_fill_for_the_venue_actor_to_follow() -> None:
     b = broker(external=True)
-    result = b.process((bars(FLAT, {0: signal(FLAT, 0, BUY, trail=0.05)}),))
-    assert [(o.status, o.reason) for o in result.orders] == [
-        ("submitted", ""),
-        ("rejected", "a trailing stop is not placed on a venue yet (paper and backtests only); stop_loss and "
-                     "take_profit are")]
-    assert b.pending == {} and b.brackets == {}
+    b.process((bars(FLAT, {0: signal(FLAT, 0, BUY, sizing="qty", size=2.0, trail=0.05)}),))
+    (entry,) = [p.order for p in b.pending.values()]
+    fill = Fill(entry.client_id, "BTCUSD", BUY, 2.0, 100.0, 0.1, entry.ts + 1)
+    (trail,) = take_fill(b, VenueFill(fill, entry._replace(status="filled"), fill))
+    # 5% under the entry's fill price; the venue actor moves it up with the last price from there
+    assert (trail.kind, trail.side, trail.status, trail.qty, trail.stop_price) == ("stop", SELL, "accepted", 2.0,
+                                                                                  pytest.approx(95.0))
+    assert trail.client_id.endswith(":trail") and trail.reason == "trailing stop 0.05"

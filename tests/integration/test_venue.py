@@ -53,6 +53,17 @@ class BracketOnce(Strategy):
         return self.buy(qty=1.0, stop_loss=95.0, take_profit=110.0)
 
 
+class TrailOnce(Strategy):
+    """Buy one unit once, with a trailing stop 5% under the best price since."""
+
+    def next(self, bar, ind, position):
+        self.done = getattr(self, "done", False)
+        if position or self.done:
+            return None
+        self.done = True
+        return self.buy(qty=1.0, trail=0.05)
+
+
 class Never(Strategy):
     """Decide nothing (orders come from the control socket)."""
 
@@ -299,5 +310,25 @@ def test_a_bracket_rests_its_take_profit_on_the_venue_and_its_fill_cancels_the_s
         assert orders["sl"]["reason"] == f"{orders['tp']['client_id']} filled (one cancels the others)"
         _reconciled_twice(venue)
         assert venue.posts() == 2 and venue.balance("BTC") == pytest.approx(0.0)  # the stop was never sent
+    finally:
+        live.stop()
+
+
+def test_a_trailing_stop_follows_the_venues_price_up_and_sells_when_it_falls_back(
+        tmp_path: Path, venue: TradingBinance) -> None:
+    live = Live(tmp_path, venue, "TrailOnce").start()
+    try:
+        wait_until(lambda: live.held() == pytest.approx(1.0), 40, "the entry filled at the venue")
+        assert venue.posts() == 1  # the trailing stop is held here, not on the venue
+        venue.set_price("BTC/USDT", 120.0)  # the stop follows: 120 x 0.95 = 114
+        _reconciled_twice(venue)
+        venue.set_price("BTC/USDT", 116.0)  # above 114: still held
+        _reconciled_twice(venue)
+        assert venue.posts() == 1 and live.held() == pytest.approx(1.0)
+        venue.set_price("BTC/USDT", 113.0)  # crossed: sent as a market order
+        wait_until(lambda: live.held() == 0.0, 20, "the trailing stop's sale")
+        assert venue.posts() == 2
+        sale = [o for o in venue.book.values() if o.side == "SELL"]
+        assert [(o.status, o.qty) for o in sale] == [("FILLED", 1.0)]
     finally:
         live.stop()
