@@ -89,7 +89,7 @@ class VenueActor(SupervisedActor):
         with self.waiting(f"{settings.id}: loading markets"):
             markets = self.session.load()
         self.quote = quote_of(markets, self.symbols)
-        self.book = VenueBook({s: markets[s] for s in self.symbols})
+        self.book = VenueBook({s: markets[s] for s in self.symbols}, self._fee_rate)
         self.book.seen = self.kept.seen
         self._start()
         self.last_rest = time.monotonic()
@@ -397,6 +397,19 @@ class VenueActor(SupervisedActor):
                 self._event("adopted", f"an order placed outside the system: {update.order.side} "
                             f"{update.order.qty:g} {update.order.symbol} ({update.order.client_id})")
                 self._tell(update)
+
+    def _fee_rate(self, currency: str, quote: str) -> float:
+        """The price of one ``currency`` in ``quote`` on the venue (a fee charged in a third currency);
+        NaN, with a warning, where the venue lists no such market or cannot say."""
+        symbol = f"{currency}/{quote}"
+        try:
+            if symbol in self.session.exchange.markets:
+                return self.session.last_price(symbol)
+        except VenueError as exc:
+            self.log.warning("a fee in {} cannot be valued: {}", currency, exc)
+            return math.nan
+        self.log.warning("a fee in {} cannot be valued: {} lists no {}", currency, self.settings.id, symbol)
+        return math.nan
 
     def _trigger_stops(self) -> None:
         """Send each held stop as a market order once the last price crosses it. A trailing stop first

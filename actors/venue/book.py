@@ -6,13 +6,16 @@ in once, by its trade id. An order's state is ``filled`` once its executions add
 ``cancelled`` (with what had filled, if anything) when the venue cancelled or expired it or no longer
 knows it; ``rejected`` when the venue rejected it. Fees are taken as the venue charged them: in the quote
 currency as they are; in the base currency as the quantity they took, valued at the execution's price;
-in a third currency (a discount token) not at all (that currency is not part of the account).
+in a third currency (a discount token such as BNB) valued in the quote currency at that token's price
+on the venue (``rate``), so that P&L carries it; the token's own balance is not part of the account.
+A fee whose currency the venue gives no price for is taken as 0 and counted in ``unvalued_fees``.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from messages.trading import BUY, Fill, Order
@@ -58,8 +61,10 @@ class Tracked:
 class VenueBook:
     """Our open orders on one venue, by client id; ``markets`` are ccxt's (for base and quote)."""
 
-    def __init__(self, markets: dict[str, Any]) -> None:
+    def __init__(self, markets: dict[str, Any], rate: Callable[[str, str], float] | None = None) -> None:
         self.markets = markets
+        self.rate = rate                       # (currency, quote) -> price of one unit in quote; NaN: none
+        self.unvalued_fees = 0
         self.tracked: dict[str, Tracked] = {}
         self.by_order_id: dict[str, str] = {}
         self.seen: set[str] = set()            # trade ids taken in
@@ -186,5 +191,10 @@ class VenueBook:
         if currency == market.get("base"):
             qty = qty - cost if order.side == BUY else qty + cost
             return Fill(order.client_id, order.symbol, order.side, qty, price, cost * price, ts)
-        charged = cost if currency in (None, market.get("quote")) else 0.0
-        return Fill(order.client_id, order.symbol, order.side, qty, price, charged, ts)
+        if currency in (None, market.get("quote")) or not cost:
+            return Fill(order.client_id, order.symbol, order.side, qty, price, cost, ts)
+        unit = self.rate(str(currency), str(market.get("quote"))) if self.rate is not None else math.nan
+        if not unit == unit:
+            self.unvalued_fees += 1
+            unit = 0.0
+        return Fill(order.client_id, order.symbol, order.side, qty, price, cost * unit, ts)

@@ -136,3 +136,18 @@ def test_outside_orders_and_executions_are_adopted_once() -> None:
     executed = book.execution(_trade("t5", "43", 0.25, 100.0))
     assert executed.order.client_id == "outside:43" and executed.order.status == "filled"
     assert math.isclose(executed.fill.qty, 0.25)
+
+
+def test_a_fee_in_a_third_currency_is_valued_in_the_quote_at_that_currencys_price() -> None:
+    prices = {("BNB", "USDT"): 600.0}
+    book = VenueBook(MARKETS, lambda currency, quote: prices.get((currency, quote), math.nan))
+    order = _order(0.5)
+    book.track(order, 0.5)
+    book.placed(order.client_id, {"id": "9", "status": "closed", "amount": 0.5})
+    fill = book.execution(_trade("t4", "9", 0.5, 100.0, {"cost": 0.0000625, "currency": "BNB"})).fill
+    assert fill.qty == pytest.approx(0.5) and fill.fee == pytest.approx(0.0375)  # 0.0000625 BNB x 600 USDT
+    second = _order(0.5)._replace(client_id="s:BTC/USDT:1m:120:buy")
+    book.track(second, 0.5)
+    book.placed(second.client_id, {"id": "10", "status": "closed", "amount": 0.5})
+    unpriced = book.execution(_trade("t5", "10", 0.5, 100.0, {"cost": 0.01, "currency": "XYZ"})).fill
+    assert unpriced.fee == 0.0 and book.unvalued_fees == 1  # no price for it: counted, not guessed
