@@ -45,23 +45,22 @@ class BuyOnce(Strategy):
 class BracketOnce(Strategy):
     """Buy one unit once, with a stop-loss at 95 and a take-profit at 110."""
 
+    def protection(self):
+        return {"stop_loss": 95.0, "take_profit": 110.0}
+
     def next(self, bar, ind, position):
         self.done = getattr(self, "done", False)
         if position or self.done:
             return None
         self.done = True
-        return self.buy(qty=1.0, stop_loss=95.0, take_profit=110.0)
+        return self.buy(qty=1.0, **self.protection())
 
 
-class TrailOnce(Strategy):
+class TrailOnce(BracketOnce):
     """Buy one unit once, with a trailing stop 5% under the best price since."""
 
-    def next(self, bar, ind, position):
-        self.done = getattr(self, "done", False)
-        if position or self.done:
-            return None
-        self.done = True
-        return self.buy(qty=1.0, trail=0.05)
+    def protection(self):
+        return {"trail": 0.05}
 
 
 class Never(Strategy):
